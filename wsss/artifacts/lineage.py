@@ -1,0 +1,74 @@
+"""Lineage: follow an artifact's inputs back to the dataset root.
+
+Answers "which CAM checkpoint and which params produced these masks?": every node shows its
+stage, kind, creation time, params digest, code revision and headline metrics, and is flagged
+when the upstream artifact found at the recorded URI is not the one that was used.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from wsss.artifacts.manifest import open_artifact
+from wsss.artifacts.uri import resolve_uri
+from wsss.errors import WsssError
+
+
+def walk(uri: str, expected_digest: str | None = None) -> dict[str, Any]:
+    """A JSON-ready tree: this artifact's facts and, under "inputs", its inputs' trees."""
+    try:
+        artifact = open_artifact(uri)
+    except WsssError as exc:
+        return {"uri": uri, "error": str(exc)}
+    m = artifact.manifest
+    node: dict[str, Any] = {
+        "uri": uri,
+        "kind": m.kind,
+        "stage": m.stage,
+        "created_at": m.created_at,
+        "params_digest": m.params_digest,
+        "code_revision": m.code_revision,
+        "metrics": m.metrics,
+        "device": m.device,
+        "duration_s": m.duration_s,
+        "inputs": {},
+    }
+    if expected_digest is not None and expected_digest != artifact.manifest_digest:
+        node["changed"] = True  # rewritten since the downstream artifact used it
+    for name, ref in m.inputs.items():
+        where = resolve_uri(artifact.path, ref.uri)
+        node["inputs"][name] = (
+            {"uri": where, "kind": "root"} if ref.kind is None else walk(where, ref.manifest_digest)
+        )
+    return node
+
+
+def _headline(metrics: dict[str, float]) -> str:
+    shown = list(metrics.items())[:6]
+    return " ".join(f"{k}={v:.4g}" for k, v in shown)
+
+
+def format_tree(node: dict[str, Any], name: str = "", depth: int = 0) -> list[str]:
+    """Indented text, one artifact per line plus a line of details."""
+    pad = "  " * depth
+    label = f"{name}: " if name else ""
+    if "error" in node:
+        return [f"{pad}{label}{node['uri']}  [unavailable: {node['error']}]"]
+    if node["kind"] == "root":
+        return [f"{pad}{label}{node['uri']}  [dataset root]"]
+    flag = "  [CHANGED since it was used]" if node.get("changed") else ""
+    lines = [
+        f"{pad}{label}{node['kind']} <- {node['stage']}  {node['uri']}{flag}",
+        f"{pad}    created {node['created_at']}  params {node['params_digest'][:12]}  "
+        f"code {node['code_revision'][:12]}  {node['device']}  {node['duration_s']:.1f}s",
+    ]
+    if node["metrics"]:
+        lines.append(f"{pad}    {_headline(node['metrics'])}")
+    for input_name, child in node["inputs"].items():
+        lines += format_tree(child, input_name, depth + 1)
+    return lines
+
+
+def lineage(uri: str | Path) -> dict[str, Any]:
+    """The tree for URI; the artifact itself must be readable."""
+    open_artifact(uri)
+    return walk(str(uri))

@@ -1,0 +1,139 @@
+"""Artifacts: directories whose manifest.json, written last and atomically, marks them complete.
+
+An artifact without a valid manifest is incomplete and every reader refuses it. The manifest
+records what produced the directory (stage, params, code revision, inputs by URI and manifest
+digest) and what is in it (file sizes and hashes), so lineage can be walked back to the dataset.
+"""
+
+import hashlib
+import os
+import subprocess
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+import wsss
+from wsss.errors import WsssError
+
+MANIFEST = "manifest.json"
+
+
+class InputRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str  # relative to the artifact's own directory when both are local
+    kind: str | None  # None: a raw dataset root, not an artifact
+    manifest_digest: str | None
+
+
+class FileEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sha256: str
+    size: int
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    stage: str
+    wsss_version: str
+    code_revision: str
+    created_at: str
+    params: dict[str, Any]
+    params_digest: str
+    inputs: dict[str, InputRef]
+    files: dict[str, FileEntry]
+    metrics: dict[str, float]
+    device: str
+    duration_s: float
+
+
+class Artifact(BaseModel):
+    """A complete artifact: where it is and what its manifest says."""
+
+    path: Path
+    manifest: Manifest
+    manifest_digest: str
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def hash_tree(directory: Path) -> dict[str, FileEntry]:
+    """Every file under DIRECTORY except the manifest, by POSIX relative path."""
+    files = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        rel = path.relative_to(directory).as_posix()
+        if rel != MANIFEST:
+            files[rel] = FileEntry(sha256=sha256_file(path), size=path.stat().st_size)
+    return files
+
+
+@cache
+def code_revision() -> str:
+    """The git commit of the wsss source (with -dirty), else WSSS_CODE_REVISION, else unknown."""
+    if rev := os.environ.get("WSSS_CODE_REVISION"):
+        return rev
+    src = Path(wsss.__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no", "wsss"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{rev}-dirty" if dirty else rev
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    """The last write of a stage: temp file, fsync, rename; readers see all of it or nothing."""
+    target = directory / MANIFEST
+    tmp = directory / f".{MANIFEST}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(manifest.model_dump_json(indent=1) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+
+
+def open_artifact(uri: str | Path, kind: str | None = None) -> Artifact:
+    """A complete artifact of the expected KIND, or a one-line WsssError saying what is wrong."""
+    path = Path(uri)
+    if not path.is_dir():
+        raise WsssError(f"{uri}: artifact directory not found")
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise WsssError(f"{uri}: incomplete artifact (no {MANIFEST}; its stage did not finish)")
+    raw = manifest_path.read_bytes()
+    try:
+        manifest = Manifest.model_validate_json(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise WsssError(f"{manifest_path}: invalid manifest ({where}: {err['msg']})") from None
+    if kind is not None and manifest.kind != kind:
+        raise WsssError(f"{uri}: expected an artifact of kind '{kind}', got '{manifest.kind}'")
+    for rel, entry in manifest.files.items():
+        file = path / rel
+        if not file.is_file() or file.stat().st_size != entry.size:
+            raise WsssError(f"{uri}: incomplete artifact ({rel} is missing or has the wrong size)")
+    return Artifact(path=path, manifest=manifest, manifest_digest=hashlib.sha256(raw).hexdigest())

@@ -1,0 +1,129 @@
+"""The `wsss` command line (DESIGN §2): it parses arguments and calls the library, nothing more.
+
+Exit codes: 0 done; 2 bad input or params (one `error:` line on stderr); 1 internal failure.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from wsss.errors import WsssError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other bad input
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    name, sep, uri = text.partition("=")
+    if not sep or not name or not uri:
+        raise argparse.ArgumentTypeError(f"expected NAME=URI, got '{text}'")
+    return name, uri
+
+
+def _cmd_toy(args: argparse.Namespace) -> None:
+    from wsss.data.toy import ToyConfig, generate
+
+    generate(args.out, ToyConfig(seed=args.seed, train=args.train, val=args.val, size=args.size))
+    print(f"ToyVOC written to {args.out}")
+
+
+def _cmd_coco_masks(args: argparse.Namespace) -> None:
+    from wsss.data.coco import instances_to_masks
+
+    split, count = instances_to_masks(args.instances, args.out, args.split)
+    print(f"{count} images with labels listed in {args.out / 'ImageSets' / f'{split}.txt'}")
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from wsss.params import load_params
+    from wsss.stages import run_stage
+
+    uris = dict(args.inputs)
+    if len(uris) != len(args.inputs):
+        raise WsssError("--in: an input name is given twice")
+    manifest = run_stage(args.stage, uris, args.out, load_params(args.params))
+    metrics = " ".join(f"{k}={v:.4g}" for k, v in manifest.metrics.items())
+    print(f"{args.stage}: {manifest.kind} in {args.out} ({manifest.duration_s:.1f}s)  {metrics}")
+
+
+def _cmd_score(args: argparse.Namespace) -> None:
+    from wsss.metrics import score_directories
+
+    ids = None
+    if args.list is not None:
+        if not args.list.is_file():
+            raise WsssError(f"{args.list}: list file not found")
+        ids = [
+            Path(line.split()[0]).stem
+            for line in args.list.read_text().splitlines()
+            if line.strip()
+        ]
+    print(json.dumps(score_directories(args.pred, args.gt, args.num_classes, ids), indent=1))
+
+
+def _cmd_lineage(args: argparse.Namespace) -> None:
+    from wsss.artifacts.lineage import format_tree, lineage
+
+    tree = lineage(args.uri)
+    print(json.dumps(tree, indent=1) if args.json else "\n".join(format_tree(tree)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="wsss", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    data = commands.add_parser("data", help="make or convert datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    toy = data_commands.add_parser("toy", help="write ToyVOC (VOC 2012 layout) to DIR")
+    toy.add_argument("--out", type=Path, required=True, metavar="DIR")
+    toy.add_argument("--seed", type=int, default=0, metavar="N")
+    toy.add_argument("--train", type=int, default=400, metavar="N", help="train_aug images")
+    toy.add_argument("--val", type=int, default=100, metavar="N", help="val images")
+    toy.add_argument("--size", type=int, default=96, metavar="PX", help="image side")
+    toy.set_defaults(func=_cmd_toy)
+    coco = data_commands.add_parser(
+        "coco-masks", help="render a COCO instances JSON into per-image semantic PNG masks"
+    )
+    coco.add_argument("--instances", type=Path, required=True, metavar="FILE")
+    coco.add_argument("--out", type=Path, required=True, metavar="ROOT", help="the COCO root")
+    coco.add_argument("--split", metavar="NAME", help="split list name (default: from the JSON)")
+    coco.set_defaults(func=_cmd_coco_masks)
+
+    run = commands.add_parser("run", help="run one pipeline stage")
+    run.add_argument("stage")
+    run.add_argument(
+        "--in", dest="inputs", type=_key_value, action="append", default=[], metavar="NAME=URI"
+    )
+    run.add_argument("--out", type=Path, required=True, metavar="DIR")
+    run.add_argument("--params", type=Path, metavar="FILE", help="default: the ToyVOC preset")
+    run.set_defaults(func=_cmd_run)
+
+    score = commands.add_parser("score", help="mIoU of predicted PNG masks against GT masks")
+    score.add_argument("--pred", type=Path, required=True, metavar="DIR")
+    score.add_argument("--gt", type=Path, required=True, metavar="DIR")
+    score.add_argument("--num-classes", type=int, default=21, metavar="N")
+    score.add_argument("--list", type=Path, metavar="FILE", help="image ids to score")
+    score.set_defaults(func=_cmd_score)
+
+    lin = commands.add_parser("lineage", help="where an artifact came from, back to the dataset")
+    lin.add_argument("uri")
+    lin.add_argument("--json", action="store_true")
+    lin.set_defaults(func=_cmd_lineage)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except WsssError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The dataset index: which images exist, where their masks are, and their image-level labels.
+
+Readers (VOC, COCO) build a DatasetIndex from a root; the `dataset` artifact stores it as JSON so
+that later stages never re-parse a dataset's own layout.
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wsss.errors import WsssError
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image: root-relative paths and its foreground class ids (0-based, bg excluded)."""
+
+    id: str
+    image: str
+    mask: str | None
+    labels: tuple[int, ...]
+
+
+@dataclass
+class DatasetIndex:
+    format: str
+    root: Path
+    classes: tuple[str, ...]
+    splits: dict[str, list[str]]
+    samples: dict[str, Sample] = field(default_factory=dict)
+    # Root-relative paths of the other files the index was read from (split lists, annotations).
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        """Foreground classes plus background."""
+        return len(self.classes) + 1
+
+    def split(self, name: str) -> list[Sample]:
+        if name not in self.splits:
+            raise WsssError(f"split '{name}' not in the dataset (has: {', '.join(self.splits)})")
+        return [self.samples[i] for i in self.splits[name]]
+
+    def image_path(self, sample: Sample) -> Path:
+        return self.root / sample.image
+
+    def mask_path(self, sample: Sample) -> Path | None:
+        return None if sample.mask is None else self.root / sample.mask
+
+    def label_names(self, sample: Sample) -> list[str]:
+        return [self.classes[c] for c in sample.labels]
+
+    def save(self, out: Path) -> None:
+        """Write labels.json, classes.json, samples.json and splits/<split>.txt into OUT."""
+        (out / "splits").mkdir(parents=True, exist_ok=True)
+        ordered = sorted(self.samples.values(), key=lambda s: s.id)
+        _dump(out / "classes.json", list(self.classes))
+        _dump(out / "labels.json", {s.id: self.label_names(s) for s in ordered})
+        _dump(out / "samples.json", {s.id: {"image": s.image, "mask": s.mask} for s in ordered})
+        for name, ids in self.splits.items():
+            (out / "splits" / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids))
+
+    @classmethod
+    def load(cls, directory: Path, root: Path, format: str) -> "DatasetIndex":
+        """Read what save() wrote; ROOT is where the images are now (original or local copy)."""
+        classes = tuple(json.loads((directory / "classes.json").read_text()))
+        class_id = {name: i for i, name in enumerate(classes)}
+        labels = json.loads((directory / "labels.json").read_text())
+        paths = json.loads((directory / "samples.json").read_text())
+        samples = {
+            i: Sample(i, p["image"], p["mask"], tuple(class_id[n] for n in labels[i]))
+            for i, p in paths.items()
+        }
+        splits = {
+            f.stem: f.read_text().split() for f in sorted((directory / "splits").glob("*.txt"))
+        }
+        return cls(format, root, classes, splits, samples)
+
+
+def _dump(path: Path, obj: object) -> None:
+    path.write_text(json.dumps(obj, indent=1, sort_keys=False) + "\n")
+
+
+def read_split_list(path: Path, exists: Callable[[str], bool]) -> list[str]:
+    """Image ids, one per line; a missing list or an id whose image is missing is a WsssError."""
+    if not path.is_file():
+        raise WsssError(f"{path}: split list not found")
+    ids: list[str] = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        image_id = Path(tokens[0]).stem  # accepts "X" and "/JPEGImages/X.jpg /Seg.../X.png"
+        if not exists(image_id):
+            raise WsssError(
+                f"{path}:{lineno}: image '{image_id}' is listed but its file is missing"
+            )
+        ids.append(image_id)
+    if not ids:
+        raise WsssError(f"{path}: split list is empty")
+    return ids

@@ -1,0 +1,284 @@
+"""ToyVOC: a small, deterministic dataset in the exact VOC 2012 layout (DESIGN §6).
+
+It is built to make the weakly supervised problem real. Every class is an object made of
+- a large *body* whose texture is shared with exactly one other class (its twin: classes 2f and
+  2f+1 share body family f), so the body alone cannot tell the twins apart, and
+- a small *part* (about a tenth of the object) whose shape and colour belong to that class alone.
+A classifier trained on image-level tags therefore finds the part sufficient and the body
+ambiguous: a plain CAM fires on the part and under-activates the body, the failure KTSE targets.
+Images hold 1-3 classes, sometimes two instances of one class, objects occlude each other, the
+background is textured, and class-less distractor shapes sit behind or in front of objects.
+The same seed gives byte-identical files (numpy's PCG64, OpenCV drawing, Pillow's codecs).
+"""
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from wsss.data.classes import IGNORE, VOC_CLASSES
+from wsss.data.io import write_mask
+from wsss.errors import WsssError
+
+MARKER = "toyvoc.json"
+FAMILIES = len(VOC_CLASSES) // 2
+
+# Body families: (pattern, colour a, colour b). Mid-saturation colours, distinct from the parts'.
+_BODY_COLOURS = (
+    ((70, 110, 170), (150, 180, 215)),
+    ((150, 95, 60), (210, 170, 120)),
+    ((80, 140, 90), (160, 205, 150)),
+    ((140, 80, 140), (200, 160, 200)),
+    ((160, 150, 60), (215, 205, 130)),
+    ((60, 130, 140), (140, 200, 200)),
+    ((170, 90, 100), (220, 160, 165)),
+    ((100, 100, 100), (185, 185, 185)),
+    ((110, 80, 170), (175, 160, 225)),
+    ((90, 120, 50), (170, 195, 120)),
+)
+_PATTERNS = (
+    "hstripes", "vstripes", "diag", "antidiag", "checker",
+    "dots", "rings", "hatch", "waves", "speckle",
+)  # fmt: skip
+# Parts: 4 shapes x 5 saturated colours = 20 unique (shape, colour) pairs, one per class.
+_PART_SHAPES = ("disc", "square", "triangle", "diamond")
+_PART_COLOURS = ((235, 20, 20), (20, 225, 40), (30, 60, 240), (250, 230, 10), (240, 20, 230))
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    seed: int = 0
+    train: int = 400
+    val: int = 100
+    size: int = 96
+
+
+def body_family(class_id: int) -> int:
+    """Classes 2f and 2f+1 share body family f."""
+    return class_id // 2
+
+
+def _texture(family: int, size: int, centre: tuple[float, float], rng: np.random.Generator):
+    """The (size, size, 3) float texture of a body family, with a random phase."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    period = max(4.0, size / 14)
+    phase = rng.uniform(0, period)
+    kind = _PATTERNS[family]
+    if kind == "hstripes":
+        t = np.sin(2 * np.pi * (yy + phase) / period)
+    elif kind == "vstripes":
+        t = np.sin(2 * np.pi * (xx + phase) / period)
+    elif kind == "diag":
+        t = np.sin(2 * np.pi * (xx + yy + phase) / (period * 1.4))
+    elif kind == "antidiag":
+        t = np.sin(2 * np.pi * (xx - yy + phase) / (period * 1.4))
+    elif kind == "checker":
+        t = np.sign(np.sin(np.pi * (xx + phase) / period) * np.sin(np.pi * (yy + phase) / period))
+    elif kind == "dots":
+        t = np.cos(2 * np.pi * (xx + phase) / period) * np.cos(2 * np.pi * (yy + phase) / period)
+        t = (t > 0.5).astype(np.float32) * 2 - 1
+    elif kind == "rings":
+        r = np.hypot(yy - centre[0], xx - centre[1])
+        t = np.sin(2 * np.pi * (r + phase) / period)
+    elif kind == "hatch":
+        t = np.maximum(
+            np.sin(2 * np.pi * (xx + phase) / period), np.sin(2 * np.pi * (yy + phase) / period)
+        )
+    elif kind == "waves":
+        t = np.sin(
+            2 * np.pi * (yy + 0.25 * period * np.sin(2 * np.pi * xx / (2 * period))) / period
+        )
+    else:  # speckle: a fine random pattern
+        coarse = rng.uniform(-1, 1, (size // 3 + 1, size // 3 + 1)).astype(np.float32)
+        t = np.sign(cv2.resize(coarse, (size, size), interpolation=cv2.INTER_NEAREST))
+    w = ((t + 1) / 2)[..., None]
+    a, b = (np.array(c, np.float32) for c in _BODY_COLOURS[family])
+    return a * (1 - w) + b * w
+
+
+def _background(size: int, rng: np.random.Generator) -> np.ndarray:
+    """Low-saturation, low-frequency noise with faint random stripes: texture, not objects."""
+    base = rng.uniform(90, 170, 3).astype(np.float32) * np.array([1.0, 0.97, 0.9], np.float32)
+    coarse = rng.normal(0, 1, (6, 6, 3)).astype(np.float32)
+    field = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC) * 14
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    angle = rng.uniform(0, np.pi)
+    stripes = np.sin((np.cos(angle) * xx + np.sin(angle) * yy) / rng.uniform(2.0, 5.0))
+    grey = field.mean(axis=2, keepdims=True)
+    return base + 0.6 * field + 0.4 * grey + 8 * stripes[..., None]
+
+
+def _part_mask(shape: str, size: int, centre: tuple[float, float], radius: float, angle: float):
+    mask = np.zeros((size, size), np.uint8)
+    cy, cx = centre
+    if shape == "disc":
+        cv2.circle(mask, (round(cx), round(cy)), max(1, round(radius)), 1, -1)
+        return mask
+    corners = {"square": 4, "triangle": 3, "diamond": 4}[shape]
+    offset = angle + (np.pi / 4 if shape == "square" else 0.0)
+    scale = radius * (1.25 if shape == "triangle" else 1.1)
+    pts = [
+        (cx + scale * np.cos(offset + 2 * np.pi * k / corners),
+         cy + scale * np.sin(offset + 2 * np.pi * k / corners))
+        for k in range(corners)
+    ]  # fmt: skip
+    if shape == "diamond":  # a rhombus: stretch one axis
+        pts = [(cx + (x - cx) * 0.6, y) for x, y in pts]
+    cv2.fillPoly(mask, [np.round(np.array(pts)).astype(np.int32)], 1)
+    return mask
+
+
+@dataclass
+class _Object:
+    class_id: int
+    body: np.ndarray  # (S, S) uint8 masks
+    part: np.ndarray
+    texture: np.ndarray  # (S, S, 3) float
+
+
+def _make_object(class_id: int, size: int, rng: np.random.Generator) -> _Object:
+    major = rng.uniform(0.16, 0.30) * size
+    minor = major * rng.uniform(0.55, 0.9)
+    cy, cx = rng.uniform(0.15 * size, 0.85 * size, 2)
+    rot = rng.uniform(0, 180)
+    body = np.zeros((size, size), np.uint8)
+    cv2.ellipse(body, (round(cx), round(cy)), (round(major), round(minor)), rot, 0, 360, 1, -1)
+    # The part sits inside the body, towards its rim, on the minor or major axis.
+    theta = np.deg2rad(rot) + rng.choice([0.0, np.pi / 2, np.pi, 3 * np.pi / 2])
+    reach = 0.55 * (major if rng.random() < 0.5 else minor)
+    centre = (cy + reach * np.sin(theta), cx + reach * np.cos(theta))
+    radius = rng.uniform(0.30, 0.40) * minor
+    shape = _PART_SHAPES[class_id % len(_PART_SHAPES)]
+    part = _part_mask(shape, size, centre, radius, rng.uniform(0, np.pi))
+    texture = _texture(body_family(class_id), size, (cy, cx), rng)
+    return _Object(class_id, body, part, texture)
+
+
+def _distractor(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A class-less irregular polygon with a flat, random, moderately saturated colour."""
+    n = int(rng.integers(3, 8))
+    cy, cx = rng.uniform(0, size, 2)
+    r = rng.uniform(0.05, 0.18) * size
+    angles = np.sort(rng.uniform(0, 2 * np.pi, n))
+    radii = r * rng.uniform(0.5, 1.0, n)
+    pts = np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], axis=1)
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+    hsv = np.uint8([[[rng.integers(0, 180), rng.integers(40, 140), rng.integers(60, 220)]]])
+    colour = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
+    return mask, colour
+
+
+def _compose(size: int, rng: np.random.Generator):
+    """One image: (rgb uint8, label map with 255 band, [(class_id, visible mask)])."""
+    while True:
+        n_classes = int(rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15]))
+        classes = rng.choice(len(VOC_CLASSES), n_classes, replace=False)
+        wanted = [int(c) for c in classes for _ in range(1 if rng.random() < 0.8 else 2)]
+        wanted = [wanted[i] for i in rng.permutation(len(wanted))]
+        image = _background(size, rng)
+        label = np.zeros((size, size), np.uint8)
+        owner = np.full((size, size), -1, np.int32)  # which object a pixel shows
+        distractors = [_distractor(size, rng) for _ in range(int(rng.integers(0, 4)))]
+        in_front = [rng.random() < 0.3 for _ in distractors]
+        for (mask, colour), front in zip(distractors, in_front, strict=True):
+            if not front:
+                image[mask > 0] = colour
+        objects = [_make_object(c, size, rng) for c in wanted]
+        for k, obj in enumerate(objects):
+            region = (obj.body | obj.part) > 0
+            image[obj.body > 0] = obj.texture[obj.body > 0]
+            image[obj.part > 0] = np.array(_PART_COLOURS[obj.class_id // 4], np.float32)
+            label[region] = obj.class_id + 1
+            owner[region] = k
+        for (mask, colour), front in zip(distractors, in_front, strict=True):
+            if front:
+                image[mask > 0] = colour
+                label[mask > 0] = 0
+                owner[mask > 0] = -1
+        visible = [
+            (obj.class_id, owner == k)
+            for k, obj in enumerate(objects)
+            if (owner == k).sum() >= 0.4 * ((obj.body | obj.part) > 0).sum()
+        ]
+        if {c for c, _ in visible} == set(wanted):  # every tagged class clearly visible
+            break
+    image += rng.normal(0, 5, image.shape).astype(np.float32)
+    rgb = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    rgb = cv2.GaussianBlur(rgb, (3, 3), 0.6)
+    kernel = np.ones((3, 3), np.uint8)
+    band = cv2.dilate(label, kernel) != cv2.erode(label, kernel)
+    label[band] = IGNORE
+    return rgb, label, visible
+
+
+def _xml(image_id: str, size: int, objects: list[tuple[int, np.ndarray]]) -> str:
+    lines = [
+        "<annotation>",
+        "\t<folder>VOC2012</folder>",
+        f"\t<filename>{image_id}.jpg</filename>",
+        "\t<source><database>ToyVOC</database></source>",
+        f"\t<size><width>{size}</width><height>{size}</height><depth>3</depth></size>",
+        "\t<segmented>1</segmented>",
+    ]
+    for class_id, visible in objects:
+        ys, xs = np.nonzero(visible)
+        lines += [
+            "\t<object>",
+            f"\t\t<name>{VOC_CLASSES[class_id]}</name>",
+            "\t\t<pose>Unspecified</pose><truncated>0</truncated><difficult>0</difficult>",
+            f"\t\t<bndbox><xmin>{xs.min() + 1}</xmin><ymin>{ys.min() + 1}</ymin>"
+            f"<xmax>{xs.max() + 1}</xmax><ymax>{ys.max() + 1}</ymax></bndbox>",
+            "\t</object>",
+        ]
+    return "\n".join([*lines, "</annotation>", ""])
+
+
+def image_ids(config: ToyConfig) -> dict[str, list[str]]:
+    """VOC-shaped ids; like VOC, `train` is a subset of `train_aug` and `val` is disjoint."""
+    train_aug = [f"2100_{i:06d}" for i in range(config.train)]
+    return {
+        "train_aug": train_aug,
+        "train": train_aug[: max(1, config.train // 4)],
+        "val": [f"2101_{i:06d}" for i in range(config.val)],
+    }
+
+
+def generate(out: Path, config: ToyConfig) -> None:
+    """Write ToyVOC to OUT, atomically: a crash leaves no half-written dataset at OUT."""
+    if config.train < 1 or config.val < 1 or config.size < 32:
+        raise WsssError("toy: need --train >= 1, --val >= 1 and --size >= 32")
+    if out.exists() and not (out / MARKER).is_file():
+        raise WsssError(f"{out}: exists and is not a ToyVOC directory; refusing to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for sub in ("JPEGImages", "SegmentationClassAug", "Annotations", "ImageSets/Segmentation"):
+            (tmp / sub).mkdir(parents=True)
+        splits = image_ids(config)
+        for split_code, ids in enumerate((splits["train_aug"], splits["val"])):
+            for i, image_id in enumerate(ids):
+                rng = np.random.Generator(np.random.PCG64([config.seed, split_code, i]))
+                rgb, label, objects = _compose(config.size, rng)
+                Image.fromarray(rgb).save(tmp / "JPEGImages" / f"{image_id}.jpg", quality=92)
+                write_mask(tmp / "SegmentationClassAug" / f"{image_id}.png", label)
+                (tmp / "Annotations" / f"{image_id}.xml").write_text(
+                    _xml(image_id, config.size, objects)
+                )
+        for name, ids in splits.items():
+            (tmp / "ImageSets" / "Segmentation" / f"{name}.txt").write_text(
+                "".join(f"{i}\n" for i in ids)
+            )
+        (tmp / MARKER).write_text(json.dumps(asdict(config), indent=1, sort_keys=True) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.chmod(0o755)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

@@ -1,0 +1,111 @@
+"""The pipeline's stages and the one runner that every orchestrator (CLI, DVC, KFP) calls.
+
+Each stage is a module in this package with `run(inputs, out, params) -> metrics`; the runner
+checks its inputs, prepares the output directory, times it and writes the manifest last.
+"""
+
+import importlib
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import wsss
+from wsss.artifacts import Artifact, InputRef, Manifest, open_artifact, relative_uri, write_manifest
+from wsss.artifacts.manifest import MANIFEST, code_revision, hash_tree, now_iso
+from wsss.errors import WsssError
+from wsss.params import Params, digest
+
+PARTIAL = ".partial"  # present while a stage writes; marks a directory the runner may clear
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    kind: str  # kind of the output artifact
+    inputs: dict[str, str | None]  # input name -> expected artifact kind (None: a raw root URI)
+    section: str  # its params.yaml section
+    resumable: bool = False  # keeps its output directory's files (checkpoints) across runs
+
+
+STAGES: dict[str, Stage] = {
+    s.name: s for s in (Stage("prepare_data", "dataset", {"root": None}, "dataset"),)
+}
+
+StageInputs = dict[str, Artifact | str]
+
+
+def get_stage(name: str) -> Stage:
+    if name not in STAGES:
+        raise WsssError(f"unknown stage '{name}' (expected one of: {', '.join(STAGES)})")
+    return STAGES[name]
+
+
+def _open_inputs(stage: Stage, uris: dict[str, str]) -> StageInputs:
+    missing = [n for n in stage.inputs if n not in uris]
+    if missing:
+        raise WsssError(f"{stage.name}: missing --in {missing[0]}=URI")
+    extra = [n for n in uris if n not in stage.inputs]
+    if extra:
+        raise WsssError(
+            f"{stage.name}: unknown input '{extra[0]}' (takes: {', '.join(stage.inputs)})"
+        )
+    return {
+        name: uris[name] if kind is None else open_artifact(uris[name], kind)
+        for name, kind in stage.inputs.items()
+    }
+
+
+def _prepare_out(out: Path, resumable: bool) -> None:
+    """Make OUT an in-progress artifact directory, never clearing a directory we did not make."""
+    if out.exists() and any(out.iterdir()):
+        if not ((out / MANIFEST).exists() or (out / PARTIAL).exists()):
+            raise WsssError(
+                f"{out}: exists, is not empty and is not an artifact; refusing to use it"
+            )
+        (out / MANIFEST).unlink(missing_ok=True)  # from here on the old result is incomplete
+        if not resumable:
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / PARTIAL).touch()
+
+
+def run_stage(name: str, uris: dict[str, str], out: Path, params: Params) -> Manifest:
+    """Run one stage into OUT and return its manifest (written last: OUT is complete after)."""
+    stage = get_stage(name)
+    inputs = _open_inputs(stage, uris)
+    _prepare_out(out, stage.resumable)
+    start = time.monotonic()
+    module = importlib.import_module(f"wsss.stages.{stage.name}")
+    metrics, device = module.run(inputs, out, params)
+    duration = time.monotonic() - start
+    (out / PARTIAL).unlink()
+    resolved = {
+        stage.section: getattr(params, stage.section).model_dump(),
+        "runtime": params.runtime.model_dump(),
+    }
+    manifest = Manifest(
+        kind=stage.kind,
+        stage=stage.name,
+        wsss_version=wsss.__version__,
+        code_revision=code_revision(),
+        created_at=now_iso(),
+        params=resolved,
+        params_digest=digest(resolved),
+        inputs={
+            n: InputRef(uri=relative_uri(out, uris[n]), kind=None, manifest_digest=None)
+            if isinstance(a, str)
+            else InputRef(
+                uri=relative_uri(out, uris[n]),
+                kind=a.manifest.kind,
+                manifest_digest=a.manifest_digest,
+            )
+            for n, a in inputs.items()
+        },
+        files=hash_tree(out),
+        metrics=metrics,
+        device=device,
+        duration_s=round(duration, 3),
+    )
+    write_manifest(out, manifest)
+    return manifest

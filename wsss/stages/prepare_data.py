@@ -1,0 +1,106 @@
+"""prepare_data: index and validate a dataset root into the small `dataset` artifact.
+
+The artifact holds labels, classes, splits, stats, the root URI and a digest of the root's files
+that the index uses; never the images themselves (DESIGN §4: datasets are big).
+"""
+
+import hashlib
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+from wsss.artifacts import resolve_uri
+from wsss.artifacts.uri import relative_uri
+from wsss.data.coco import is_coco_root, read_coco
+from wsss.data.index import DatasetIndex
+from wsss.data.verify import check_samples
+from wsss.data.voc import is_voc_root, read_voc
+from wsss.errors import WsssError
+from wsss.params import Params
+
+SOURCE = "source.json"
+
+
+def read_root(root: Path, params: Params) -> DatasetIndex:
+    p = params.dataset
+    if not root.is_dir():
+        raise WsssError(f"{root}: dataset root not found")
+    fmt = p.format
+    if fmt == "auto":
+        fmt = "voc" if is_voc_root(root) else "coco" if is_coco_root(root) else ""
+        if not fmt:
+            raise WsssError(
+                f"{root}: not a VOC 2012 root (ImageSets/Segmentation, JPEGImages) "
+                "nor a COCO 2014 root (SegmentationClass, ImageSets/*.txt)"
+            )
+    if fmt == "voc":
+        return read_voc(root, p.splits, p.mask_dir)
+    return read_coco(root, p.splits)
+
+
+def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
+    p = params.dataset
+    unknown = [s for s in p.mask_splits if s not in p.splits]
+    if unknown:
+        raise WsssError(f"params: dataset.mask_splits: '{unknown[0]}' is not in dataset.splits")
+    root = Path(inputs["root"])
+    index = read_root(root, params)
+    for split in p.mask_splits:
+        for sample in index.split(split):
+            if sample.mask is None:
+                raise WsssError(
+                    f"{root}: no GT mask for '{sample.id}' "
+                    f"(split '{split}' is in dataset.mask_splits)"
+                )
+
+    samples = sorted(index.samples.values(), key=lambda s: s.id)
+    workers = params.runtime.num_workers or os.cpu_count() or 1
+    files: dict[str, tuple[str, int]] = {}
+    heights, widths = [], []
+    for check in check_samples(index, samples, p.verify, workers):
+        files.update(check.files)
+        heights.append(check.height)
+        widths.append(check.width)
+    for rel in index.sources:
+        data = (root / rel).read_bytes()
+        files[rel] = (hashlib.sha256(data).hexdigest(), len(data))
+
+    root_files = {k: {"sha256": v[0], "size": v[1]} for k, v in sorted(files.items())}
+    root_digest = hashlib.sha256(json.dumps(root_files, sort_keys=True).encode()).hexdigest()
+    index.save(out)
+    class_images = Counter(c for s in samples for c in s.labels)
+    stats = {
+        "images": len(samples),
+        "splits": {name: len(ids) for name, ids in index.splits.items()},
+        "masks": sum(s.mask is not None for s in samples),
+        "class_images": {name: class_images[i] for i, name in enumerate(index.classes)},
+        "labels_per_image": dict(sorted(Counter(len(s.labels) for s in samples).items())),
+        "height": [min(heights), max(heights)] if p.verify else None,
+        "width": [min(widths), max(widths)] if p.verify else None,
+    }
+    _write_json(out / "stats.json", stats)
+    _write_json(out / "root_files.json", root_files)
+    _write_json(
+        out / SOURCE,
+        {
+            "format": index.format,
+            "root": relative_uri(out, inputs["root"]),
+            "root_digest": root_digest,
+            "files": len(root_files),
+        },
+    )
+    metrics = {"images": len(samples), "classes": len(index.classes), "masks": stats["masks"]}
+    metrics |= {f"images_{name}": n for name, n in stats["splits"].items()}
+    return metrics, "cpu"
+
+
+def _write_json(path: Path, obj: object) -> None:
+    path.write_text(json.dumps(obj, indent=1) + "\n")
+
+
+def load_index(dataset_dir: Path) -> DatasetIndex:
+    """The DatasetIndex of a `dataset` artifact, with its root resolved from the artifact."""
+    source = json.loads((dataset_dir / SOURCE).read_text())
+    root = Path(resolve_uri(dataset_dir, source["root"]))
+    return DatasetIndex.load(dataset_dir, root, source["format"])

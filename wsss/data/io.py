@@ -26,7 +26,7 @@ def open_image(path: Path, data: bytes | None = None, what: str = "image") -> Im
 
 def read_image(path: Path) -> np.ndarray:
     """An RGB uint8 array (H, W, 3)."""
-    return np.asarray(open_image(path).convert("RGB"))
+    return np.array(open_image(path).convert("RGB"))
 
 
 def read_mask(path: Path, data: bytes | None = None) -> np.ndarray:
@@ -34,7 +34,7 @@ def read_mask(path: Path, data: bytes | None = None) -> np.ndarray:
     img = open_image(path, data, "mask")
     if img.mode not in ("P", "L"):
         raise WsssError(f"{path}: expected a palette or grayscale label PNG, got mode {img.mode}")
-    return np.asarray(img)
+    return np.array(img)
 
 
 def write_mask(path: Path, mask: np.ndarray) -> None:

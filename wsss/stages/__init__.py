@@ -5,6 +5,7 @@ checks its inputs, prepares the output directory, times it and writes the manife
 """
 
 import importlib
+import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from wsss.artifacts.manifest import MANIFEST, code_revision, hash_tree, now_iso
 from wsss.errors import WsssError
 from wsss.params import Params, digest
 
+METRICS = "metrics.json"
 PARTIAL = ".partial"  # present while a stage writes; marks a directory the runner may clear
 
 
@@ -79,6 +81,7 @@ def run_stage(name: str, uris: dict[str, str], out: Path, params: Params) -> Man
     module = importlib.import_module(f"wsss.stages.{stage.name}")
     metrics, device = module.run(inputs, out, params)
     duration = time.monotonic() - start
+    (out / METRICS).write_text(json.dumps(metrics, indent=1) + "\n")  # for `dvc metrics show`
     (out / PARTIAL).unlink()
     resolved = {
         stage.section: getattr(params, stage.section).model_dump(),

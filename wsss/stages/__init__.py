@@ -43,7 +43,7 @@ def get_stage(name: str) -> Stage:
     return STAGES[name]
 
 
-def _open_inputs(stage: Stage, uris: dict[str, str]) -> StageInputs:
+def open_inputs(stage: Stage, uris: dict[str, str]) -> StageInputs:
     missing = [n for n in stage.inputs if n not in uris]
     if missing:
         raise WsssError(f"{stage.name}: missing --in {missing[0]}=URI")
@@ -75,7 +75,7 @@ def _prepare_out(out: Path, resumable: bool) -> None:
 def run_stage(name: str, uris: dict[str, str], out: Path, params: Params) -> Manifest:
     """Run one stage into OUT and return its manifest (written last: OUT is complete after)."""
     stage = get_stage(name)
-    inputs = _open_inputs(stage, uris)
+    inputs = open_inputs(stage, uris)
     _prepare_out(out, stage.resumable)
     start = time.monotonic()
     module = importlib.import_module(f"wsss.stages.{stage.name}")

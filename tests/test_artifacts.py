@@ -1,0 +1,126 @@
+"""Manifests (written last, checked on read) and the lineage walk."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from wsss.artifacts import MANIFEST, open_artifact
+from wsss.artifacts.lineage import lineage
+from wsss.artifacts.manifest import sha256_file
+from wsss.errors import WsssError
+from wsss.params import Params, digest
+from wsss.stages import Stage, open_inputs, run_stage
+
+
+def test_manifest_records_params_inputs_and_files(dataset_artifact, toy_root):
+    artifact = open_artifact(dataset_artifact, "dataset")
+    m = artifact.manifest
+    assert m.params == {
+        "dataset": Params().dataset.model_dump(),
+        "runtime": Params().runtime.model_dump(),
+    }
+    assert m.params_digest == digest(m.params)
+    root = (dataset_artifact / m.inputs["root"].uri).resolve()
+    assert root == toy_root.resolve() and m.inputs["root"].kind is None
+    assert m.files and all(
+        sha256_file(dataset_artifact / rel) == entry.sha256 for rel, entry in m.files.items()
+    )
+    assert ".partial" not in m.files and MANIFEST not in m.files
+    assert json.loads((dataset_artifact / "metrics.json").read_text()) == m.metrics
+
+
+def test_open_artifact_refuses_incomplete_and_wrong_kind(dataset_artifact, tmp_path):
+    with pytest.raises(WsssError, match="expected an artifact of kind 'cam_model', got 'dataset'"):
+        open_artifact(dataset_artifact, "cam_model")
+    broken = tmp_path / "broken"
+    shutil.copytree(dataset_artifact, broken)
+    (broken / "labels.json").write_text("{}")
+    with pytest.raises(WsssError, match=r"labels\.json is missing or has the wrong size"):
+        open_artifact(broken)
+    (broken / MANIFEST).unlink()
+    with pytest.raises(WsssError, match="incomplete artifact"):
+        open_artifact(broken)
+    (broken / MANIFEST).write_text('{"kind": "dataset"}')
+    with pytest.raises(WsssError, match="invalid manifest"):
+        open_artifact(broken)
+
+
+def test_stage_inputs_must_be_complete_and_of_the_right_kind(dataset_artifact, tmp_path):
+    stage = Stage("train_cam", "cam_model", {"dataset": "dataset"}, "dataset")
+    assert (
+        open_inputs(stage, {"dataset": str(dataset_artifact)})["dataset"].manifest.kind == "dataset"
+    )
+    wrong = Stage("extract_seeds", "cams", {"cam_model": "cam_model"}, "dataset")
+    with pytest.raises(WsssError, match="expected an artifact of kind 'cam_model'"):
+        open_inputs(wrong, {"cam_model": str(dataset_artifact)})
+    (tmp_path / "half").mkdir()
+    with pytest.raises(WsssError, match=r"no manifest\.json"):
+        open_inputs(stage, {"dataset": str(tmp_path / "half")})
+    with pytest.raises(WsssError, match="missing --in dataset=URI"):
+        open_inputs(stage, {})
+    with pytest.raises(WsssError, match="unknown input 'cams'"):
+        open_inputs(stage, {"dataset": str(dataset_artifact), "cams": "x"})
+
+
+def test_cli_input_errors(cli, tmp_path):
+    result = cli("run", "prepare_data", "--out", tmp_path / "d")
+    assert result.code == 2 and "missing --in root=URI" in result.err
+    result = cli("run", "train_everything", "--in", "a=b", "--out", tmp_path / "d")
+    assert result.code == 2 and "unknown stage" in result.err
+    result = cli("run", "prepare_data", "--in", "root", "--out", tmp_path / "d")
+    assert result.code == 2 and result.err.count("\n") == 1 and "NAME=URI" in result.err
+
+
+def _downstream(dataset: Path, out: Path) -> None:
+    """A second-generation artifact, written as a stage would, to walk lineage through."""
+    from wsss.artifacts.manifest import InputRef, Manifest, hash_tree, write_manifest
+
+    upstream = open_artifact(dataset)
+    out.mkdir()
+    (out / "weights.bin").write_bytes(b"\0" * 8)
+    write_manifest(
+        out,
+        Manifest(
+            kind="cam_model", stage="train_cam", wsss_version="0", code_revision="abc",
+            created_at="2026-01-01T00:00:00+00:00", params={"x": 1}, params_digest=digest({"x": 1}),
+            inputs={"dataset": InputRef(uri="../dataset", kind="dataset",
+                                        manifest_digest=upstream.manifest_digest)},
+            files=hash_tree(out), metrics={"loss": 0.5}, device="cpu", duration_s=1.0,
+        ),
+    )  # fmt: skip
+
+
+def test_lineage_walks_back_to_the_root_and_survives_a_move(cli, toy_root, tmp_path):
+    work = tmp_path / "work"
+    run_stage("prepare_data", {"root": str(toy_root)}, work / "artifacts" / "dataset", Params())
+    _downstream(work / "artifacts" / "dataset", work / "artifacts" / "cam_model")
+    tree = lineage(work / "artifacts" / "cam_model")
+    assert tree["stage"] == "train_cam" and tree["metrics"] == {"loss": 0.5}
+    dataset = tree["inputs"]["dataset"]
+    assert dataset["stage"] == "prepare_data" and dataset["kind"] == "dataset"
+    assert Path(dataset["inputs"]["root"]["uri"]).resolve() == toy_root.resolve()
+    assert "changed" not in dataset
+
+    result = cli("lineage", work / "artifacts" / "cam_model")
+    assert result.code == 0
+    assert "cam_model <- train_cam" in result.out and "dataset <- prepare_data" in result.out
+    assert "[dataset root]" in result.out and "images=22" in result.out
+
+    moved = tmp_path / "moved"
+    shutil.copytree(work / "artifacts", moved / "artifacts")
+    result = cli("lineage", moved / "artifacts" / "cam_model", "--json")
+    assert json.loads(result.out)["inputs"]["dataset"]["params_digest"] == dataset["params_digest"]
+
+    # Re-running the upstream stage is visible downstream: the manifest digest no longer matches.
+    other = Params.model_validate({"dataset": {"verify": False}})
+    run_stage("prepare_data", {"root": str(toy_root)}, work / "artifacts" / "dataset", other)
+    assert lineage(work / "artifacts" / "cam_model")["inputs"]["dataset"]["changed"] is True
+    assert "CHANGED" in cli("lineage", work / "artifacts" / "cam_model").out
+
+
+def test_lineage_of_an_incomplete_artifact_is_exit_2(cli, tmp_path):
+    (tmp_path / "x").mkdir()
+    result = cli("lineage", tmp_path / "x")
+    assert result.code == 2 and "incomplete artifact" in result.err

@@ -1,0 +1,96 @@
+"""mIoU against an independent per-class count, and `wsss score`."""
+
+import json
+
+import numpy as np
+import pytest
+
+from wsss.data.io import write_mask
+from wsss.metrics import ConfusionMatrix
+
+C = 5
+
+
+def _direct(preds, gts, num_classes):
+    """Per-class TP / FP / FN counted with boolean masks, no confusion matrix."""
+    tp = np.zeros(num_classes)
+    fp = np.zeros(num_classes)
+    fn = np.zeros(num_classes)
+    correct = total = 0
+    for pred, gt in zip(preds, gts, strict=True):
+        valid = gt != 255
+        for c in range(num_classes):
+            tp[c] += np.sum(valid & (gt == c) & (pred == c))
+            fp[c] += np.sum(valid & (gt != c) & (pred == c))
+            fn[c] += np.sum(valid & (gt == c) & (pred != c))
+        correct += np.sum(valid & (pred == gt))
+        total += np.sum(valid)
+    union = tp + fp + fn
+    iou = [tp[c] / union[c] if union[c] else None for c in range(num_classes)]
+    present = [v for v in iou if v is not None]
+    return {"miou": sum(present) / len(present), "iou": iou, "pixel_acc": correct / total}
+
+
+def _random(rng, n=4):
+    gts = [rng.integers(0, C - 1, (13, 17)).astype(np.uint8) for _ in range(n)]  # class C-1 absent
+    for gt in gts:
+        gt[rng.random(gt.shape) < 0.1] = 255
+    preds = [rng.integers(0, C - 1, gt.shape).astype(np.uint8) for gt in gts]
+    for pred in preds:
+        pred[rng.random(pred.shape) < 0.05] = 255  # abstentions: misses, nobody's false positive
+    return preds, gts
+
+
+def test_confusion_matrix_equals_a_direct_count():
+    preds, gts = _random(np.random.default_rng(0))
+    matrix = ConfusionMatrix(C)
+    for pred, gt in zip(preds, gts, strict=True):
+        matrix.update(pred, gt)
+    expected = _direct(preds, gts, C)
+    got = matrix.summary()
+    assert got["miou"] == pytest.approx(expected["miou"])
+    assert got["pixel_acc"] == pytest.approx(expected["pixel_acc"])
+    assert got["iou"][C - 1] is None  # empty union: left out of the mean
+    assert got["iou"][:-1] == pytest.approx(expected["iou"][:-1])
+
+
+def test_perfect_and_disjoint():
+    gt = np.array([[0, 1], [1, 255]], np.uint8)
+    matrix = ConfusionMatrix(3)
+    matrix.update(gt.copy(), gt)
+    assert matrix.miou() == 1.0 and matrix.summary()["iou"] == [1.0, 1.0, None]
+    matrix = ConfusionMatrix(3)
+    matrix.update(np.array([[1, 0], [0, 0]], np.uint8), gt)
+    assert matrix.miou() == 0.0
+
+
+def test_score_cli_matches_direct_count(cli, tmp_path):
+    preds, gts = _random(np.random.default_rng(1), n=3)
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "gt").mkdir()
+    for i, (pred, gt) in enumerate(zip(preds, gts, strict=True)):
+        write_mask(tmp_path / "pred" / f"im{i}.png", pred)
+        write_mask(tmp_path / "gt" / f"im{i}.png", gt)
+    result = cli("score", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--num-classes", C)
+    assert result.code == 0, result.err
+    got = json.loads(result.out)
+    expected = _direct(preds, gts, C)
+    assert got["miou"] == pytest.approx(expected["miou"]) and got["images"] == 3
+    # --list restricts the set
+    (tmp_path / "list.txt").write_text("im0\n")
+    result = cli(
+        "score", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt",
+        "--num-classes", C, "--list", tmp_path / "list.txt",
+    )  # fmt: skip
+    assert json.loads(result.out)["miou"] == pytest.approx(_direct(preds[:1], gts[:1], C)["miou"])
+
+
+def test_score_bad_input(cli, tmp_path):
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "gt").mkdir()
+    write_mask(tmp_path / "gt" / "a.png", np.zeros((4, 4), np.uint8))
+    result = cli("score", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt")
+    assert result.code == 2 and "a.png: prediction missing" in result.err
+    write_mask(tmp_path / "pred" / "a.png", np.zeros((4, 5), np.uint8))
+    result = cli("score", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt")
+    assert result.code == 2 and "differs from GT" in result.err

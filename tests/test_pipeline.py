@@ -1,0 +1,68 @@
+"""The README's `make run` on a copy of this checkout: pinned data, dvc repro, a no-op rerun."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _sh(cwd: Path, *cmd: str) -> subprocess.CompletedProcess:
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Path:
+    """The project's files (tracked or not ignored) in a fresh git repo, sharing this venv."""
+    files = _sh(REPO, "git", "ls-files", "--cached", "--others", "--exclude-standard").stdout
+    dest = tmp_path_factory.mktemp("clone") / "wsss"
+    for rel in files.split():
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    (dest / ".venv").symlink_to(REPO / ".venv")
+    assert _sh(dest, "git", "init", "-q").returncode == 0
+    return dest
+
+
+def test_make_run_regenerates_the_pinned_data_and_a_second_run_is_a_no_op(checkout):
+    first = _sh(checkout, "make", "run")
+    assert first.returncode == 0, first.stderr
+    assert "Running stage 'prepare_data'" in first.stdout
+    assert (checkout / "artifacts" / "dataset" / "manifest.json").is_file()
+    second = _sh(checkout, "make", "run")
+    assert second.returncode == 0, second.stderr
+    assert "Running stage" not in second.stdout
+    status = _sh(checkout, ".venv/bin/dvc", "status")
+    assert "up to date" in status.stdout, status.stdout
+
+
+def test_changed_data_is_caught_against_the_pin(checkout):
+    assert _sh(checkout, "make", "data").returncode == 0
+    jpg = next((checkout / "data" / "toyvoc" / "JPEGImages").glob("*.jpg"))
+    original = jpg.read_bytes()
+    pinned = (checkout / "data.dvc").read_text()
+    jpg.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        result = _sh(checkout, "make", "data")
+        assert result.returncode != 0
+        assert "differs from the bytes pinned in data.dvc" in result.stderr
+        assert (checkout / "data.dvc").read_text() == pinned  # the pin is left as it was
+    finally:
+        jpg.write_bytes(original)
+
+
+def test_a_params_change_reruns_its_stage(checkout):
+    params = checkout / "params.yaml"
+    original = params.read_text()
+    params.write_text(original.replace("verify: true", "verify: false"))
+    try:
+        dry = _sh(checkout, ".venv/bin/dvc", "status")
+        assert "prepare_data" in dry.stdout and "params.yaml" in dry.stdout
+    finally:
+        params.write_text(original)

@@ -1,0 +1,66 @@
+"""ToyVOC: determinism, VOC layout, and the WSSS difficulty it is built to have."""
+
+import filecmp
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import TINY
+from wsss.data.classes import IGNORE, VOC_CLASSES
+from wsss.data.io import read_image, read_mask
+from wsss.data.toy import body_family, image_ids
+from wsss.data.voc import read_voc, read_xml_labels
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_same_seed_gives_identical_bytes_and_another_seed_differs(cli, tmp_path):
+    args = ["--train", "6", "--val", "3", "--size", "40"]
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        assert cli("data", "toy", "--out", tmp_path / name, "--seed", seed, *args).code == 0
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert _files(a) == _files(b) == _files(c)
+    _, mismatch, errors = filecmp.cmpfiles(a, b, _files(a), shallow=False)
+    assert mismatch == [] and errors == []
+    _, mismatch, _ = filecmp.cmpfiles(a, c, _files(a), shallow=False)
+    assert any(m.startswith("JPEGImages/") for m in mismatch)
+
+
+def test_layout_is_voc_and_read_by_the_voc_reader(toy_root):
+    splits = image_ids(TINY)
+    index = read_voc(toy_root, ["train_aug", "train", "val"])
+    assert index.splits == splits
+    assert set(splits["train"]) <= set(splits["train_aug"])
+    assert not set(splits["val"]) & set(splits["train_aug"])
+    for sample in index.samples.values():
+        image = read_image(index.image_path(sample))
+        mask = read_mask(index.mask_path(sample))
+        assert image.shape == (TINY.size, TINY.size, 3) and mask.shape == image.shape[:2]
+        present = {int(v) - 1 for v in np.unique(mask) if 0 < v < IGNORE}
+        assert present == set(sample.labels)  # every tagged class is visible, and only those
+        assert (mask == IGNORE).any()  # the VOC boundary band
+
+
+def test_hard_on_purpose(toy_root):
+    """Twins share a body, 1-3 classes per image, and objects leave the image mostly background."""
+    assert all(body_family(2 * f) == body_family(2 * f + 1) for f in range(len(VOC_CLASSES) // 2))
+    counts = [len(read_xml_labels(p)) for p in sorted((toy_root / "Annotations").glob("*.xml"))]
+    assert min(counts) >= 1 and max(counts) <= 3 and len(set(counts)) > 1
+
+
+def test_refuses_to_overwrite_a_foreign_directory(cli, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    result = cli("data", "toy", "--out", tmp_path / "mine")
+    assert result.code == 2 and "refusing" in result.err
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+@pytest.mark.parametrize("flag", [["--train", "0"], ["--size", "8"]])
+def test_bad_sizes(cli, tmp_path, flag):
+    result = cli("data", "toy", "--out", tmp_path / "t", *flag)
+    assert result.code == 2 and result.err.startswith("error:")
+    assert not (tmp_path / "t").exists()

@@ -72,6 +72,17 @@ def _prepare_out(out: Path, resumable: bool) -> None:
     (out / PARTIAL).touch()
 
 
+def _input_ref(out: Path, uri: str, opened: Artifact | str) -> InputRef:
+    """How the manifest names an input: relative URI, plus kind and digest for artifacts."""
+    if isinstance(opened, str):  # a raw dataset root
+        return InputRef(uri=relative_uri(out, uri), kind=None, manifest_digest=None)
+    return InputRef(
+        uri=relative_uri(out, uri),
+        kind=opened.manifest.kind,
+        manifest_digest=opened.manifest_digest,
+    )
+
+
 def run_stage(name: str, uris: dict[str, str], out: Path, params: Params) -> Manifest:
     """Run one stage into OUT and return its manifest (written last: OUT is complete after)."""
     stage = get_stage(name)
@@ -95,16 +106,7 @@ def run_stage(name: str, uris: dict[str, str], out: Path, params: Params) -> Man
         created_at=now_iso(),
         params=resolved,
         params_digest=digest(resolved),
-        inputs={
-            n: InputRef(uri=relative_uri(out, uris[n]), kind=None, manifest_digest=None)
-            if isinstance(a, str)
-            else InputRef(
-                uri=relative_uri(out, uris[n]),
-                kind=a.manifest.kind,
-                manifest_digest=a.manifest_digest,
-            )
-            for n, a in inputs.items()
-        },
+        inputs={n: _input_ref(out, uris[n], opened) for n, opened in inputs.items()},
         files=hash_tree(out),
         metrics=metrics,
         device=device,

@@ -18,7 +18,8 @@ def _sh(cwd: Path, *cmd: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory) -> Path:
-    """The project's files (tracked or not ignored) in a fresh git repo, sharing this venv."""
+    """The project's files (tracked or not ignored) in a fresh git repo, sharing this venv
+    (make runs with -o install, so the shared venv is never reinstalled from the copy)."""
     files = _sh(REPO, "git", "ls-files", "--cached", "--others", "--exclude-standard").stdout
     dest = tmp_path_factory.mktemp("clone") / "wsss"
     for rel in files.split():
@@ -31,11 +32,11 @@ def checkout(tmp_path_factory) -> Path:
 
 
 def test_make_run_regenerates_the_pinned_data_and_a_second_run_is_a_no_op(checkout):
-    first = _sh(checkout, "make", "run")
+    first = _sh(checkout, "make", "-o", "install", "run")
     assert first.returncode == 0, first.stderr
     assert "Running stage 'prepare_data'" in first.stdout
     assert (checkout / "artifacts" / "dataset" / "manifest.json").is_file()
-    second = _sh(checkout, "make", "run")
+    second = _sh(checkout, "make", "-o", "install", "run")
     assert second.returncode == 0, second.stderr
     assert "Running stage" not in second.stdout
     status = _sh(checkout, ".venv/bin/dvc", "status")
@@ -43,13 +44,13 @@ def test_make_run_regenerates_the_pinned_data_and_a_second_run_is_a_no_op(checko
 
 
 def test_changed_data_is_caught_against_the_pin(checkout):
-    assert _sh(checkout, "make", "data").returncode == 0
+    assert _sh(checkout, "make", "-o", "install", "data").returncode == 0
     jpg = next((checkout / "data" / "toyvoc" / "JPEGImages").glob("*.jpg"))
     original = jpg.read_bytes()
     pinned = (checkout / "data.dvc").read_text()
     jpg.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
     try:
-        result = _sh(checkout, "make", "data")
+        result = _sh(checkout, "make", "-o", "install", "data")
         assert result.returncode != 0
         assert "differs from the bytes pinned in data.dvc" in result.stderr
         assert (checkout / "data.dvc").read_text() == pinned  # the pin is left as it was

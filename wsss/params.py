@@ -32,6 +32,60 @@ class DatasetParams(Section):
     verify: bool = True
 
 
+class TrainCamParams(Section):
+    """train_cam: the CAM network, the method and its switches, and the optimization recipe.
+
+    Defaults are the ToyVOC preset; params/voc.yaml carries the official recipe's effective
+    values (METHOD §10.1-2), each named: e.g. momentum 0.0005 is what the official PolyOptimizer
+    really used, and poly_horizon_steps 52880 with 33050 steps run is its truncated schedule.
+    """
+
+    method: Literal["baseline", "ktse"] = "ktse"
+    sie: bool = True  # simulated inter-image erasing: L_kt (+ L_seg_two when ssr is on)
+    ssr: bool = True  # self-supervised regularization: PAR pseudo-labels, L_seg
+    mga: bool = True  # multi-granularity alignment: erase at erase_threshold, L_local + L_global
+    backbone: Literal["toy", "resnet38d", "resnet50", "resnet101"] = "toy"
+    weights: Path | None = None  # local ImageNet weights (MXNet .params or torch state dict)
+    toy_width: int = Field(default=16, ge=8)
+    toy_norm: Literal["batch", "group"] = "batch"
+    split: str = "train_aug"
+    epochs: int = Field(default=20, ge=1)
+    warmup_epochs: int = Field(default=6, ge=0)  # T: L_cls only before this epoch
+    warmup_batch_size: int = Field(default=8, ge=1)
+    batch_size: int = Field(default=8, ge=1)  # per process
+    lr: float = Field(default=0.1, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=5e-4, ge=0)
+    poly_power: float = Field(default=0.9, ge=0)
+    poly_horizon_steps: int | None = Field(default=None, ge=1)  # None: the steps actually run
+    long_side: tuple[int, int] = (64, 88)  # random resize of the longer side, then crop
+    crop: int = Field(default=64, ge=16)
+    hflip: float = Field(default=0.5, ge=0, le=1)
+    tau_fg: float = Field(default=0.3, gt=0, lt=1)
+    tau_bg: float = Field(default=0.15, gt=0, lt=1)
+    w_fg: float = Field(default=0.0125, ge=0)
+    w_inter: float = Field(default=0.005, ge=0)
+    inter_threshold: float = Field(default=0.2, ge=0, le=1)  # beta_o
+    erase_threshold: float = Field(default=0.6, ge=0, le=1)
+    margin: float = Field(default=0.05, ge=0)
+    num_pair: int = Field(default=4, ge=1)  # anchors per batch that get a simulated pair
+    par_dilations: tuple[int, ...] = (1, 2, 4, 8, 12, 24)
+    par_iterations: int = Field(default=10, ge=0)
+    checkpoint_every: int = Field(default=50, ge=1)  # steps
+
+
+class ExtractSeedsParams(Section):
+    """extract_seeds: multi-scale + flip CAM inference and the background-threshold seeds."""
+
+    split: str = "train"  # images to extract (and score, when they have GT)
+    scales: tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
+    flip: bool = True
+    threshold: float = Field(default=0.2, gt=0, lt=1)  # the fixed, honest background threshold
+    sweep: tuple[float, float, float] = (0.10, 0.30, 0.01)  # start, stop (exclusive), step
+    batch_size: int = Field(default=8, ge=1)
+    overlays: int = Field(default=12, ge=0)  # images in the CAM overlay grid
+
+
 class RuntimeParams(Section):
     """How stages run: device, seed and data loading; never what they compute."""
 
@@ -43,6 +97,8 @@ class RuntimeParams(Section):
 
 class Params(Section):
     dataset: DatasetParams = DatasetParams()
+    train_cam: TrainCamParams = TrainCamParams()
+    extract_seeds: ExtractSeedsParams = ExtractSeedsParams()
     runtime: RuntimeParams = RuntimeParams()
 
 

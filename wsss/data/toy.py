@@ -153,7 +153,7 @@ def _make_object(class_id: int, size: int, rng: np.random.Generator) -> _Object:
     reach = 0.55 * (major if rng.random() < 0.5 else minor)
     centre = (cy + reach * np.sin(theta), cx + reach * np.cos(theta))
     radius = rng.uniform(0.30, 0.40) * minor
-    shape = _PART_SHAPES[class_id % len(_PART_SHAPES)]
+    shape = _PART_SHAPES[class_id // len(_PART_COLOURS)]
     part = _part_mask(shape, size, centre, radius, rng.uniform(0, np.pi))
     texture = _texture(body_family(class_id), size, (cy, cx), rng)
     return _Object(class_id, body, part, texture)
@@ -193,7 +193,9 @@ def _compose(size: int, rng: np.random.Generator):
         for k, obj in enumerate(objects):
             region = (obj.body | obj.part) > 0
             image[obj.body > 0] = obj.texture[obj.body > 0]
-            image[obj.part > 0] = np.array(_PART_COLOURS[obj.class_id // 4], np.float32)
+            image[obj.part > 0] = np.array(
+                _PART_COLOURS[obj.class_id % len(_PART_COLOURS)], np.float32
+            )
             label[region] = obj.class_id + 1
             owner[region] = k
         for (mask, colour), front in zip(distractors, in_front, strict=True):

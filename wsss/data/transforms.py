@@ -45,6 +45,43 @@ def crop_transforms(crop: int, hflip: float = 0.5) -> v2.Compose:
     )
 
 
+class RandomLongSide(v2.Transform):
+    """Resize so that the longer side is a random integer in [LO, HI] (aspect kept; bicubic for
+    images, nearest for masks): the KTSE/PSA scale augmentation."""
+
+    def __init__(self, lo: int, hi: int):
+        super().__init__()
+        self.lo, self.hi = lo, hi
+
+    def make_params(self, flat_inputs: list) -> dict:
+        return {"long": int(torch.randint(self.lo, self.hi + 1, ()))}
+
+    def transform(self, inpt, params: dict):
+        if not isinstance(inpt, tv_tensors.Image | tv_tensors.Mask):
+            return inpt
+        return v2.functional.resize(
+            inpt,
+            size=None,
+            max_size=params["long"],
+            interpolation=v2.InterpolationMode.BICUBIC,
+            antialias=True,
+        )
+
+
+def cam_train_transforms(long_side: tuple[int, int], crop: int, hflip: float) -> v2.Compose:
+    """Random long side, flip, normalize, then a random CROP padded with 0 (the mean colour once
+    normalized) and 255 in the mask."""
+    fill = {tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE}
+    return v2.Compose(
+        [
+            RandomLongSide(*long_side),
+            v2.RandomHorizontalFlip(hflip),
+            *_to_float(),
+            v2.RandomCrop(crop, pad_if_needed=True, fill=fill),
+        ]
+    )
+
+
 def eval_transforms() -> v2.Compose:
     """Normalize only: evaluation sees the whole image at its own size."""
     return v2.Compose(_to_float())

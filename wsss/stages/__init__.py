@@ -30,8 +30,14 @@ class Stage:
     resumable: bool = False  # keeps its output directory's files (checkpoints) across runs
 
 
+_SEEDS_INPUTS = {"dataset": "dataset", "cam_model": "cam_model"}
 STAGES: dict[str, Stage] = {
-    s.name: s for s in (Stage("prepare_data", "dataset", {"root": None}, "dataset"),)
+    s.name: s
+    for s in (
+        Stage("prepare_data", "dataset", {"root": None}, "dataset"),
+        Stage("train_cam", "cam_model", {"dataset": "dataset"}, "train_cam", resumable=True),
+        Stage("extract_seeds", "cams", _SEEDS_INPUTS, "extract_seeds"),
+    )
 }
 
 StageInputs = dict[str, Artifact | str]

@@ -1,0 +1,152 @@
+"""KTSE loss terms, PAR and GPP on tiny hand-computed tensors."""
+
+import math
+
+import pytest
+import torch
+
+from wsss.methods import build_method
+from wsss.methods.losses import (
+    global_alignment,
+    inter_class_loss,
+    margin_excess,
+    maxnorm,
+    pseudo_labels,
+    safe_ce,
+)
+from wsss.models.backbones import ToyNet
+from wsss.models.cam import PYRAMID, CamNet, Gate
+from wsss.params import TrainCamParams
+from wsss.refine.par import PAR, neighbour_distances, neighbours, propagate
+
+
+def test_maxnorm_per_channel():
+    x = torch.tensor([[[[-1.0, 0.0], [2.0, 4.0]]]])
+    out = maxnorm(x)  # ReLU -> [0, 0, 2, 4]; min 0, max 4
+    expected = torch.tensor([[[[0.0, 0.0], [(2 - 1e-5) / (4 + 1e-5), (4 - 1e-5) / (4 + 1e-5)]]]])
+    assert torch.allclose(out, expected)
+
+
+def test_safe_ce_is_zero_not_nan_when_everything_is_ignored():
+    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
+    target = torch.full((2, 4, 4), 255)
+    loss = safe_ce(logits, target)
+    loss.backward()
+    assert loss.item() == 0 and torch.isfinite(logits.grad).all()
+    target[0, 0, 0] = 1
+    expected = -torch.log_softmax(logits[0, :, 0, 0], 0)[1]
+    assert safe_ce(logits, target).item() == pytest.approx(expected.item())
+
+
+def test_margin_excess_counts_only_what_exceeds_the_margin():
+    a = torch.tensor([[[[1.0, 0.5]], [[3.0, 0.0]]]])  # (1, 2 classes, 1, 2)
+    b = torch.tensor([[[[0.9, 0.5]], [[1.0, 0.0]]]])
+    y = torch.tensor([[1.0, 0.0]])  # class 1 absent: its large excess does not count
+    # class 0: relu(0.1 - 0.05) = 0.05 and relu(-0.05) = 0; mean over 4 elements
+    assert margin_excess(a, b, y, 0.05).item() == pytest.approx(0.05 / 4)
+
+
+def test_inter_class_loss_value_and_stop_gradient():
+    prob = torch.zeros(1, 4, 1, 2)  # channel 0 is background and is not used
+    prob[0, 1:, 0, 0] = torch.tensor([0.9, 0.5, 0.2])
+    prob[0, 1:, 0, 1] = torch.tensor([0.3, 0.3, 0.1])  # tie: every max is zeroed -> V2nd 0.1
+    prob.requires_grad_(True)
+    region = torch.tensor([[[True, True]]])
+    loss = inter_class_loss(prob, region)
+    expected = ((0.5 - 0.9) + (0.1 - 0.3)) / (2 + 1e-5)
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+    loss.backward()
+    assert prob.grad[0, 1, 0, 0] == 0  # V_max is detached
+    assert prob.grad[0, 2, 0, 0] == pytest.approx(1 / (2 + 1e-5))
+    masked = inter_class_loss(prob.detach(), torch.tensor([[[True, False]]]))
+    assert masked.item() == pytest.approx((0.5 - 0.9) / (1 + 1e-5))
+
+
+def test_global_alignment():
+    fm = torch.ones(1, 2, 2, 2)
+    fa = torch.zeros(1, 2, 2, 2)
+    fa[0, 1] = -5.0  # ReLU'd away
+    y = torch.tensor([[1.0, 1.0]])
+    assert global_alignment(fm, fa, y).item() == pytest.approx(1.0)
+    assert global_alignment(fm, fa, torch.tensor([[0.0, 1.0]])).item() == pytest.approx(0.5)
+
+
+def test_pseudo_labels_three_zones_without_par():
+    feat = torch.zeros(1, 2, 1, 3)
+    feat[0, 1] = torch.tensor([1.0, 0.2, 0.0])  # sure, unsure (0.15 < 0.2 < 0.3), background
+    feat[0, 0] = 5.0  # an absent class, however strong, never wins
+    y = torch.tensor([[0.0, 1.0]])
+    image = torch.zeros(1, 3, 8, 24)
+    feat = feat.repeat_interleave(8, dim=2).repeat_interleave(8, dim=3)  # 8-px-wide zones
+    labels = pseudo_labels(feat, y, image, PAR(iterations=0))[0, 4]
+    assert labels[2:6].tolist() == [2] * 4  # interiors only: zone edges are interpolated
+    assert labels[10:14].tolist() == [255] * 4
+    assert labels[18:22].tolist() == [0] * 4
+
+
+def _two_region_image():
+    image = torch.zeros(1, 3, 32, 32)
+    image[..., 16:] = 1.0
+    maps = torch.zeros(1, 2, 32, 32)
+    maps[0, 0, :, :13] = 1
+    maps[0, 1, :, 19:] = 1
+    maps[0, :, :, 13:19] = 0.5  # undecided band across the colour edge at column 16
+    return image, maps
+
+
+def test_par_follows_the_colour_edge_and_is_batched():
+    image, maps = _two_region_image()
+    refined = PAR()(image, maps)
+    decided = refined.argmax(1)[0]
+    assert (decided[:, :16] == 0).all() and (decided[:, 16:] == 1).all()
+    # mass grows by exactly (1 + 0.01)^10: both affinities are softmaxes, no renormalization
+    assert torch.allclose(refined.sum(1), torch.full((1, 32, 32), 1.01**10), atol=1e-4)
+    both = PAR()(image.repeat(2, 1, 1, 1), torch.cat([maps, maps.flip(1)]))
+    assert torch.allclose(both[0], refined[0], atol=1e-5)
+    assert torch.allclose(both[1], refined[0].flip(0), atol=1e-5)
+
+
+def test_par_propagation_equals_the_neighbour_stack():
+    par = PAR()
+    image, maps = torch.rand(2, 3, 20, 20), torch.rand(2, 4, 20, 20)
+    aff = par.affinity(image)
+    stacked = (neighbours(maps, par.dilations) * aff.unsqueeze(1)).sum(2)
+    assert torch.allclose(propagate(maps, aff, par.dilations), stacked, atol=1e-6)
+    dist = neighbour_distances((1, 2))
+    assert dist.tolist()[:8] == pytest.approx(
+        [math.sqrt(2), 1, math.sqrt(2), 1, 1, math.sqrt(2), 1, math.sqrt(2)]
+    )
+    assert dist.shape == (16,)
+
+
+def test_gpp_shapes_and_logit_formula():
+    net = CamNet(ToyNet(8), num_classes=3).eval()
+    out = net(torch.randn(2, 3, 40, 56))
+    assert out.logits.shape == (2, 3) and out.fall.shape == (2, 4, 10, 14)
+    assert out.cam.shape == (2, 3, 10, 14)
+    assert len(net.gpp.gates) == len(PYRAMID) - 1
+    gate = Gate(3)
+    torch.nn.init.constant_(gate.pos.weight, 0.0)  # sigmoid(0) = 0.5 for every gate
+    torch.nn.init.constant_(gate.neg.weight, 0.0)
+    x, y = torch.randn(1, 3, 4, 4), torch.randn(1, 3, 4, 4)
+    expected = (0.5 * x.relu() + 0.5 * y.relu() - 0.5 * (-x).relu() - 0.5 * (-y).relu()) / 2
+    assert torch.allclose(gate(x, y), expected)
+
+
+def test_warmup_trains_classification_only_and_switches_add_their_terms():
+    torch.manual_seed(0)
+    net = CamNet(ToyNet(8), num_classes=4)
+    y = torch.tensor([[1.0, 0, 0, 0], [1.0, 1.0, 0, 0]])
+    batch = {"image": torch.randn(2, 3, 32, 32), "labels": y,
+             "pair_image": torch.randn(2, 3, 32, 32), "pair_labels": y}  # fmt: skip
+    ktse = build_method(TrainCamParams(warmup_epochs=1, par_iterations=2))
+    _, parts = ktse.loss(net, batch, epoch=0)
+    assert set(parts) == {"cls", "total"}
+    _, parts = ktse.loss(net, batch, epoch=1)
+    assert {"bg", "fg", "inter", "kt", "seg_two", "local", "global"} <= set(parts)
+    assert all(math.isfinite(v) for v in parts.values())
+    _, parts = build_method(TrainCamParams(method="baseline")).loss(net, batch, epoch=5)
+    assert set(parts) == {"cls", "total"}
+    only_mga = TrainCamParams(warmup_epochs=0, sie=False, ssr=False, par_iterations=1)
+    _, parts = build_method(only_mga).loss(net, batch, epoch=0)
+    assert set(parts) == {"cls", "local", "global", "total"}

@@ -1,0 +1,11 @@
+"""CAM training objectives. A method turns a batch into a loss (and named parts to log)."""
+
+from wsss.methods.ktse import Ktse
+from wsss.params import TrainCamParams
+
+
+def build_method(p: TrainCamParams) -> Ktse:
+    """`baseline` is KTSE with every switch off: classification loss only."""
+    if p.method == "baseline":
+        return Ktse(p.model_copy(update={"sie": False, "ssr": False, "mga": False}))
+    return Ktse(p)

@@ -1,0 +1,103 @@
+"""The loss terms of KTSE (METHOD §3), each a small function on tensors.
+
+Shapes: F (B, C, h, w) raw CAM feature; y (B, C) multi-hot; P (B, C+1, H, W) = up(ReLU Fall);
+label maps (B, H, W) with 0 = background, c+1 = class c, 255 = ignore.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from wsss.data.classes import IGNORE
+from wsss.refine.par import PAR
+
+
+def up(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(x, size, mode="bilinear", align_corners=False)
+
+
+def maxnorm(x: torch.Tensor) -> torch.Tensor:
+    """Per channel: ReLU(ReLU(x) - min - 1e-5) / (max - min + 1e-5), min/max of ReLU(x)."""
+    x = F.relu(x)
+    lo = x.amin(dim=(2, 3), keepdim=True)
+    hi = x.amax(dim=(2, 3), keepdim=True)
+    return F.relu(x - lo - 1e-5) / (hi - lo + 1e-5)
+
+
+@torch.no_grad()
+def activation_map(feat: torch.Tensor, y: torch.Tensor, size: tuple[int, int] | None = None):
+    """A = max over present classes of maxnorm(ReLU F), optionally upsampled first: (B, 1, ., .)."""
+    x = F.relu(feat.float())
+    if size is not None:
+        x = up(x, size)
+    return (maxnorm(x) * y[:, :, None, None]).amax(1, keepdim=True)
+
+
+def safe_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Pixel cross-entropy averaged over non-ignored pixels; 0 (not NaN) when there are none."""
+    total = F.cross_entropy(logits, target, ignore_index=IGNORE, reduction="sum")
+    return total / (target != IGNORE).sum().clamp(min=1)
+
+
+def bg_target(label: torch.Tensor) -> torch.Tensor:
+    """Only background pixels count."""
+    return torch.where(label == 0, label, torch.full_like(label, IGNORE))
+
+
+def fg_target(label: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Only foreground pixels count, and only in the images where KEEP (B,) is true."""
+    out = torch.where(label == 0, torch.full_like(label, IGNORE), label)
+    if keep is not None:
+        out = torch.where(keep[:, None, None], out, torch.full_like(out, IGNORE))
+    return out
+
+
+def inter_class_loss(prob: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """sum((V2nd - stopgrad(Vmax)) * M) / (sum(M) + 1e-5) over Q = PROB[:, 1:] (all classes).
+
+    V2nd is the largest class score once every entry equal to the maximum is zeroed. REGION (B,H,W)
+    is the confident-object mask (and the complex images) where classes should not compete.
+    """
+    q = prob[:, 1:]
+    vmax = q.amax(1, keepdim=True)
+    v2nd = q.masked_fill(q == vmax, 0).amax(1)
+    m = region.to(q.dtype)
+    return ((v2nd - vmax.squeeze(1).detach()) * m).sum() / (m.sum() + 1e-5)
+
+
+@torch.no_grad()
+def pseudo_labels(
+    feat: torch.Tensor,
+    y: torch.Tensor,
+    image01: torch.Tensor,
+    par: PAR,
+    tau_fg: float = 0.3,
+    tau_bg: float = 0.15,
+) -> torch.Tensor:
+    """SSR labels (B, H, W): foreground where the 0.3 map says so, background where both the 0.3
+    and the 0.15 maps say background, 255 in between. Both thresholds go through PAR at once."""
+    size = image01.shape[-2:]
+    half = (size[0] // 2, size[1] // 2)
+    feat = feat.float()
+    abar = up(feat / (feat.amax(dim=(2, 3), keepdim=True) + 1e-5), size) * y[:, :, None, None]
+    b = feat.shape[0]
+    scores = torch.cat(
+        [torch.cat([torch.full_like(abar[:, :1], tau), abar], 1) for tau in (tau_fg, tau_bg)]
+    )  # (2B, C+1, H, W)
+    scores = torch.softmax(up(scores, half), 1)
+    image_half = up(image01.float(), half).repeat(2, 1, 1, 1)
+    labels = up(par(image_half, scores), size).argmax(1)
+    strict, loose = labels[:b], labels[b:]
+    ignore = torch.full_like(strict, IGNORE)
+    return torch.where(strict != 0, strict, torch.where(loose == 0, 0, ignore))
+
+
+def margin_excess(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor, margin: float):
+    """mean over (b, c, h, w) of ReLU(A - B - margin) * weight_c: A should not exceed B."""
+    return (F.relu(a - b - margin) * weight[:, :, None, None]).mean()
+
+
+def global_alignment(feat_m: torch.Tensor, feat_a: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """mean over (b, c) of |GAP(ReLU F_m)·y - GAP(ReLU F_a)·y|."""
+    gm = F.relu(feat_m).mean((2, 3)) * y
+    ga = F.relu(feat_a).mean((2, 3)) * y
+    return (gm - ga).abs().mean()

@@ -1,0 +1,120 @@
+"""Backbones for the CAM network: each maps images to a feature map and says how to train it.
+
+Attributes every backbone has: `out_channels`, `stride`, `frozen_prefixes` (parameter-name
+prefixes that stay fixed) and `pretrained_bn` (True: BatchNorm stays in eval mode with frozen
+affine, as for ImageNet-initialized nets; False: BatchNorm trains, as for the from-scratch toy).
+"""
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import resnet50, resnet101
+
+from wsss.errors import WsssError
+from wsss.models.resnet38d import ResNet38d
+
+
+class ToyNet(nn.Module):
+    """A small CNN for ToyVOC on CPU, trained from scratch (0.2 M parameters with the head at
+    width 16). Output stride 4: ToyVOC objects span a few dozen pixels. BatchNorm trains fastest
+    from scratch; GroupNorm makes results independent of how a batch is split across processes.
+    """
+
+    stride = 4
+    frozen_prefixes: tuple[str, ...] = ()
+    pretrained_bn = False
+
+    def __init__(self, width: int = 16, norm: str = "batch"):
+        super().__init__()
+        w = width
+
+        def conv(cin: int, cout: int, stride: int = 1, dil: int = 1) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, stride, dil, dil, bias=False),
+                nn.BatchNorm2d(cout) if norm == "batch" else nn.GroupNorm(8, cout),
+                nn.ReLU(inplace=True),
+            )
+
+        self.features = nn.Sequential(
+            conv(3, w, stride=2), conv(w, 2 * w),
+            conv(2 * w, 4 * w, stride=2), conv(4 * w, 4 * w),
+            conv(4 * w, 4 * w, dil=2), conv(4 * w, 8 * w, dil=2),
+        )  # fmt: skip
+        self.out_channels = 8 * w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+class TorchvisionResNet(nn.Module):
+    """torchvision ResNet-50/101 at output stride 8 (layer3/4 dilated 2/4), no pooling head."""
+
+    stride = 8
+    frozen_prefixes = ("stem", "layer1")
+    pretrained_bn = True
+
+    def __init__(self, depth: int):
+        super().__init__()
+        net = {50: resnet50, 101: resnet101}[depth](
+            weights=None, replace_stride_with_dilation=[False, True, True]
+        )
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.layer1, self.layer2, self.layer3, self.layer4 = (
+            net.layer1, net.layer2, net.layer3, net.layer4,
+        )  # fmt: skip
+        self.out_channels = 2048
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def load_imagenet(self, state: dict[str, torch.Tensor]) -> None:
+        """Accept torchvision's own key names (conv1.*, bn1.*, layerN.*; fc.* is dropped)."""
+        renamed = {}
+        for key, value in state.items():
+            if key.startswith("fc."):
+                continue
+            head = key.split(".", 1)[0]
+            stem_index = {"conv1": "0", "bn1": "1"}.get(head)
+            renamed[f"stem.{stem_index}.{key.split('.', 1)[1]}" if stem_index else key] = value
+        _load_strict(self, renamed, "torchvision ResNet")
+
+
+def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    own = module.state_dict()
+    missing = sorted(k for k in set(own) - set(state) if not k.endswith("num_batches_tracked"))
+    if missing:
+        raise WsssError(f"{what} weights: missing '{missing[0]}' ({len(missing)} keys missing)")
+    for key, value in state.items():
+        if key in own and own[key].shape != value.shape:
+            raise WsssError(
+                f"{what} weights: '{key}' has shape {tuple(value.shape)}, "
+                f"expected {tuple(own[key].shape)}"
+            )
+    module.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+
+
+def build_backbone(
+    name: str, weights: Path | None, width: int = 16, norm: str = "batch"
+) -> nn.Module:
+    """A backbone by name, initialized from a local ImageNet weights file when given."""
+    if name == "toy":
+        if weights is not None:
+            raise WsssError("cam.weights: the toy backbone trains from scratch; set it to null")
+        return ToyNet(width, norm)
+    if name == "resnet38d":
+        from wsss.models.mxnet import load_weights
+
+        net = ResNet38d()
+        if weights is not None:
+            _load_strict(net, load_weights(weights, mxnet_names=True), "ResNet38d")
+        return net
+    if name in ("resnet50", "resnet101"):
+        from wsss.models.mxnet import load_weights
+
+        net = TorchvisionResNet(int(name[6:]))
+        if weights is not None:
+            net.load_imagenet(load_weights(weights, mxnet_names=False))
+        return net
+    raise WsssError(f"unknown backbone '{name}' (expected toy, resnet38d, resnet50, resnet101)")

@@ -1,0 +1,82 @@
+"""Where and how a stage computes: device choice, seeding, torchrun/DDP set-up, bf16 autocast.
+
+Device-agnostic by construction: CUDA gets bf16 autocast, channels_last and pinned memory; CPU
+runs in float32 and is deterministic for a seed.
+"""
+
+import contextlib
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from wsss.errors import WsssError
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_kind: str) -> Dist:
+    """Join the torchrun process group if launched by torchrun (NCCL on CUDA, gloo on CPU)."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise WsssError("params: runtime.device: cuda requested but no CUDA device is available")
+    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
+def describe(device: torch.device, world_size: int = 1) -> str:
+    """For manifests: 'cpu', or 'cuda:NVIDIA H100 80GB HBM3' (xN under torchrun)."""
+    name = "cpu" if device.type == "cpu" else f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"{name} x{world_size}" if world_size > 1 else name
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; nothing on CPU (float32 keeps CPU runs exact and reproducible)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def all_reduce_gradients(params: list[torch.nn.Parameter], world_size: int) -> None:
+    """Average gradients over processes. Done by hand rather than with the DDP wrapper because a
+    KTSE step runs the network several times (anchor, pair, erased, simulated) per backward."""
+    if world_size == 1:
+        return
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad /= world_size
+
+
+def broadcast_parameters(module: torch.nn.Module, world_size: int) -> None:
+    if world_size > 1:
+        for tensor in module.state_dict().values():
+            dist.broadcast(tensor, 0)

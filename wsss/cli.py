@@ -45,6 +45,8 @@ def _cmd_run(args: argparse.Namespace) -> None:
     if len(uris) != len(args.inputs):
         raise WsssError("--in: an input name is given twice")
     manifest = run_stage(args.stage, uris, args.out, load_params(args.params))
+    if manifest is None:  # a torchrun worker other than rank 0
+        return
     metrics = " ".join(f"{k}={v:.4g}" for k, v in manifest.metrics.items())
     print(f"{args.stage}: {manifest.kind} in {args.out} ({manifest.duration_s:.1f}s)  {metrics}")
 

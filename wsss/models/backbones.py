@@ -83,15 +83,15 @@ class TorchvisionResNet(nn.Module):
 
 def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
     own = module.state_dict()
-    missing = sorted(k for k in set(own) - set(state) if not k.endswith("num_batches_tracked"))
-    if missing:
-        raise WsssError(f"{what} weights: missing '{missing[0]}' ({len(missing)} keys missing)")
     for key, value in state.items():
         if key in own and own[key].shape != value.shape:
             raise WsssError(
                 f"{what} weights: '{key}' has shape {tuple(value.shape)}, "
                 f"expected {tuple(own[key].shape)}"
             )
+    missing = sorted(k for k in set(own) - set(state) if not k.endswith("num_batches_tracked"))
+    if missing:
+        raise WsssError(f"{what} weights: missing '{missing[0]}' ({len(missing)} keys missing)")
     module.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
 
 

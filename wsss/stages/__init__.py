@@ -6,6 +6,7 @@ checks its inputs, prepares the output directory, times it and writes the manife
 
 import importlib
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -89,15 +90,23 @@ def _input_ref(out: Path, uri: str, opened: Artifact | str) -> InputRef:
     )
 
 
-def run_stage(name: str, uris: dict[str, str], out: Path, params: Params) -> Manifest:
-    """Run one stage into OUT and return its manifest (written last: OUT is complete after)."""
+def run_stage(name: str, uris: dict[str, str], out: Path, params: Params) -> Manifest | None:
+    """Run one stage into OUT and return its manifest (written last: OUT is complete after).
+
+    Under torchrun every process runs the stage; only rank 0 prepares OUT and writes the
+    manifest, the others return None.
+    """
     stage = get_stage(name)
     inputs = open_inputs(stage, uris)
-    _prepare_out(out, stage.resumable)
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if main_process:
+        _prepare_out(out, stage.resumable)
     start = time.monotonic()
     module = importlib.import_module(f"wsss.stages.{stage.name}")
     metrics, device = module.run(inputs, out, params)
     duration = time.monotonic() - start
+    if not main_process:
+        return None
     (out / METRICS).write_text(json.dumps(metrics, indent=1) + "\n")  # for `dvc metrics show`
     (out / PARTIAL).unlink()
     resolved = {

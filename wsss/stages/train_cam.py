@@ -29,6 +29,7 @@ from wsss.runtime import (
     autocast,
     broadcast_parameters,
     describe,
+    finish_distributed,
     init_distributed,
     resolve_device,
     seed_everything,
@@ -178,8 +179,8 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
                 group["lr"] = lr
             with autocast(device):
                 loss, parts = method.loss(model, batch, epoch)
-            if not math.isfinite(float(loss)):
-                raise RuntimeError(f"train_cam: loss is {float(loss)} at step {state['step']}")
+            if not math.isfinite(parts["total"]):
+                raise RuntimeError(f"train_cam: loss is {parts['total']} at step {state['step']}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             all_reduce_gradients(trainable, dist.world_size)
@@ -206,6 +207,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             fh.writelines(json.dumps(line) + "\n" for line in state["history"])
         plot_curves(state["history"], out / "loss_curve.png", "train_cam losses")
     ckpt_path.unlink(missing_ok=True)
+    finish_distributed(dist)
     metrics = _train_metrics(model, dataset, device, rt.num_workers)
     last = state["history"][-1]
     metrics |= {"train_loss": last["total"], "steps": float(total), "epochs": float(p.epochs)}

@@ -1,0 +1,165 @@
+"""train_cam and extract_seeds end to end on a tiny ToyVOC: artifacts, resume after kill -9,
+DDP with two gloo processes, and the bad inputs these stages must refuse."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from wsss.artifacts import MANIFEST, open_artifact
+from wsss.data.io import read_mask
+from wsss.stages.extract_seeds import seeds_from_cams
+
+WSSS = str(Path(sys.executable).parent / "wsss")
+TINY_CAM = {
+    "epochs": 2, "warmup_epochs": 1, "batch_size": 4, "warmup_batch_size": 4, "crop": 32,
+    "long_side": [40, 56], "toy_width": 8, "par_iterations": 2, "checkpoint_every": 2,
+}  # fmt: skip
+TINY_SEEDS = {"scales": [1.0, 1.5], "batch_size": 4, "overlays": 2}
+
+
+def write_params(path: Path, cam: dict | None = None, seeds: dict | None = None) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "train_cam": TINY_CAM | (cam or {}),
+                "extract_seeds": TINY_SEEDS | (seeds or {}),
+                "runtime": {"log_interval": 1},
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def cam_model(dataset_artifact, tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("cam")
+    out = work / "cam_model"
+    params = write_params(work / "params.yaml")
+    result = subprocess.run(
+        [WSSS, "run", "train_cam", "--in", f"dataset={dataset_artifact}", "--out", out,
+         "--params", params],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_cam_model_artifact(cam_model):
+    artifact = open_artifact(cam_model, "cam_model")
+    m = artifact.manifest
+    assert {"model.pt", "train_log.jsonl", "loss_curve.png", "metrics.json"} <= set(m.files)
+    assert "checkpoint.pt" not in m.files  # removed once training is done
+    assert m.metrics["steps"] == 8 and 0 <= m.metrics["cls_acc"] <= 1
+    log = [json.loads(line) for line in (cam_model / "train_log.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in log] == list(range(1, 9))
+    assert "kt" not in log[0] and {"kt", "seg_two", "local", "global", "bg"} <= set(log[-1])
+    saved = torch.load(cam_model / "model.pt", weights_only=True)
+    assert saved["meta"]["backbone"] == "toy" and saved["meta"]["num_classes"] == 20
+
+
+def test_extract_seeds(cli, dataset_artifact, cam_model, tmp_path):
+    out = tmp_path / "cams"
+    params = write_params(tmp_path / "params.yaml")
+    result = cli("run", "extract_seeds", "--in", f"dataset={dataset_artifact}",
+                 "--in", f"cam_model={cam_model}", "--out", out, "--params", params)  # fmt: skip
+    assert result.code == 0, result.err
+    m = open_artifact(out, "cams").manifest
+    assert m.metrics["images"] == 4 and m.metrics["scored_images"] == 4
+    assert m.metrics["seed_miou"] >= m.metrics["seed_miou_fixed"] - 1e-9  # best of the sweep
+    assert 0.1 <= m.metrics["seed_threshold"] < 0.3
+    assert {"threshold_sweep.png", "cam_overlays.png", "seed_scores.json"} <= set(m.files)
+    labels = json.loads((dataset_artifact / "labels.json").read_text())
+    classes = json.loads((dataset_artifact / "classes.json").read_text())
+    for npz_path in (out / "cams").glob("*.npz"):
+        npz = np.load(npz_path)
+        image_id = npz_path.stem
+        assert [classes[k] for k in npz["keys"]] == labels[image_id]  # class-keyed
+        assert npz["cam"].dtype == np.float16 and npz["cam"].max() <= 1.0
+        seed = read_mask(out / "seeds" / f"{image_id}.png")
+        assert set(np.unique(seed)) <= {0, *(int(k) + 1 for k in npz["keys"])}
+    assert m.inputs["cam_model"].manifest_digest == open_artifact(cam_model).manifest_digest
+
+
+def test_seed_rule():
+    cams = torch.tensor([[[0.5, 0.1]], [[0.3, 0.15]]])  # 2 classes, 1 x 2 pixels
+    assert seeds_from_cams(cams, 0.2).tolist() == [[1, 0]]
+    assert seeds_from_cams(cams, 0.12).tolist() == [[1, 2]]
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(dataset_artifact, cam_model, tmp_path):
+    params = write_params(tmp_path / "params.yaml", cam={"checkpoint_every": 1, "epochs": 3})
+    out = tmp_path / "killed"
+    cmd = [WSSS, "run", "train_cam", "--in", f"dataset={dataset_artifact}", "--out", str(out),
+           "--params", str(params)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = out / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if ckpt.exists() and torch.load(ckpt, weights_only=True)["step"] >= 5:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / MANIFEST).exists() and ckpt.exists()
+    resumed = subprocess.run(cmd, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert '"event": "resume"' in resumed.stdout
+    straight = tmp_path / "straight"
+    cmd[cmd.index(str(out))] = str(straight)
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    a = torch.load(out / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(straight / "model.pt", weights_only=True)["state_dict"]
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
+
+
+def test_ddp_two_processes_match_one(dataset_artifact, tmp_path):
+    """Baseline with GroupNorm: a global batch of 8 on one process = 2 x 4 on two (gloo)."""
+    common = {"method": "baseline", "toy_norm": "group", "epochs": 1, "warmup_epochs": 0}
+    one = write_params(tmp_path / "one.yaml", cam=common | {"batch_size": 8})
+    two = write_params(tmp_path / "two.yaml", cam=common | {"batch_size": 4})
+    base = ["run", "train_cam", "--in", f"dataset={dataset_artifact}"]
+    single = subprocess.run([WSSS, *base, "--out", tmp_path / "one", "--params", one],
+                            capture_output=True, text=True)  # fmt: skip
+    assert single.returncode == 0, single.stderr
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    double = subprocess.run([*torchrun, "-m", "wsss.cli", *base, "--out", tmp_path / "two",
+                             "--params", two], capture_output=True, text=True)  # fmt: skip
+    assert double.returncode == 0, double.stderr
+    m = open_artifact(tmp_path / "two", "cam_model").manifest
+    assert m.device == "cpu x2" and m.metrics["steps"] == 2
+    a = torch.load(tmp_path / "one" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "two" / "model.pt", weights_only=True)["state_dict"]
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5), key
+
+
+def test_bad_cam_inputs(cli, dataset_artifact, cam_model, tmp_path):
+    seeds = ["run", "extract_seeds", "--in", f"dataset={dataset_artifact}", "--out", tmp_path / "o"]
+    result = cli(*seeds, "--in", f"cam_model={dataset_artifact}")
+    assert result.code == 2 and "expected an artifact of kind 'cam_model'" in result.err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.pt").write_bytes(b"x")
+    result = cli(*seeds, "--in", f"cam_model={broken}")
+    assert result.code == 2 and "incomplete artifact" in result.err
+    # a checkpoint for another class count (a cam_model whose meta says 5 classes)
+    other = tmp_path / "other"
+    import shutil
+
+    shutil.copytree(cam_model, other)
+    saved = torch.load(other / "model.pt", weights_only=True)
+    saved["meta"]["num_classes"] = 5
+    torch.save(saved, other / "model.pt")
+    result = cli(*seeds, "--in", f"cam_model={other}")
+    assert result.code == 2 and "model.pt" in result.err and result.err.count("\n") == 1
+    assert not (tmp_path / "o" / MANIFEST).exists()

@@ -150,3 +150,24 @@ def test_warmup_trains_classification_only_and_switches_add_their_terms():
     only_mga = TrainCamParams(warmup_epochs=0, sie=False, ssr=False, par_iterations=1)
     _, parts = build_method(only_mga).loss(net, batch, epoch=0)
     assert set(parts) == {"cls", "local", "global", "total"}
+
+
+def test_voc_preset_reproduces_the_official_step_count():
+    """10 warm-up epochs at batch 8 and 30 at 16 over 10,582 images: the 33,050 steps the
+    official code ran, on a poly horizon of 52,880 it never reaches (METHOD §10.2)."""
+    from pathlib import Path
+
+    from wsss.params import load_params
+    from wsss.stages.train_cam import _poly_lr, epoch_steps
+
+    p = load_params(Path(__file__).parents[1] / "params" / "voc.yaml").train_cam
+    steps = epoch_steps(p, 10582)
+    assert sum(steps) == 33050 and steps[0] == 1322 and steps[-1] == 661
+    assert _poly_lr(p, 33050, sum(steps)) == pytest.approx(0.01 * (1 - 33050 / 52880) ** 0.9)
+
+
+def test_pseudo_labels_never_invert_a_class_without_positive_activation():
+    feat = torch.full((1, 1, 8, 8), -1.0)
+    feat[0, 0, :, :4] = -5.0  # all negative: no pixel of the present class is evidence for it
+    labels = pseudo_labels(feat, torch.ones(1, 1), torch.zeros(1, 3, 8, 8), PAR(iterations=0))
+    assert (labels == 0).all()

@@ -113,12 +113,12 @@ def test_torch_state_dict_and_partial_files(tmp_path):
 def test_bad_weight_files(tmp_path):
     junk = tmp_path / "junk.params"
     junk.write_bytes(b"definitely not weights")
-    with pytest.raises(WsssError, match="not a valid MXNet .params or torch weights file"):
+    with pytest.raises(WsssError, match=r"not a valid MXNet \.params or torch weights file"):
         load_weights(junk, mxnet_names=True)
     truncated = tmp_path / "trunc.params"
     write_params(truncated, {"arg:conv1a_weight": np.zeros((64, 3, 3, 3), np.float32)})
     truncated.write_bytes(truncated.read_bytes()[:200])
-    with pytest.raises(WsssError, match="not a valid MXNet .params file"):
+    with pytest.raises(WsssError, match=r"not a valid MXNet \.params file"):
         load_weights(truncated, mxnet_names=True)
     with pytest.raises(WsssError, match="cannot read weights"):
         load_weights(tmp_path / "missing.pth", mxnet_names=False)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,6 +28,10 @@ def checkout(tmp_path_factory) -> Path:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, dest / rel)
     (dest / ".venv").symlink_to(REPO / ".venv")
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["train_cam"] |= {"epochs": 2, "warmup_epochs": 1}  # CI's budget: same stages, short
+    params["extract_seeds"] |= {"scales": [1.0]}
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _sh(dest, "git", "init", "-q").returncode == 0
     return dest
 
@@ -34,8 +39,14 @@ def checkout(tmp_path_factory) -> Path:
 def test_make_run_regenerates_the_pinned_data_and_a_second_run_is_a_no_op(checkout):
     first = _sh(checkout, "make", "-o", "install", "run")
     assert first.returncode == 0, first.stderr
-    assert "Running stage 'prepare_data'" in first.stdout
-    assert (checkout / "artifacts" / "dataset" / "manifest.json").is_file()
+    for stage in ("prepare_data", "train_cam", "extract_seeds"):
+        assert f"Running stage '{stage}'" in first.stdout
+    for kind in ("dataset", "cam_model", "cams"):
+        assert (checkout / "artifacts" / kind / "manifest.json").is_file()
+    lineage = _sh(checkout, ".venv/bin/wsss", "lineage", "artifacts/cams")
+    assert (
+        "cam_model <- train_cam" in lineage.stdout and "dataset <- prepare_data" in lineage.stdout
+    )
     second = _sh(checkout, "make", "-o", "install", "run")
     assert second.returncode == 0, second.stderr
     assert "Running stage" not in second.stdout
@@ -58,12 +69,13 @@ def test_changed_data_is_caught_against_the_pin(checkout):
         jpg.write_bytes(original)
 
 
-def test_a_params_change_reruns_its_stage(checkout):
+def test_a_params_change_reruns_its_stage_and_those_downstream(checkout):
     params = checkout / "params.yaml"
     original = params.read_text()
-    params.write_text(original.replace("verify: true", "verify: false"))
+    params.write_text(original.replace("\n  threshold: 0.2\n", "\n  threshold: 0.25\n"))
     try:
-        dry = _sh(checkout, ".venv/bin/dvc", "status")
-        assert "prepare_data" in dry.stdout and "params.yaml" in dry.stdout
+        dry = _sh(checkout, ".venv/bin/dvc", "repro", "--dry")
+        assert "Running stage 'extract_seeds'" in dry.stdout
+        assert "Running stage 'train_cam'" not in dry.stdout
     finally:
         params.write_text(original)

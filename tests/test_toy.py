@@ -9,7 +9,14 @@ import pytest
 from tests.conftest import TINY
 from wsss.data.classes import IGNORE, VOC_CLASSES
 from wsss.data.io import read_image, read_mask
-from wsss.data.toy import body_family, image_ids
+from wsss.data.toy import (
+    _PART_COLOURS,
+    _PART_SHAPES,
+    FAMILIES,
+    FAMILY_SIZE,
+    body_family,
+    image_ids,
+)
 from wsss.data.voc import read_voc, read_xml_labels
 
 
@@ -45,8 +52,11 @@ def test_layout_is_voc_and_read_by_the_voc_reader(toy_root):
 
 
 def test_hard_on_purpose(toy_root):
-    """Twins share a body, 1-3 classes per image, and objects leave the image mostly background."""
-    assert all(body_family(2 * f) == body_family(2 * f + 1) for f in range(len(VOC_CLASSES) // 2))
+    """Families of four classes share a body; every class has its own (shape, colour) part."""
+    families = [body_family(c) for c in range(len(VOC_CLASSES))]
+    assert all(families.count(f) == FAMILY_SIZE for f in range(FAMILIES))
+    parts = {(_PART_SHAPES[c // 5], _PART_COLOURS[c % 5]) for c in range(len(VOC_CLASSES))}
+    assert len(parts) == len(VOC_CLASSES)
     counts = [len(read_xml_labels(p)) for p in sorted((toy_root / "Annotations").glob("*.xml"))]
     assert min(counts) >= 1 and max(counts) <= 3 and len(set(counts)) > 1
 

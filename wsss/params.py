@@ -53,8 +53,8 @@ class TrainCamParams(Section):
     warmup_epochs: int = Field(default=6, ge=0)  # T: L_cls only before this epoch
     warmup_batch_size: int = Field(default=8, ge=1)
     batch_size: int = Field(default=8, ge=1)  # per process
-    lr: float = Field(default=0.1, gt=0)
-    momentum: float = Field(default=0.9, ge=0, lt=1)
+    lr: float = Field(default=0.3, gt=0)  # ToyVOC trains from scratch: 30x the ImageNet-init lr
+    momentum: float = Field(default=0.0005, ge=0, lt=1)  # the official effective value (§10.1)
     weight_decay: float = Field(default=5e-4, ge=0)
     poly_power: float = Field(default=0.9, ge=0)
     poly_horizon_steps: int | None = Field(default=None, ge=1)  # None: the steps actually run
@@ -71,6 +71,7 @@ class TrainCamParams(Section):
     num_pair: int = Field(default=4, ge=1)  # anchors per batch that get a simulated pair
     par_dilations: tuple[int, ...] = (1, 2, 4, 8, 12, 24)
     par_iterations: int = Field(default=10, ge=0)
+    grad_clip: float | None = Field(default=None, gt=0)  # max gradient norm; None: no clipping
     checkpoint_every: int = Field(default=50, ge=1)  # steps
 
 

@@ -74,11 +74,17 @@ def pseudo_labels(
     tau_bg: float = 0.15,
 ) -> torch.Tensor:
     """SSR labels (B, H, W): foreground where the 0.3 map says so, background where both the 0.3
-    and the 0.15 maps say background, 255 in between. Both thresholds go through PAR at once."""
+    and the 0.15 maps say background, 255 in between. Both thresholds go through PAR at once.
+
+    The raw CAM is divided by its spatial maximum, as in the official code; where a present class
+    has no positive activation at all, that maximum is clamped at 0 (guard): dividing by a
+    negative maximum would turn the least activated pixels into the most confident foreground.
+    """
     size = image01.shape[-2:]
     half = (size[0] // 2, size[1] // 2)
     feat = feat.float()
-    abar = up(feat / (feat.amax(dim=(2, 3), keepdim=True) + 1e-5), size) * y[:, :, None, None]
+    peak = feat.amax(dim=(2, 3), keepdim=True).clamp(min=0)
+    abar = up(feat / (peak + 1e-5), size) * y[:, :, None, None]
     b = feat.shape[0]
     scores = torch.cat(
         [torch.cat([torch.full_like(abar[:, :1], tau), abar], 1) for tau in (tau_fg, tau_bg)]

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from wsss.data.classes import IGNORE
@@ -95,8 +96,8 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     (out / "seeds").mkdir()
     scored = 0
     batches = _size_batches(dataset, p.batch_size)
-    for batch_ids in tqdm(batches, desc="extract_seeds", disable=None):
-        items = [dataset[i] for i in batch_ids]
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=rt.num_workers, collate_fn=list)
+    for items in tqdm(loader, total=len(batches), desc="extract_seeds", disable=None):
         images = torch.stack([it["image"] for it in items]).to(device)
         labels = torch.stack([it["labels"] for it in items]).to(device)
         cams = multiscale_cams(model, images, labels, p.scales, p.flip).cpu()

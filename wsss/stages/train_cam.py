@@ -70,6 +70,11 @@ def _batch_size(p: TrainCamParams, epoch: int) -> int:
     return p.warmup_batch_size if epoch < p.warmup_epochs else p.batch_size
 
 
+def epoch_steps(p: TrainCamParams, images: int, world_size: int = 1) -> list[int]:
+    """Optimizer steps per epoch: whole global batches only, warm-up epochs at their batch size."""
+    return [images // (_batch_size(p, e) * world_size) for e in range(p.epochs)]
+
+
 def _save_atomic(obj: dict, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
@@ -104,7 +109,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         EpochSampler(len(dataset), _batch_size(p, e), rt.seed, dist.rank, dist.world_size)
         for e in range(p.epochs)
     ]
-    steps = [s.steps_per_epoch() for s in samplers]
+    steps = epoch_steps(p, len(dataset), dist.world_size)
     if min(steps) == 0:
         raise WsssError(
             f"params: train_cam.batch_size: {len(dataset)} images in '{p.split}' are fewer than "
@@ -184,6 +189,8 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             all_reduce_gradients(trainable, dist.world_size)
+            if p.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(trainable, p.grad_clip)
             optimizer.step()
             state["step"] += 1
             progress.update()

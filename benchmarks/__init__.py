@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks.<name>`; numbers in RESULTS.md, JSON in results/."""

@@ -1,0 +1,30 @@
+"""What the benchmarks share: a ToyVOC `dataset` artifact to run stages on, and JSON output."""
+
+import json
+import tempfile
+from pathlib import Path
+
+from wsss.data.toy import ToyConfig, generate
+from wsss.params import Params
+from wsss.stages import run_stage
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def toy_dataset(work: Path, config: ToyConfig | None = None) -> Path:
+    """A fresh ToyVOC (default size unless CONFIG says otherwise) and its `dataset` artifact."""
+    generate(work / "toyvoc", config or ToyConfig())
+    out = work / "artifacts" / "dataset"
+    run_stage("prepare_data", {"root": str(work / "toyvoc")}, out, Params())
+    return out
+
+
+def scratch() -> Path:
+    return Path(tempfile.mkdtemp(prefix="wsss-bench-"))
+
+
+def write_json(name: str, obj: object) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(obj, indent=1) + "\n")
+    return path

@@ -171,3 +171,14 @@ def test_pseudo_labels_never_invert_a_class_without_positive_activation():
     feat[0, 0, :, :4] = -5.0  # all negative: no pixel of the present class is evidence for it
     labels = pseudo_labels(feat, torch.ones(1, 1), torch.zeros(1, 3, 8, 8), PAR(iterations=0))
     assert (labels == 0).all()
+
+
+def test_auxiliary_forwards_leave_batchnorm_statistics_alone():
+    net = CamNet(ToyNet(8), num_classes=2).train()
+    bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    with net.auxiliary():
+        net(torch.randn(2, 3, 16, 16) + 3)
+    assert torch.equal(bn.running_mean, before) and bn.momentum == 0.1
+    net(torch.randn(2, 3, 16, 16) + 3)
+    assert not torch.equal(bn.running_mean, before)

@@ -78,7 +78,8 @@ class Ktse:
                 total = total + self._sie(model, batch, feat, yhat, parts)
             if p.mga:
                 erased = image * (a_img < p.erase_threshold).to(image.dtype)
-                feat_m = model(erased).cam.float()
+                with model.auxiliary():
+                    feat_m = model(erased).cam.float()
                 keep = (activation_map(feat, y) < p.erase_threshold).to(feat.dtype)
                 parts["local"] = margin_excess(feat_m * keep, feat * keep, y, p.margin)
                 parts["global"] = global_alignment(feat_m, feat, y)
@@ -92,8 +93,9 @@ class Ktse:
         n = min(p.num_pair, feat.shape[0])
         image, pair = batch["image"][:n], batch["pair_image"][:n]
         y, y2 = batch["labels"][:n], batch["pair_labels"][:n]
-        out_p = model(pair)
-        out_s = model(torch.cat([image, pair], dim=2))
+        with model.auxiliary():
+            out_p = model(pair)
+            out_s = model(torch.cat([image, pair], dim=2))
         feat_p = out_p.cam.float()
         stacked = torch.cat([feat[:n], feat_p], dim=2)
         feat_s = out_s.cam.float()

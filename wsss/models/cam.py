@@ -6,6 +6,7 @@ The image-level logit of class c comes from GPP: q_c = mean(ReLU F_c * ReLU G_c)
 mean(ReLU(-F_c) * ReLU(-G_c)), G being F's pyramid (2/4/8/16 bins) fused by three gates.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -86,6 +87,21 @@ class CamNet(nn.Module):
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
         return self
+
+    @contextmanager
+    def auxiliary(self):
+        """Forwards of derived images (a partner, a stacked pair, an erased copy) that must not
+        move BatchNorm's running statistics: those belong to real images. (ImageNet backbones
+        keep BatchNorm frozen anyway; this matters for the from-scratch toy backbone.)"""
+        norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        saved = [m.momentum for m in norms]
+        for m in norms:
+            m.momentum = 0.0
+        try:
+            yield self
+        finally:
+            for m, momentum in zip(norms, saved, strict=True):
+                m.momentum = momentum
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Everything but the backbone's frozen prefixes (and pretrained BatchNorm affines)."""

@@ -182,3 +182,21 @@ def test_auxiliary_forwards_leave_batchnorm_statistics_alone():
     assert torch.equal(bn.running_mean, before) and bn.momentum == 0.1
     net(torch.randn(2, 3, 16, 16) + 3)
     assert not torch.equal(bn.running_mean, before)
+
+
+def test_seg_loss_splits_simple_and_complex_images():
+    ktse = build_method(TrainCamParams())
+    prob = torch.rand(2, 4, 3, 3, requires_grad=True)
+    target = torch.tensor([[[1, 1, 0]] * 3, [[2, 3, 0]] * 3])
+    y = torch.tensor([[1.0, 0, 0], [0, 1.0, 1.0]])  # image 0 simple, image 1 complex
+    region = torch.ones(2, 1, 3, 3, dtype=torch.bool)
+    total, parts = ktse.seg_loss(prob, target, y, region)
+    fg_only_simple = target.clone()
+    fg_only_simple[1] = 255
+    fg_only_simple[fg_only_simple == 0] = 255
+    assert parts["fg"].item() == pytest.approx(safe_ce(prob, fg_only_simple).item())
+    assert parts["inter"].item() == pytest.approx(
+        inter_class_loss(prob, torch.tensor([[[False] * 3] * 3, [[True] * 3] * 3])).item()
+    )
+    total.backward()
+    assert prob.grad[1, 2:, :, :2].abs().sum() > 0  # complex image: its classes get gradient

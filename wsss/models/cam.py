@@ -90,18 +90,21 @@ class CamNet(nn.Module):
 
     @contextmanager
     def auxiliary(self):
-        """Forwards of derived images (a partner, a stacked pair, an erased copy) that must not
-        move BatchNorm's running statistics: those belong to real images. (ImageNet backbones
-        keep BatchNorm frozen anyway; this matters for the from-scratch toy backbone.)"""
-        norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        saved = [m.momentum for m in norms]
+        """Forwards of derived images (a partner, a stacked pair, an erased copy) normalized with
+        BatchNorm's running statistics, which they leave alone. KTSE compares these CAMs with the
+        anchor's (L_kt, L_local): per-batch statistics of an erased or stacked batch would shift
+        them. ImageNet backbones have BatchNorm frozen anyway; the toy backbone trains its own."""
+        norms = [
+            m for m in self.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+        ]  # fmt: skip
         for m in norms:
-            m.momentum = 0.0
+            m.eval()
         try:
             yield self
         finally:
-            for m, momentum in zip(norms, saved, strict=True):
-                m.momentum = momentum
+            for m in norms:
+                m.train()
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Everything but the backbone's frozen prefixes (and pretrained BatchNorm affines)."""

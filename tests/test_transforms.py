@@ -4,7 +4,12 @@ import torch
 from torchvision import tv_tensors
 
 from wsss.data.dataset import SegmentationDataset
-from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD, crop_transforms, train_transforms
+from wsss.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    cam_train_transforms,
+    train_transforms,
+)
 from wsss.stages.prepare_data import load_index
 
 
@@ -36,7 +41,8 @@ def test_random_resized_crop_and_flip_move_mask_with_image():
 
 def test_padded_crop_and_flip_are_joint():
     image, mask = _pair()
-    out_image, out_mask = crop_transforms(80, hflip=1.0)(image, mask)
+    # long side 60 = the image's own: no rescale, then flip and a padded 80 x 80 crop
+    out_image, out_mask = cam_train_transforms((60, 60), 80, hflip=1.0)(image, mask)
     assert out_image.shape == (3, 80, 80)
     assert (out_mask == 255).sum() == 80 * 80 - 40 * 60  # padding is ignore in the mask
     inside = out_mask != 255
@@ -48,7 +54,7 @@ def test_padded_crop_and_flip_are_joint():
 
 def test_dataset_items(dataset_artifact):
     index = load_index(dataset_artifact)
-    ds = SegmentationDataset(index, "train", crop_transforms(32))
+    ds = SegmentationDataset(index, "train", cam_train_transforms((40, 56), 32, 0.5))
     item = ds[0]
     assert item["image"].shape == (3, 32, 32) and item["image"].dtype == torch.float32
     assert item["labels"].shape == (20,) and item["labels"].sum() >= 1

@@ -33,18 +33,6 @@ def train_transforms(
     )
 
 
-def crop_transforms(crop: int, hflip: float = 0.5) -> v2.Compose:
-    """Random CROP (padded: image 0, mask 255) and flip, without rescaling."""
-    fill = {tv_tensors.Image: 0, tv_tensors.Mask: IGNORE}
-    return v2.Compose(
-        [
-            v2.RandomCrop(crop, pad_if_needed=True, fill=fill),
-            v2.RandomHorizontalFlip(hflip),
-            *_to_float(),
-        ]
-    )
-
-
 class RandomLongSide(v2.Transform):
     """Resize so that the longer side is a random integer in [LO, HI] (aspect kept; bicubic for
     images, nearest for masks): the KTSE/PSA scale augmentation."""

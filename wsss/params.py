@@ -71,7 +71,6 @@ class TrainCamParams(Section):
     num_pair: int = Field(default=4, ge=1)  # anchors per batch that get a simulated pair
     par_dilations: tuple[int, ...] = (1, 2, 4, 8, 12, 24)
     par_iterations: int = Field(default=10, ge=0)
-    grad_clip: float | None = Field(default=None, gt=0)  # max gradient norm; None: no clipping
     checkpoint_every: int = Field(default=50, ge=1)  # steps
 
 

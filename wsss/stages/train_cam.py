@@ -189,8 +189,6 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             all_reduce_gradients(trainable, dist.world_size)
-            if p.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(trainable, p.grad_clip)
             optimizer.step()
             state["step"] += 1
             progress.update()

@@ -78,8 +78,13 @@ def all_reduce_gradients(params: list[torch.nn.Parameter], world_size: int) -> N
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
-        dist.all_reduce(p.grad)
-        p.grad /= world_size
+    flat = torch.cat([p.grad.flatten() for p in params])  # one collective, not one per tensor
+    dist.all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for p in params:
+        p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
+        offset += p.numel()
 
 
 def broadcast_parameters(module: torch.nn.Module, world_size: int) -> None:

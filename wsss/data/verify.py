@@ -22,26 +22,26 @@ class SampleCheck:
     files: dict[str, tuple[str, int]]  # relative path -> (sha256, size)
 
 
-def _read(path: Path) -> bytes:
+def read_hashed(path: Path) -> tuple[bytes, tuple[str, int]]:
+    """A file's bytes and its (sha256, size); an unreadable file is a WsssError."""
     try:
-        return path.read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
         raise WsssError(f"{path}: cannot read ({exc.strerror})") from None
+    return data, (hashlib.sha256(data).hexdigest(), len(data))
 
 
 def check_sample(index: DatasetIndex, sample: Sample, decode: bool = True) -> SampleCheck:
     """Hash the sample's files and, if DECODE, check the image decodes and the mask matches it."""
     files = {}
     image_path = index.image_path(sample)
-    data = _read(image_path)
-    files[sample.image] = (hashlib.sha256(data).hexdigest(), len(data))
+    data, files[sample.image] = read_hashed(image_path)
     height = width = 0
     if decode:
         width, height = open_image(image_path, data).size
     mask_path = index.mask_path(sample)
     if mask_path is not None:
-        data = _read(mask_path)
-        files[sample.mask] = (hashlib.sha256(data).hexdigest(), len(data))
+        data, files[sample.mask] = read_hashed(mask_path)
         if decode:
             mask = read_mask(mask_path, data)
             if mask.shape != (height, width):

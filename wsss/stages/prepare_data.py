@@ -14,7 +14,7 @@ from wsss.artifacts import resolve_uri
 from wsss.artifacts.uri import relative_uri
 from wsss.data.coco import is_coco_root, read_coco
 from wsss.data.index import DatasetIndex
-from wsss.data.verify import check_samples
+from wsss.data.verify import check_samples, read_hashed
 from wsss.data.voc import is_voc_root, read_voc
 from wsss.errors import WsssError
 from wsss.params import Params
@@ -63,8 +63,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         heights.append(check.height)
         widths.append(check.width)
     for rel in index.sources:
-        data = (root / rel).read_bytes()
-        files[rel] = (hashlib.sha256(data).hexdigest(), len(data))
+        _, files[rel] = read_hashed(root / rel)
 
     root_files = {k: {"sha256": v[0], "size": v[1]} for k, v in sorted(files.items())}
     root_digest = hashlib.sha256(json.dumps(root_files, sort_keys=True).encode()).hexdigest()

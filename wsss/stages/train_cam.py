@@ -213,6 +213,8 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         plot_curves(state["history"], out / "loss_curve.png", "train_cam losses")
     ckpt_path.unlink(missing_ok=True)
     finish_distributed(dist)
+    if not dist.is_main:  # the runner keeps rank 0's metrics only
+        return {}, describe(device, dist.world_size)
     metrics = _train_metrics(model, dataset, device, rt.num_workers)
     last = state["history"][-1]
     metrics |= {"train_loss": last["total"], "steps": float(total), "epochs": float(p.epochs)}

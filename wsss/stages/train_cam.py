@@ -1,19 +1,14 @@
 """train_cam: train the CAM network (KTSE or the baseline) on a `dataset` -> `cam_model`.
 
-A plain training loop in the torchvision-references style: poly SGD, bf16 autocast and
-channels_last on CUDA, gradients averaged across torchrun processes, a checkpoint every
-`checkpoint_every` steps (the stage resumes from it after a kill), tqdm progress and one JSON log
-line per `runtime.log_interval` steps.
+Poly SGD through the shared training loop (wsss.training: autocast, DDP gradients, checkpoint and
+resume, logging); the method object turns a batch into the loss.
 """
 
-import json
-import math
 import os
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from wsss.artifacts import Artifact
 from wsss.data.pairs import CamTrainSet, EpochSampler
@@ -23,9 +18,7 @@ from wsss.methods import build_method
 from wsss.models.backbones import build_backbone
 from wsss.models.cam import CamNet
 from wsss.params import Params, TrainCamParams, digest
-from wsss.plots import plot_curves
 from wsss.runtime import (
-    all_reduce_gradients,
     autocast,
     broadcast_parameters,
     describe,
@@ -35,10 +28,9 @@ from wsss.runtime import (
     seed_everything,
 )
 from wsss.stages.prepare_data import load_index
+from wsss.training import Loop, load_model_file, poly_factor
 
-CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
-LOG = "train_log.jsonl"
 
 
 def build_model(meta: dict) -> CamNet:
@@ -49,21 +41,8 @@ def build_model(meta: dict) -> CamNet:
 
 def load_cam_model(artifact: Artifact, device: torch.device) -> tuple[CamNet, dict]:
     """The trained network of a `cam_model` artifact, in eval mode, and its metadata."""
-    path = artifact.path / MODEL
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        meta, state = saved["meta"], saved["state_dict"]
-        model = build_model(meta)
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise WsssError(f"{path}: not a loadable CAM checkpoint ({first})") from None
+    model, meta = load_model_file(artifact.path / MODEL, build_model, "CAM")
     return model.to(device).eval(), meta
-
-
-def _poly_lr(p: TrainCamParams, step: int, total: int) -> float:
-    horizon = p.poly_horizon_steps or total
-    return p.lr * (1 - min(step, horizon - 1) / horizon) ** p.poly_power
 
 
 def _batch_size(p: TrainCamParams, epoch: int) -> int:
@@ -73,12 +52,6 @@ def _batch_size(p: TrainCamParams, epoch: int) -> int:
 def epoch_steps(p: TrainCamParams, images: int, world_size: int = 1) -> list[int]:
     """Optimizer steps per epoch: whole global batches only, warm-up epochs at their batch size."""
     return [images // (_batch_size(p, e) * world_size) for e in range(p.epochs)]
-
-
-def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
@@ -100,7 +73,10 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     broadcast_parameters(model, dist.world_size)
     trainable = model.trainable_parameters()
     optimizer = torch.optim.SGD(
-        trainable, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay
+        [{"params": trainable, "base_lr": p.lr}],
+        lr=p.lr,
+        momentum=p.momentum,
+        weight_decay=p.weight_decay,
     )
     method = build_method(p)
     transforms = cam_train_transforms(p.long_side, p.crop, p.hflip)
@@ -125,98 +101,40 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         "stride": model.backbone.stride,
         "method": p.method,
     }
-    resume_key = digest({"train_cam": p.model_dump(mode="json"), "seed": rt.seed})
-    state = {"step": 0, "history": []}
-    ckpt_path = out / CHECKPOINT
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if ckpt["resume_key"] == resume_key and ckpt["world_size"] == dist.world_size:
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            torch.set_rng_state(ckpt["rng"])
-            state = {"step": ckpt["step"], "history": ckpt["history"]}
-            if dist.is_main:
-                print(json.dumps({"event": "resume", "step": state["step"]}), flush=True)
-
-    def checkpoint() -> None:
-        if dist.is_main:
-            _save_atomic(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "rng": torch.get_rng_state(),
-                    "step": state["step"],
-                    "history": state["history"],
-                    "resume_key": resume_key,
-                    "world_size": dist.world_size,
-                },
-                ckpt_path,
-            )
-
-    model.train()
-    progress = tqdm(
-        total=total, initial=state["step"], disable=None if dist.is_main else True, desc="train_cam"
+    loop = Loop(
+        model=model,
+        optimizer=optimizer,
+        trainable=trainable,
+        device=device,
+        dist=dist,
+        out=out,
+        steps=steps,
+        lr_factor=lambda step: poly_factor(step, p.poly_horizon_steps or total, p.poly_power),
+        resume_key=digest({"train_cam": p.model_dump(mode="json"), "seed": rt.seed}),
+        checkpoint_every=p.checkpoint_every,
+        log_interval=rt.log_interval,
+        name="train_cam",
     )
-    window: dict[str, list[float]] = {}
-    epoch_start = 0
-    for epoch, sampler in enumerate(samplers):
-        if state["step"] >= epoch_start + steps[epoch]:
-            epoch_start += steps[epoch]
-            continue
+
+    def loader(epoch: int, skip_batches: int) -> DataLoader:
         dataset.set_epoch(epoch)
-        sampler.set_epoch(epoch, skip_batches=state["step"] - epoch_start)
-        loader = DataLoader(
+        samplers[epoch].set_epoch(epoch, skip_batches)
+        return DataLoader(
             dataset,
-            batch_size=sampler.batch_size,
-            sampler=sampler,
+            batch_size=samplers[epoch].batch_size,
+            sampler=samplers[epoch],
             num_workers=rt.num_workers,
             pin_memory=device.type == "cuda",
             drop_last=True,
         )
-        for batch in loader:
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "id"}
-            if device.type == "cuda":
-                for key in ("image", "pair_image"):
-                    if key in batch:
-                        batch[key] = batch[key].contiguous(memory_format=torch.channels_last)
-            lr = _poly_lr(p, state["step"], total)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with autocast(device):
-                loss, parts = method.loss(model, batch, epoch)
-            if not math.isfinite(parts["total"]):
-                raise RuntimeError(f"train_cam: loss is {parts['total']} at step {state['step']}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            all_reduce_gradients(trainable, dist.world_size)
-            optimizer.step()
-            state["step"] += 1
-            progress.update()
-            for key, value in parts.items():
-                window.setdefault(key, []).append(value)
-            if state["step"] % rt.log_interval == 0 or state["step"] == total:
-                line = {"step": state["step"], "epoch": epoch, "lr": lr}
-                line |= {k: sum(v) / len(v) for k, v in window.items()}
-                state["history"].append(line)
-                window = {}
-                if dist.is_main:
-                    tqdm.write(json.dumps(line))
-            if state["step"] % p.checkpoint_every == 0:
-                checkpoint()
-        epoch_start += steps[epoch]
-    progress.close()
 
-    if dist.is_main:
-        _save_atomic({"meta": meta, "state_dict": model.state_dict()}, out / MODEL)
-        with open(out / LOG, "w") as fh:
-            fh.writelines(json.dumps(line) + "\n" for line in state["history"])
-        plot_curves(state["history"], out / "loss_curve.png", "train_cam losses")
-    ckpt_path.unlink(missing_ok=True)
+    history = loop.run(loader, lambda batch, epoch: method.loss(model, batch, epoch))
+    loop.finish(history, {"meta": meta, "state_dict": model.state_dict()}, MODEL)
     finish_distributed(dist)
     if not dist.is_main:  # the runner keeps rank 0's metrics only
         return {}, describe(device, dist.world_size)
     metrics = _train_metrics(model, dataset, device, rt.num_workers)
-    last = state["history"][-1]
+    last = history[-1]
     metrics |= {"train_loss": last["total"], "steps": float(total), "epochs": float(p.epochs)}
     return metrics, describe(device, dist.world_size)
 

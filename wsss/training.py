@@ -1,0 +1,165 @@
+"""The loop every training stage shares (train_cam, train_irn, train_deeplab).
+
+A plain torchvision-references-style loop: per-step poly learning rate, bf16 autocast on CUDA,
+gradients averaged across torchrun processes, a checkpoint every `checkpoint_every` steps that a
+rerun resumes from (after a kill -9 too), tqdm progress and one JSON log line per `log_interval`
+steps. What differs between stages (the data, the loss) comes in as two callables.
+"""
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from wsss.errors import WsssError
+from wsss.plots import plot_curves
+from wsss.runtime import Dist, all_reduce_gradients, autocast
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "train_log.jsonl"
+
+LossFn = Callable[[dict, int], tuple[torch.Tensor, dict[str, float]]]  # (batch, epoch)
+LoaderFn = Callable[[int, int], Iterable[dict]]  # (epoch, batches to skip) -> batches
+
+
+def poly_factor(step: int, horizon: int, power: float) -> float:
+    """(1 - step/horizon)^power, the poly schedule (held at its last value past the horizon)."""
+    return (1 - min(step, horizon - 1) / horizon) ** power
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    """torch.save to a temporary name, then rename: a kill never leaves a torn file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@dataclass
+class Loop:
+    """One training run. Every optimizer param group needs a `base_lr`: the lr of step s is
+    base_lr * lr_factor(s)."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    trainable: list[torch.nn.Parameter]
+    device: torch.device
+    dist: Dist
+    out: Path
+    steps: list[int]  # optimizer steps of each epoch
+    lr_factor: Callable[[int], float]
+    resume_key: str  # a checkpoint is resumed only if made with the same key (params + seed)
+    checkpoint_every: int
+    log_interval: int
+    name: str
+
+    def run(self, loader: LoaderFn, loss_fn: LossFn) -> list[dict]:
+        """Train (resuming a matching checkpoint); returns the logged history."""
+        step, history = self._resume()
+        total = sum(self.steps)
+        progress = tqdm(
+            total=total, initial=step, disable=None if self.dist.is_main else True, desc=self.name
+        )
+        window: dict[str, list[float]] = {}
+        epoch_start = 0
+        self.model.train()
+        for epoch, epoch_steps in enumerate(self.steps):
+            if step >= epoch_start + epoch_steps:
+                epoch_start += epoch_steps
+                continue
+            for batch in loader(epoch, step - epoch_start):
+                batch = {k: self._to_device(v) for k, v in batch.items()}
+                factor = self.lr_factor(step)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = group["base_lr"] * factor
+                with autocast(self.device):
+                    loss, parts = loss_fn(batch, epoch)
+                if not math.isfinite(parts["total"]):
+                    raise RuntimeError(f"{self.name}: loss is {parts['total']} at step {step}")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                all_reduce_gradients(self.trainable, self.dist.world_size)
+                self.optimizer.step()
+                step += 1
+                progress.update()
+                for key, value in parts.items():
+                    window.setdefault(key, []).append(value)
+                if step % self.log_interval == 0 or step == total:
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    line = {"step": step, "epoch": epoch, "lr": lr}
+                    line |= {k: sum(v) / len(v) for k, v in window.items()}
+                    history.append(line)
+                    window = {}
+                    if self.dist.is_main:
+                        tqdm.write(json.dumps(line))
+                if step % self.checkpoint_every == 0:
+                    self._checkpoint(step, history)
+            epoch_start += epoch_steps
+        progress.close()
+        return history
+
+    def finish(self, history: list[dict], model_file: dict, model_name: str) -> None:
+        """Write the model, the JSON log and the loss curve (rank 0); drop the checkpoint."""
+        if self.dist.is_main:
+            save_atomic(model_file, self.out / model_name)
+            with open(self.out / LOG, "w") as fh:
+                fh.writelines(json.dumps(line) + "\n" for line in history)
+            plot_curves(history, self.out / "loss_curve.png", f"{self.name} losses")
+        (self.out / CHECKPOINT).unlink(missing_ok=True)
+
+    def _to_device(self, value):
+        if not isinstance(value, torch.Tensor):
+            return value
+        value = value.to(self.device, non_blocking=True)
+        if self.device.type == "cuda" and value.dim() == 4 and value.is_floating_point():
+            value = value.contiguous(memory_format=torch.channels_last)
+        return value
+
+    def _resume(self) -> tuple[int, list[dict]]:
+        path = self.out / CHECKPOINT
+        if not path.exists():
+            return 0, []
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if ckpt["resume_key"] != self.resume_key or ckpt["world_size"] != self.dist.world_size:
+            return 0, []
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["rng"])
+        if self.dist.is_main:
+            print(json.dumps({"event": "resume", "step": ckpt["step"]}), flush=True)
+        return ckpt["step"], ckpt["history"]
+
+    def _checkpoint(self, step: int, history: list[dict]) -> None:
+        if self.dist.is_main:
+            save_atomic(
+                {
+                    "model": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "step": step,
+                    "history": history,
+                    "resume_key": self.resume_key,
+                    "world_size": self.dist.world_size,
+                },
+                self.out / CHECKPOINT,
+            )
+
+
+def load_model_file(
+    path: Path, build: Callable[[dict], torch.nn.Module], what: str
+) -> tuple[torch.nn.Module, dict]:
+    """A stage's `{"meta", "state_dict"}` model file -> (network on CPU, meta). Loaded with
+    weights_only=True: a model file never runs pickled code. Anything unloadable is one line."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        meta, state = saved["meta"], saved["state_dict"]
+        model = build(meta)
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WsssError(f"{path}: not a loadable {what} checkpoint ({first})") from None
+    return model, meta

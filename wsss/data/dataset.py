@@ -1,45 +1,131 @@
-"""A torch Dataset over one split of a DatasetIndex, for every stage that trains or infers."""
+"""Torch Datasets over one split of a DatasetIndex, for every stage that trains or infers."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from wsss.data.classes import IGNORE
 from wsss.data.index import DatasetIndex
 from wsss.data.io import read_image, read_mask
+from wsss.errors import WsssError
 
 
 class SegmentationDataset(Dataset):
-    """Items: {"id", "image": Image (3,H,W), "mask": Mask (H,W) int64, "labels": (C,) multi-hot}.
+    """Items: {"id", "image": Image (3,H,W), "mask": Mask (H,W) int64, "labels": (C,) multi-hot}
+    and, with CONFIDENCE, "confidence": Mask (H,W) (0 or 255 per pixel).
 
+    The mask is the GT mask, or `MASKS/<id>.png` when MASKS is given (IR labels, pseudo-masks).
     Images without a GT mask (e.g. train_aug without SBD) get an all-255 mask, so batches of
     mixed images still collate; the stages that need masks use splits that have them.
     """
 
-    def __init__(self, index: DatasetIndex, split: str, transforms: Callable | None = None):
+    def __init__(
+        self,
+        index: DatasetIndex,
+        split: str,
+        transforms: Callable | None = None,
+        masks: Path | None = None,
+        confidence: Path | None = None,
+    ):
         self.index = index
         self.samples = index.split(split)
         self.transforms = transforms
+        self.masks, self.confidence = masks, confidence
+        for folder in (masks, confidence):
+            missing = [
+                s.id for s in self.samples if folder and not (folder / f"{s.id}.png").exists()
+            ]
+            if missing:
+                raise WsssError(
+                    f"{folder}: no mask for '{missing[0]}' ({len(missing)} of the "
+                    f"{len(self.samples)} images of '{split}' missing)"
+                )
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def _mask(self, i: int, shape: tuple[int, ...]) -> np.ndarray:
+        sample = self.samples[i]
+        path = self.masks / f"{sample.id}.png" if self.masks else self.index.mask_path(sample)
+        if path is None:
+            return np.full(shape, IGNORE, np.uint8)
+        mask = read_mask(path)
+        if mask.shape != shape:
+            raise WsssError(f"{path}: mask is {mask.shape[::-1]}, the image {shape[::-1]} (W, H)")
+        return mask
+
     def __getitem__(self, i: int) -> dict:
         sample = self.samples[i]
         image = read_image(self.index.image_path(sample))
-        mask_path = self.index.mask_path(sample)
-        mask = (
-            read_mask(mask_path)
-            if mask_path is not None
-            else np.full(image.shape[:2], IGNORE, np.uint8)
-        )
-        image_t = tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1).contiguous())
-        mask_t = tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64)))
+        item = {
+            "id": sample.id,
+            "image": tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1)),
+        }
+        item["mask"] = _as_mask(self._mask(i, image.shape[:2]))
+        if self.confidence is not None:
+            item["confidence"] = _as_mask(read_mask(self.confidence / f"{sample.id}.png"))
         if self.transforms is not None:
-            image_t, mask_t = self.transforms(image_t, mask_t)
+            item |= transform_item(self.transforms, item)
         labels = torch.zeros(len(self.index.classes))
         labels[list(sample.labels)] = 1.0
-        return {"id": sample.id, "image": image_t, "mask": mask_t, "labels": labels}
+        item["labels"] = labels
+        return item
+
+
+def _as_mask(mask: np.ndarray) -> tv_tensors.Mask:
+    return tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64)))
+
+
+SPATIAL = ("image", "mask", "confidence")
+
+
+def transform_item(transforms: Callable, item: dict) -> dict:
+    """Apply one random draw of TRANSFORMS to every spatial entry of ITEM alike."""
+    keys = [k for k in SPATIAL if k in item]
+    return dict(zip(keys, transforms(*(item[k] for k in keys)), strict=True))
+
+
+class AugmentedSet(Dataset):
+    """A training view of a SegmentationDataset whose item i in epoch e is augmented by a
+    generator seeded with (seed, e, i): the data a step sees does not depend on worker count,
+    process count, or a resume in the middle of an epoch."""
+
+    def __init__(self, base: SegmentationDataset, transforms: Callable, seed: int):
+        self.base, self.transforms, self.seed = base, transforms, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def rng(self, i: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, i])
+
+    def augmented(self, i: int, seed: int) -> dict:
+        item = self.base[i]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            item |= transform_item(self.transforms, item)
+        return item
+
+    def __getitem__(self, i: int) -> dict:
+        return self.augmented(i, int(self.rng(i).integers(2**62)))
+
+
+def size_batches(dataset: SegmentationDataset, batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of images of one size (read from the headers only), for
+    inference on whole images."""
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, sample in enumerate(dataset.samples):
+        with Image.open(dataset.index.image_path(sample)) as img:
+            by_size.setdefault(img.size, []).append(i)
+    return [
+        ids[k : k + batch_size] for ids in by_size.values() for k in range(0, len(ids), batch_size)
+    ]

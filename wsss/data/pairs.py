@@ -2,59 +2,42 @@
 shares at least one class (METHOD §2: pick one of the anchor's classes, then a random image of
 that class, possibly the anchor itself).
 
-Every random choice of item i in epoch e comes from a generator seeded by (seed, e, i): the data
-a step sees does not depend on worker count, process count, or a resume in the middle of an epoch.
+Every random choice of item i in epoch e comes from a generator seeded by (seed, e, i)
+(AugmentedSet), the partner included.
 """
 
 from collections import defaultdict
 from collections.abc import Callable
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Sampler
 
-from wsss.data.dataset import SegmentationDataset
+from wsss.data.dataset import AugmentedSet, SegmentationDataset
 from wsss.data.index import DatasetIndex
 
 
-class CamTrainSet(Dataset):
+class CamTrainSet(AugmentedSet):
     def __init__(
         self, index: DatasetIndex, split: str, transforms: Callable, seed: int, pairs: bool
     ):
-        self.base = SegmentationDataset(index, split)
-        self.transforms = transforms
-        self.seed = seed
+        super().__init__(SegmentationDataset(index, split), transforms, seed)
         self.pairs = pairs
-        self.epoch = 0
         self.with_class: dict[int, list[int]] = defaultdict(list)
         for i, sample in enumerate(self.base.samples):
             for c in sample.labels:
                 self.with_class[c].append(i)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.base)
 
     def partner(self, i: int, rng: np.random.Generator) -> int:
         """A random image containing one random class of image i."""
         c = int(rng.choice(self.base.samples[i].labels))
         return int(rng.choice(self.with_class[c]))
 
-    def _augmented(self, i: int, seed: int) -> dict:
-        item = self.base[i]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            item["image"], item["mask"] = self.transforms(item["image"], item["mask"])
-        return item
-
     def __getitem__(self, i: int) -> dict:
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        item = self._augmented(i, int(rng.integers(2**62)))
+        rng = self.rng(i)
+        item = self.augmented(i, int(rng.integers(2**62)))
         if self.pairs:
             j = self.partner(i, rng)
-            other = self._augmented(j, int(rng.integers(2**62)))
+            other = self.augmented(j, int(rng.integers(2**62)))
             item["pair_image"], item["pair_labels"] = other["image"], other["labels"]
         return item
 

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from wsss.data.classes import IGNORE
-from wsss.data.dataset import SegmentationDataset
+from wsss.data.dataset import SegmentationDataset, size_batches
 from wsss.data.io import read_image, read_mask, write_mask
 from wsss.data.transforms import eval_transforms
 from wsss.errors import WsssError
@@ -63,17 +62,6 @@ def seeds_from_cams(cams: torch.Tensor, threshold: float) -> torch.Tensor:
     return torch.cat([bg, cams], dim=-3).argmax(dim=-3)
 
 
-def _size_batches(dataset: SegmentationDataset, batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of images of one size (read from the headers only)."""
-    by_size: dict[tuple[int, int], list[int]] = {}
-    for i, sample in enumerate(dataset.samples):
-        with Image.open(dataset.index.image_path(sample)) as img:
-            by_size.setdefault(img.size, []).append(i)
-    return [
-        ids[k : k + batch_size] for ids in by_size.values() for k in range(0, len(ids), batch_size)
-    ]
-
-
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
     p, rt = params.extract_seeds, params.runtime
     index = load_index(inputs["dataset"].path)
@@ -95,7 +83,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     (out / "cams").mkdir()
     (out / "seeds").mkdir()
     scored = 0
-    batches = _size_batches(dataset, p.batch_size)
+    batches = size_batches(dataset, p.batch_size)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=rt.num_workers, collate_fn=list)
     for items in tqdm(loader, total=len(batches), desc="extract_seeds", disable=None):
         images = torch.stack([it["image"] for it in items]).to(device)

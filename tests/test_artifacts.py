@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import seal
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.lineage import lineage
 from wsss.artifacts.manifest import sha256_file
@@ -75,21 +76,9 @@ def test_cli_input_errors(cli, tmp_path):
 
 def _downstream(dataset: Path, out: Path) -> None:
     """A second-generation artifact, written as a stage would, to walk lineage through."""
-    from wsss.artifacts.manifest import InputRef, Manifest, hash_tree, write_manifest
-
-    upstream = open_artifact(dataset)
     out.mkdir()
     (out / "weights.bin").write_bytes(b"\0" * 8)
-    write_manifest(
-        out,
-        Manifest(
-            kind="cam_model", stage="train_cam", wsss_version="0", code_revision="abc",
-            created_at="2026-01-01T00:00:00+00:00", params={"x": 1}, params_digest=digest({"x": 1}),
-            inputs={"dataset": InputRef(uri="../dataset", kind="dataset",
-                                        manifest_digest=upstream.manifest_digest)},
-            files=hash_tree(out), metrics={"loss": 0.5}, device="cpu", duration_s=1.0,
-        ),
-    )  # fmt: skip
+    seal(out, "cam_model", "train_cam", {"dataset": dataset})
 
 
 def test_lineage_walks_back_to_the_root_and_survives_a_move(cli, toy_root, tmp_path):

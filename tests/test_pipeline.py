@@ -10,6 +10,9 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+STAGES = ("prepare_data", "train_cam", "extract_seeds", "train_irn", "export_masks",
+          "train_deeplab", "evaluate")  # fmt: skip
+KINDS = ("dataset", "cam_model", "cams", "irn_model", "pseudo_masks", "seg_model", "evaluation")
 
 
 def _sh(cwd: Path, *cmd: str) -> subprocess.CompletedProcess:
@@ -29,8 +32,12 @@ def checkout(tmp_path_factory) -> Path:
             shutil.copy2(REPO / rel, dest / rel)
     (dest / ".venv").symlink_to(REPO / ".venv")
     params = yaml.safe_load((dest / "params.yaml").read_text())
-    params["train_cam"] |= {"epochs": 2, "warmup_epochs": 1}  # CI's budget: same stages, short
+    # CI's budget: every stage, on the pinned ToyVOC, trained briefly
+    params["train_cam"] |= {"epochs": 2, "warmup_epochs": 1}
     params["extract_seeds"] |= {"scales": [1.0]}
+    params["train_irn"] |= {"epochs": 1}
+    params["train_deeplab"] |= {"epochs": 1}
+    params["evaluate"] |= {"scales": [1.0]}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _sh(dest, "git", "init", "-q").returncode == 0
     return dest
@@ -39,14 +46,15 @@ def checkout(tmp_path_factory) -> Path:
 def test_make_run_regenerates_the_pinned_data_and_a_second_run_is_a_no_op(checkout):
     first = _sh(checkout, "make", "-o", "install", "run")
     assert first.returncode == 0, first.stderr
-    for stage in ("prepare_data", "train_cam", "extract_seeds"):
+    for stage in STAGES:
         assert f"Running stage '{stage}'" in first.stdout
-    for kind in ("dataset", "cam_model", "cams"):
+    for kind in KINDS:
         assert (checkout / "artifacts" / kind / "manifest.json").is_file()
-    lineage = _sh(checkout, ".venv/bin/wsss", "lineage", "artifacts/cams")
-    assert (
-        "cam_model <- train_cam" in lineage.stdout and "dataset <- prepare_data" in lineage.stdout
-    )
+    assert (checkout / "artifacts" / "evaluation" / "report.html").is_file()
+    lineage = _sh(checkout, ".venv/bin/wsss", "lineage", "artifacts/evaluation").stdout
+    for kind, stage in zip(KINDS[::-1], STAGES[::-1], strict=True):
+        assert f"{kind} <- {stage}" in lineage  # every stage, back to prepare_data
+    assert lineage.count("params ") >= len(STAGES)  # each with its params digest
     second = _sh(checkout, "make", "-o", "install", "run")
     assert second.returncode == 0, second.stderr
     assert "Running stage" not in second.stdout
@@ -69,13 +77,32 @@ def test_changed_data_is_caught_against_the_pin(checkout):
         jpg.write_bytes(original)
 
 
-def test_a_params_change_reruns_its_stage_and_those_downstream(checkout):
-    params = checkout / "params.yaml"
-    original = params.read_text()
-    params.write_text(original.replace("\n  threshold: 0.2\n", "\n  threshold: 0.25\n"))
+def _set_param(checkout: Path, section: str, key: str, value) -> str:
+    """Change one value of the copy's params.yaml; returns the original text."""
+    path = checkout / "params.yaml"
+    original = path.read_text()
+    changed = yaml.safe_load(original)
+    changed[section][key] = value
+    path.write_text(yaml.safe_dump(changed, sort_keys=False))
+    return original
+
+
+def test_a_changed_seed_threshold_leaves_the_stages_upstream_alone(checkout):
+    original = _set_param(checkout, "extract_seeds", "threshold", 0.25)
     try:
-        dry = _sh(checkout, ".venv/bin/dvc", "repro", "--dry")
-        assert "Running stage 'extract_seeds'" in dry.stdout
-        assert "Running stage 'train_cam'" not in dry.stdout
+        dry = _sh(checkout, ".venv/bin/dvc", "repro", "--dry").stdout
+        assert "Running stage 'extract_seeds'" in dry
+        assert "Running stage 'train_cam'" not in dry and "Running stage 'prepare_data'" not in dry
     finally:
-        params.write_text(original)
+        (checkout / "params.yaml").write_text(original)
+
+
+def test_a_changed_deeplab_param_reruns_only_train_deeplab_and_evaluate(checkout):
+    original = _set_param(checkout, "train_deeplab", "lr", 0.02)
+    try:
+        rerun = _sh(checkout, "make", "-o", "install", "run")
+        assert rerun.returncode == 0, rerun.stderr
+        ran = {stage for stage in STAGES if f"Running stage '{stage}'" in rerun.stdout}
+        assert ran == {"train_deeplab", "evaluate"}
+    finally:
+        (checkout / "params.yaml").write_text(original)

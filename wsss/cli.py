@@ -51,6 +51,18 @@ def _cmd_run(args: argparse.Namespace) -> None:
     print(f"{args.stage}: {manifest.kind} in {args.out} ({manifest.duration_s:.1f}s)  {metrics}")
 
 
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from wsss.params import PredictParams, load_params
+    from wsss.stages import run_stage
+
+    params = load_params(args.params)
+    if args.overlays is not None:
+        params = params.model_copy(update={"predict": PredictParams(overlays=args.overlays)})
+    uris = {"seg_model": str(args.model), "images": str(args.images)}
+    manifest = run_stage("predict", uris, args.out, params)
+    print(f"predict: {manifest.metrics['images']:.0f} label maps in {args.out}")
+
+
 def _cmd_score(args: argparse.Namespace) -> None:
     from wsss.metrics import score_directories
 
@@ -102,6 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, required=True, metavar="DIR")
     run.add_argument("--params", type=Path, metavar="FILE", help="default: the ToyVOC preset")
     run.set_defaults(func=_cmd_run)
+
+    predict = commands.add_parser("predict", help="apply a seg_model to a folder of images")
+    predict.add_argument("--model", type=Path, required=True, metavar="DIR", help="a seg_model")
+    predict.add_argument("--images", type=Path, required=True, metavar="DIR")
+    predict.add_argument("--out", type=Path, required=True, metavar="DIR")
+    predict.add_argument("--params", type=Path, metavar="FILE", help="its evaluate section")
+    predict.add_argument(
+        "--overlays", action=argparse.BooleanOptionalAction, help="default: predict.overlays"
+    )
+    predict.set_defaults(func=_cmd_predict)
 
     score = commands.add_parser("score", help="mIoU of predicted PNG masks against GT masks")
     score.add_argument("--pred", type=Path, required=True, metavar="DIR")

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wsss.errors import WsssError
+from wsss.refine.crf import CrfParams
 
 
 class Section(BaseModel):
@@ -77,13 +78,113 @@ class TrainCamParams(Section):
 class ExtractSeedsParams(Section):
     """extract_seeds: multi-scale + flip CAM inference and the background-threshold seeds."""
 
-    split: str = "train"  # images to extract (and score, when they have GT)
+    split: str = "train_aug"  # images to extract: IRN trains on their CAMs
+    score_split: str = "train"  # seeds scored against GT on these (METHOD §4: VOC train)
     scales: tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
     flip: bool = True
     threshold: float = Field(default=0.2, gt=0, lt=1)  # the fixed, honest background threshold
     sweep: tuple[float, float, float] = (0.10, 0.30, 0.01)  # start, stop (exclusive), step
     batch_size: int = Field(default=8, ge=1)
     overlays: int = Field(default=12, ge=0)  # images in the CAM overlay grid
+
+
+class TrainIrnParams(Section):
+    """train_irn: IR labels mined from the CAMs, then IRNet's boundary and displacement branches.
+
+    Defaults are the ToyVOC preset (a pyramid trained from scratch, narrower branches, 64 px
+    crops); params/voc.yaml carries IRN's settings (frozen ResNet-50, 512 px crops, batch 32,
+    3 epochs, effective momentum 1e-4 per METHOD §10.1).
+    """
+
+    backbone: Literal["toy", "resnet50"] = "toy"
+    weights: Path | None = None  # local torchvision ResNet-50 ImageNet state dict
+    toy_width: int = Field(default=16, ge=8)
+    edge_width: int = Field(default=16, ge=4, multiple_of=4)  # IRN: 32
+    disp_width: int = Field(default=64, ge=64, multiple_of=64)  # IRN: 256
+    split: str = "train_aug"  # its CAMs must be in the `cams` artifact
+    fg_threshold: float = Field(default=0.30, gt=0, lt=1)
+    bg_threshold: float = Field(default=0.10, gt=0, lt=1)  # KTSE: 0.10 (IRN: 0.05)
+    crf: CrfParams | None = CrfParams()  # null: IR labels straight from the thresholds
+    radius: int = Field(default=10, ge=2)  # pair radius on the stride-4 grid
+    scale: tuple[float, float] = (0.5, 1.5)  # random rescale range
+    crop: int = Field(default=64, ge=16)
+    hflip: float = Field(default=0.5, ge=0, le=1)
+    batch_size: int = Field(default=8, ge=1)
+    epochs: int = Field(default=6, ge=1)
+    lr: float = Field(default=0.1, gt=0)  # edge branch (and a trainable pyramid)
+    disp_lr_scale: float = Field(default=10.0, gt=0)  # displacement branch: 10x
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    poly_power: float = Field(default=0.9, ge=0)
+    checkpoint_every: int = Field(default=50, ge=1)
+
+
+class ExportMasksParams(Section):
+    """export_masks: boundary maps, the random walk of the CAMs, pseudo and confidence masks."""
+
+    split: str = "train_aug"  # masks for these images (DeepLab trains on them)
+    score_split: str = "train"  # pseudo_mask_miou against GT on these
+    beta: float = Field(default=10.0, gt=0)  # affinity = (1 - max boundary)^beta
+    # The walk takes 2^exp_times steps. IRN: 8 on a ~128-cell grid; ToyVOC's grid is 24 cells, and
+    # the same relative diffusion length (~ sqrt(steps)) needs 256 * (24/128)^2 ~ 9 steps: 3.
+    exp_times: int = Field(default=3, ge=0, le=12)
+    radius: int = Field(default=5, ge=2)
+    bg_threshold: float = Field(default=0.25, gt=0, lt=1)  # background score after the walk
+    flip: bool = True
+    batch_size: int = Field(default=8, ge=1)
+    overlays: int = Field(default=12, ge=0)
+
+
+class TrainDeeplabParams(Section):
+    """train_deeplab: DeepLabV2 on the pseudo-masks.
+
+    Defaults are the ToyVOC preset (toy backbone from scratch, ASPP rates scaled to its
+    16-cell crops); params/voc.yaml carries METHOD §6 (ResNet-101, 512 px, batch 16, lr 0.01).
+    """
+
+    backbone: Literal["toy", "resnet101"] = "toy"
+    weights: Path | None = None  # local torchvision ResNet-101 ImageNet state dict
+    toy_width: int = Field(default=16, ge=8)
+    aspp_rates: tuple[int, ...] = Field(default=(1, 2, 4, 6), min_length=1)  # VOC: 6/12/18/24
+    split: str = "train_aug"
+    crop: int = Field(default=64, ge=16)
+    scale: tuple[float, float] = (0.5, 1.0)  # RandomResizedCrop area fraction (BECO: 0.5-0.75)
+    hflip: float = Field(default=0.5, ge=0, le=1)
+    # Outside the confidence mask pixels weigh low_confidence_weight: "off" uses every
+    # pseudo-label pixel alike, "weight" down-weights the others, "ignore" drops them.
+    confidence: Literal["off", "weight", "ignore"] = "off"
+    low_confidence_weight: float = Field(default=0.5, ge=0, le=1)  # for "weight"
+    batch_size: int = Field(default=8, ge=1)  # per process
+    epochs: int = Field(default=30, ge=1)
+    lr: float = Field(default=0.05, gt=0)  # from scratch: 5x METHOD's 0.01
+    head_lr_scale: float = Field(default=1.0, gt=0)  # METHOD §6: one group, 1x
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    poly_power: float = Field(default=0.9, ge=0)
+    min_lr: float = Field(default=1e-5, ge=0)
+    # Uses GT labels: score every epoch on val_split and keep the best (BECO does, METHOD
+    # §10.12). Off by default; when on, the manifest says so and val is no longer held out.
+    select_on_val: bool = False
+    val_split: str = "val"
+    checkpoint_every: int = Field(default=200, ge=1)
+
+
+class EvaluateParams(Section):
+    """evaluate (and `wsss predict`): multi-scale + flip inference, optional CRF, the report."""
+
+    split: str = "val"
+    scales: tuple[float, ...] = Field(default=(1.0, 0.75, 1.25), min_length=1)
+    flip: bool = True
+    merge: Literal["max", "mean"] = "max"  # over scales; BECO takes the pixel-wise max
+    crf: CrfParams | None = None  # METHOD §6 uses CRF(10 it, gaussian 1/3, bilateral 67/3/4)
+    batch_size: int = Field(default=8, ge=1)
+    examples: int = Field(default=12, ge=0)  # rows in the qualitative grid
+
+
+class PredictParams(Section):
+    """`wsss predict`: what to write besides the label PNGs (inference settings: `evaluate`)."""
+
+    overlays: bool = True  # <name>_overlay.png: the image blended with its predicted colours
 
 
 class RuntimeParams(Section):
@@ -99,6 +200,11 @@ class Params(Section):
     dataset: DatasetParams = DatasetParams()
     train_cam: TrainCamParams = TrainCamParams()
     extract_seeds: ExtractSeedsParams = ExtractSeedsParams()
+    train_irn: TrainIrnParams = TrainIrnParams()
+    export_masks: ExportMasksParams = ExportMasksParams()
+    train_deeplab: TrainDeeplabParams = TrainDeeplabParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    predict: PredictParams = PredictParams()
     runtime: RuntimeParams = RuntimeParams()
 
 

@@ -41,8 +41,10 @@ def plot_threshold_sweep(mious: dict[float, float], fixed: float, path: Path) ->
     plt.close(fig)
 
 
-def plot_overlays(rows: list[tuple], path: Path) -> None:
-    """A grid image | CAM heat | seed | GT, one row per (id, image, heat, seed, gt) tuple."""
+def plot_overlays(
+    rows: list[tuple], path: Path, titles: tuple[str, ...] = ("image", "CAM", "seed", "GT")
+) -> None:
+    """A grid image | heat map | label map | GT, one row per (id, image, heat, label, gt)."""
     from wsss.data.classes import voc_palette
 
     palette = voc_palette()
@@ -57,7 +59,60 @@ def plot_overlays(rows: list[tuple], path: Path) -> None:
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])
-    for ax, title in zip(axes[0], ("image", "CAM", "seed", "GT"), strict=True):
+    for ax, title in zip(axes[0], titles, strict=True):
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_class_iou(iou: list[float | None], names: list[str], path: Path) -> None:
+    """Per-class IoU as horizontal bars (classes never seen left empty), with the mean."""
+    values = [np.nan if v is None else 100 * v for v in iou]
+    fig, ax = plt.subplots(figsize=(6, 0.25 * len(names) + 1))
+    ax.barh(range(len(names)), values, color="tab:blue")
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(np.nanmean(values), color="grey", ls="--", label=f"mIoU {np.nanmean(values):.1f}")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("IoU (%)")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_confusion(counts: np.ndarray, names: list[str], path: Path) -> None:
+    """Row-normalized confusion matrix (GT rows, predicted columns) as a heat map."""
+    rows = counts[:, : len(names)].astype(np.float64)
+    rows /= np.maximum(rows.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    image = ax.imshow(rows, cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("ground truth")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_examples(rows: list[tuple], path: Path) -> None:
+    """A grid image | GT | prediction, one row per (id, image, gt, prediction) tuple."""
+    from wsss.data.classes import voc_palette
+
+    palette = voc_palette()
+    fig, axes = plt.subplots(len(rows), 3, figsize=(6, 2 * len(rows)), squeeze=False)
+    for row, (image_id, image, gt, pred) in zip(axes, rows, strict=True):
+        row[0].imshow(image)
+        row[0].set_ylabel(image_id, fontsize=7)
+        row[1].imshow(palette[gt])
+        row[2].imshow(palette[pred])
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for ax, title in zip(axes[0], ("image", "GT", "prediction"), strict=True):
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)

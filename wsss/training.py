@@ -57,8 +57,14 @@ class Loop:
     log_interval: int
     name: str
 
-    def run(self, loader: LoaderFn, loss_fn: LossFn) -> list[dict]:
-        """Train (resuming a matching checkpoint); returns the logged history."""
+    def run(
+        self,
+        loader: LoaderFn,
+        loss_fn: LossFn,
+        on_epoch_end: Callable[[int], None] | None = None,
+    ) -> list[dict]:
+        """Train (resuming a matching checkpoint); returns the logged history. ON_EPOCH_END(e)
+        runs after each epoch finished in this run (before that epoch's checkpoint)."""
         step, history = self._resume()
         total = sum(self.steps)
         progress = tqdm(
@@ -99,6 +105,8 @@ class Loop:
                 if step % self.checkpoint_every == 0:
                     self._checkpoint(step, history)
             epoch_start += epoch_steps
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
         progress.close()
         return history
 

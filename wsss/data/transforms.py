@@ -56,18 +56,49 @@ class RandomLongSide(v2.Transform):
         )
 
 
-def cam_train_transforms(long_side: tuple[int, int], crop: int, hflip: float) -> v2.Compose:
-    """Random long side, flip, normalize, then a random CROP padded with 0 (the mean colour once
-    normalized) and 255 in the mask."""
+class RandomScale(v2.Transform):
+    """Resize by a random factor in [LO, HI] (bicubic for images, nearest for masks): IRN's scale
+    augmentation."""
+
+    def __init__(self, lo: float, hi: float):
+        super().__init__()
+        self.lo, self.hi = lo, hi
+
+    def make_params(self, flat_inputs: list) -> dict:
+        h, w = v2.query_size(flat_inputs)
+        factor = self.lo + (self.hi - self.lo) * float(torch.rand(()))
+        return {"size": [max(1, round(h * factor)), max(1, round(w * factor))]}
+
+    def transform(self, inpt, params: dict):
+        if not isinstance(inpt, tv_tensors.Image | tv_tensors.Mask):
+            return inpt
+        return v2.functional.resize(
+            inpt, params["size"], interpolation=v2.InterpolationMode.BICUBIC, antialias=True
+        )
+
+
+def _rescale_flip_crop(rescale: v2.Transform, crop: int, hflip: float) -> v2.Compose:
+    """RESCALE, flip, normalize, then a random CROP padded with 0 (the mean colour once
+    normalized) and 255 in the masks."""
     fill = {tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE}
     return v2.Compose(
         [
-            RandomLongSide(*long_side),
+            rescale,
             v2.RandomHorizontalFlip(hflip),
             *_to_float(),
             v2.RandomCrop(crop, pad_if_needed=True, fill=fill),
         ]
     )
+
+
+def cam_train_transforms(long_side: tuple[int, int], crop: int, hflip: float) -> v2.Compose:
+    """KTSE: a random longer side in LONG_SIDE, flip, random crop."""
+    return _rescale_flip_crop(RandomLongSide(*long_side), crop, hflip)
+
+
+def irn_train_transforms(scale: tuple[float, float], crop: int, hflip: float) -> v2.Compose:
+    """IRN: a random rescale in SCALE, flip, random crop."""
+    return _rescale_flip_crop(RandomScale(*scale), crop, hflip)
 
 
 def eval_transforms() -> v2.Compose:

@@ -15,31 +15,41 @@ from wsss.errors import WsssError
 from wsss.models.resnet38d import ResNet38d
 
 
+def conv_norm_relu(
+    cin: int, cout: int, stride: int = 1, dilation: int = 1, norm: str = "batch"
+) -> nn.Sequential:
+    """3x3 conv (no bias) -> BatchNorm or GroupNorm(8) -> ReLU: the toy networks' one block."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, dilation, dilation, bias=False),
+        nn.BatchNorm2d(cout) if norm == "batch" else nn.GroupNorm(8, cout),
+        nn.ReLU(inplace=True),
+    )
+
+
 class ToyNet(nn.Module):
     """A small CNN for ToyVOC on CPU, trained from scratch (0.2 M parameters with the head at
     width 16). Output stride 4: ToyVOC objects span a few dozen pixels. BatchNorm trains fastest
     from scratch; GroupNorm makes results independent of how a batch is split across processes.
+    CONTEXT extra layers (dilation 4, 8, ...) widen the receptive field from 51 px to 147 px with
+    two: a segmenter must see an object's discriminative part from anywhere on its body.
     """
 
     stride = 4
     frozen_prefixes: tuple[str, ...] = ()
     pretrained_bn = False
 
-    def __init__(self, width: int = 16, norm: str = "batch"):
+    def __init__(self, width: int = 16, norm: str = "batch", context: int = 0):
         super().__init__()
         w = width
 
         def conv(cin: int, cout: int, stride: int = 1, dil: int = 1) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, stride, dil, dil, bias=False),
-                nn.BatchNorm2d(cout) if norm == "batch" else nn.GroupNorm(8, cout),
-                nn.ReLU(inplace=True),
-            )
+            return conv_norm_relu(cin, cout, stride, dil, norm)
 
         self.features = nn.Sequential(
             conv(3, w, stride=2), conv(w, 2 * w),
             conv(2 * w, 4 * w, stride=2), conv(4 * w, 4 * w),
             conv(4 * w, 4 * w, dil=2), conv(4 * w, 8 * w, dil=2),
+            *(conv(8 * w, 8 * w, dil=4 * 2**k) for k in range(context)),
         )  # fmt: skip
         self.out_channels = 8 * w
 

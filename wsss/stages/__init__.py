@@ -26,18 +26,30 @@ PARTIAL = ".partial"  # present while a stage writes; marks a directory the runn
 class Stage:
     name: str
     kind: str  # kind of the output artifact
-    inputs: dict[str, str | None]  # input name -> expected artifact kind (None: a raw root URI)
+    inputs: dict[str, str | None]  # input name -> expected artifact kind (None: a raw path/URI)
     section: str  # its params.yaml section
     resumable: bool = False  # keeps its output directory's files (checkpoints) across runs
+    also_reads: tuple[str, ...] = ()  # further params sections it uses (recorded as well)
 
 
 _SEEDS_INPUTS = {"dataset": "dataset", "cam_model": "cam_model"}
+_MASKS_INPUTS = {"dataset": "dataset", "cams": "cams", "irn_model": "irn_model"}
+_DEEPLAB_INPUTS = {"dataset": "dataset", "pseudo_masks": "pseudo_masks"}
+_PREDICT_INPUTS = {"seg_model": "seg_model", "images": None}
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
         Stage("prepare_data", "dataset", {"root": None}, "dataset"),
         Stage("train_cam", "cam_model", {"dataset": "dataset"}, "train_cam", resumable=True),
         Stage("extract_seeds", "cams", _SEEDS_INPUTS, "extract_seeds"),
+        Stage("train_irn", "irn_model", {"dataset": "dataset", "cams": "cams"}, "train_irn", True),
+        Stage("export_masks", "pseudo_masks", _MASKS_INPUTS, "export_masks"),
+        Stage("train_deeplab", "seg_model", _DEEPLAB_INPUTS, "train_deeplab", resumable=True),
+        Stage(
+            "evaluate", "evaluation", {"dataset": "dataset", "seg_model": "seg_model"}, "evaluate"
+        ),
+        # `wsss predict`: a seg_model on a folder of new images, with evaluate's inference
+        Stage("predict", "predictions", _PREDICT_INPUTS, "predict", also_reads=("evaluate",)),
     )
 }
 
@@ -110,8 +122,8 @@ def run_stage(name: str, uris: dict[str, str], out: Path, params: Params) -> Man
     (out / METRICS).write_text(json.dumps(metrics, indent=1) + "\n")  # for `dvc metrics show`
     (out / PARTIAL).unlink()
     resolved = {
-        stage.section: getattr(params, stage.section).model_dump(),
-        "runtime": params.runtime.model_dump(),
+        section: getattr(params, section).model_dump()
+        for section in (stage.section, *stage.also_reads, "runtime")
     }
     manifest = Manifest(
         kind=stage.kind,

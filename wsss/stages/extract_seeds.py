@@ -2,9 +2,10 @@
 
 Per image: CAMs of the present classes (`cams/<id>.npz`: `cam` float16 (K, H, W) normalized to
 [0, 1], `keys` the K class ids) and the seed label map at the configured threshold
-(`seeds/<id>.png`). Where the split has GT masks it reports `seed_miou_fixed` (the configured
-threshold: the honest number), and `seed_miou` / `seed_threshold`, the best of a threshold sweep
-scored against GT, which is the number papers report (METHOD §4, §10.12).
+(`seeds/<id>.png`). On the images of `score_split` that have GT masks it reports
+`seed_miou_fixed` (the configured threshold: the honest number), and `seed_miou` /
+`seed_threshold`, the best of a threshold sweep scored against GT, which is the number papers
+report (METHOD §4, §10.12).
 """
 
 import json
@@ -56,6 +57,28 @@ def multiscale_cams(
     return total / (total.amax(dim=(2, 3), keepdim=True) + 1e-5)
 
 
+def read_cam(cams: Path, image_id: str, labels: tuple[int, ...], size: tuple[int, int]):
+    """(cam (K, H, W) float32, keys (K,)) of one image from a `cams` artifact directory, checked
+    against the image's labels and size (H, W); a mismatch is a one-line WsssError."""
+    path = cams / "cams" / f"{image_id}.npz"
+    try:
+        with np.load(path) as npz:
+            cam, keys = npz["cam"].astype(np.float32), npz["keys"]
+    except FileNotFoundError:
+        raise WsssError(f"{path}: no CAM for image '{image_id}'") from None
+    except (OSError, KeyError, ValueError) as exc:
+        raise WsssError(f"{path}: not a CAM array file ({exc})") from None
+    if sorted(keys.tolist()) != sorted(labels):
+        raise WsssError(
+            f"{path}: CAM classes {keys.tolist()} disagree with the image labels {sorted(labels)}"
+        )
+    if cam.shape != (len(keys), *size):
+        raise WsssError(
+            f"{path}: CAM shape {cam.shape}, expected ({len(keys)}, {size[0]}, {size[1]})"
+        )
+    return cam, keys
+
+
 def seeds_from_cams(cams: torch.Tensor, threshold: float) -> torch.Tensor:
     """argmax over [threshold; CAMs]: 0 = background, c+1 = class c. CAMS (..., C, H, W)."""
     bg = torch.full_like(cams[..., :1, :, :], threshold)
@@ -65,8 +88,12 @@ def seeds_from_cams(cams: torch.Tensor, threshold: float) -> torch.Tensor:
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
     p, rt = params.extract_seeds, params.runtime
     index = load_index(inputs["dataset"].path)
-    if p.split not in index.splits:
-        raise WsssError(f"params: extract_seeds.split: '{p.split}' is not a split of the dataset")
+    for key in ("split", "score_split"):
+        if getattr(p, key) not in index.splits:
+            raise WsssError(
+                f"params: extract_seeds.{key}: '{getattr(p, key)}' is not a split of the dataset"
+            )
+    score_ids = {s.id for s in index.split(p.score_split)}
     device = resolve_device(rt.device)
     model, meta = load_cam_model(inputs["cam_model"], device)
     if meta["num_classes"] != len(index.classes):
@@ -99,7 +126,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             seed = seeds_from_cams(cam, p.threshold).numpy().astype(np.uint8)
             write_mask(out / "seeds" / f"{item['id']}.png", seed)
             gt = item["mask"].numpy()
-            if (gt != IGNORE).any():
+            if item["id"] in score_ids and (gt != IGNORE).any():
                 scored += 1
                 fixed.update(seed, gt)
                 for t, matrix in sweep.items():

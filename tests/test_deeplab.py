@@ -1,0 +1,198 @@
+"""DeepLabV2 and its loss on tiny tensors; train_deeplab, evaluate and `wsss predict` on GT masks
+standing in for pseudo-masks; the bad inputs these stages refuse."""
+
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from tests.helpers import seal
+from wsss.artifacts import MANIFEST, open_artifact
+from wsss.data.io import read_mask
+from wsss.methods.segmentation import pseudo_mask_loss
+from wsss.models.backbones import TorchvisionResNet
+from wsss.models.deeplab import ASPP, build_deeplab
+from wsss.stages.prepare_data import load_index
+
+WSSS = str(Path(sys.executable).parent / "wsss")
+
+
+def test_aspp_sums_four_dilated_branches_straight_to_the_classes():
+    torch.manual_seed(0)
+    aspp = ASPP(64, 21, (6, 12, 18, 24))
+    assert [b.dilation for b in aspp.branches] == [(r, r) for r in (6, 12, 18, 24)]
+    assert [b.padding for b in aspp.branches] == [(r, r) for r in (6, 12, 18, 24)]
+    assert all(b.kernel_size == (3, 3) and b.out_channels == 21 for b in aspp.branches)
+    weights = torch.cat([b.weight.flatten() for b in aspp.branches])
+    assert weights.std().item() == pytest.approx(0.01, rel=0.05)
+    x = torch.randn(2, 64, 20, 20)
+    assert torch.allclose(aspp(x), sum(b(x) for b in aspp.branches))
+    assert aspp(x).shape == (2, 21, 20, 20)  # padding = dilation keeps the size
+
+
+def test_resnet101_deeplab_is_output_stride_8_and_upsamples_to_the_input():
+    backbone = TorchvisionResNet(101).eval()
+    assert backbone(torch.zeros(1, 3, 64, 96)).shape == (1, 2048, 8, 12)
+    assert backbone.layer4[0].conv2.dilation == (2, 2)  # first block of the stage: dilation 2
+    assert backbone.layer4[1].conv2.dilation == (4, 4)
+    net = build_deeplab("toy", None, 21, (1, 2)).eval()
+    assert net(torch.zeros(2, 3, 50, 70)).shape == (2, 21, 50, 70)
+
+
+def test_pseudo_mask_loss_ignores_255_and_weighs_unconfident_pixels():
+    logits = torch.zeros(1, 2, 1, 3)
+    logits[0, 1] = torch.tensor([2.0, 0.0, -2.0])
+    target = torch.tensor([[[1, 0, 255]]])
+    ce = F.cross_entropy(logits, target.clamp(max=1), reduction="none")[0, 0]
+    assert pseudo_mask_loss(logits, target) == pytest.approx(((ce[0] + ce[1]) / 2).item())
+    confidence = torch.tensor([[[255, 0, 255]]])
+    weighted = pseudo_mask_loss(logits, target, confidence, low_weight=0.5)
+    assert weighted == pytest.approx(((ce[0] + 0.5 * ce[1]) / 1.5).item())
+    ignored = pseudo_mask_loss(logits, target, confidence, low_weight=0.0)
+    assert ignored == pytest.approx(ce[0].item())
+    nothing = pseudo_mask_loss(logits.requires_grad_(), torch.full((1, 1, 3), 255))
+    assert nothing.item() == 0 and not math.isnan(nothing.item())
+    nothing.backward()  # a gradient path, all zero
+
+
+TINY = {
+    "train_deeplab": {"epochs": 2, "batch_size": 4, "crop": 32, "toy_width": 8},
+    "evaluate": {"scales": [1.0, 0.75], "examples": 2},
+    "runtime": {"log_interval": 1},
+}
+
+
+def _params(path: Path, **sections) -> Path:
+    merged = {k: TINY.get(k, {}) | sections.get(k, {}) for k in TINY | sections}
+    path.write_text(yaml.safe_dump(merged))
+    return path
+
+
+def _run(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([WSSS, *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def gt_masks(dataset_artifact, tmp_path_factory) -> Path:
+    """A `pseudo_masks` artifact holding the GT masks (and all-confident confidence masks)."""
+    out = tmp_path_factory.mktemp("gt") / "pseudo_masks"
+    index = load_index(dataset_artifact)
+    for sub in ("masks", "confidence"):
+        (out / sub).mkdir(parents=True)
+    for sample in index.split("train_aug"):
+        shutil.copy(index.mask_path(sample), out / "masks" / f"{sample.id}.png")
+        shutil.copy(index.mask_path(sample), out / "confidence" / f"{sample.id}.png")
+    seal(out, "pseudo_masks", "export_masks", {"dataset": dataset_artifact})
+    return out
+
+
+@pytest.fixture(scope="module")
+def seg_model(dataset_artifact, gt_masks, tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("seg")
+    params = _params(work / "p.yaml", train_deeplab={"confidence": "weight"})
+    result = _run("run", "train_deeplab", "--in", f"dataset={dataset_artifact}",
+                  "--in", f"pseudo_masks={gt_masks}", "--out", work / "seg_model",
+                  "--params", params)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return work / "seg_model"
+
+
+def test_train_deeplab_artifact(seg_model):
+    m = open_artifact(seg_model, "seg_model").manifest
+    assert {"model.pt", "train_log.jsonl", "loss_curve.png"} <= set(m.files)
+    assert "checkpoint.pt" not in m.files and math.isfinite(m.metrics["train_loss"])
+    assert m.params["train_deeplab"]["confidence"] == "weight"
+
+
+def test_select_on_val_keeps_the_best_epoch_and_says_so(dataset_artifact, gt_masks, tmp_path):
+    params = _params(tmp_path / "p.yaml", train_deeplab={"select_on_val": True})
+    result = _run("run", "train_deeplab", "--in", f"dataset={dataset_artifact}",
+                  "--in", f"pseudo_masks={gt_masks}", "--out", tmp_path / "s",
+                  "--params", params)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    m = open_artifact(tmp_path / "s", "seg_model").manifest
+    assert m.params["train_deeplab"]["select_on_val"] is True
+    assert m.metrics["selected_epoch"] in (0.0, 1.0) and 0 <= m.metrics["selected_val_miou"] <= 1
+    assert "best.pt" not in m.files
+
+
+def test_evaluate_writes_predictions_scores_and_a_self_contained_report(
+    dataset_artifact, seg_model, tmp_path
+):
+    out = tmp_path / "evaluation"
+    result = _run("run", "evaluate", "--in", f"dataset={dataset_artifact}",
+                  "--in", f"seg_model={seg_model}", "--out", out,
+                  "--params", _params(tmp_path / "p.yaml"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    m = open_artifact(out, "evaluation").manifest
+    val = load_index(dataset_artifact).split("val")
+    assert {f"predictions/{s.id}.png" for s in val} <= set(m.files)
+    assert 0 <= m.metrics["miou"] <= 1
+    for figure in ("class_iou.png", "confusion.png", "examples.png", "report.html"):
+        assert figure in m.files
+    report = (out / "report.html").read_text()
+    assert report.count("data:image/png;base64,") == 3  # every figure inside the page
+    assert "seg_model &lt;- train_deeplab" in report and "dataset &lt;- prepare_data" in report
+    lineage = _run("lineage", out)
+    assert "evaluation <- evaluate" in lineage.stdout and "pseudo_masks" in lineage.stdout
+
+
+def test_predict_labels_a_folder_and_skips_what_is_not_an_image(seg_model, toy_root, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for jpg in sorted((toy_root / "JPEGImages").glob("*.jpg"))[:2]:
+        shutil.copy(jpg, images / jpg.name)
+    (images / "notes.txt").write_text("not an image")
+    out = tmp_path / "pred"
+    result = _run("predict", "--model", seg_model, "--images", images, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "warning: skipping" in result.stderr and "notes.txt" in result.stderr
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert len([n for n in names if n.endswith("_overlay.png")]) == 2
+    label = read_mask(next(p for p in out.glob("*.png") if "overlay" not in p.name))
+    assert label.dtype == np.uint8 and label.max() <= 20
+    assert open_artifact(out, "predictions").manifest.inputs["seg_model"].kind == "seg_model"
+    result = _run("predict", "--model", seg_model, "--images", images, "--out", tmp_path / "p2",
+                  "--no-overlays")  # fmt: skip
+    assert result.returncode == 0 and not list((tmp_path / "p2").glob("*_overlay.png"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.md").write_text("x")
+    result = _run("predict", "--model", seg_model, "--images", empty, "--out", tmp_path / "p3")
+    assert result.returncode == 2 and "no decodable image" in result.stderr
+    assert not (tmp_path / "p3" / MANIFEST).exists()
+
+
+def test_bad_segmentation_inputs(cli, dataset_artifact, gt_masks, seg_model, tmp_path):
+    def train(masks: Path):
+        return cli("run", "train_deeplab", "--in", f"dataset={dataset_artifact}",
+                   "--in", f"pseudo_masks={masks}", "--out", tmp_path / "o",
+                   "--params", _params(tmp_path / "p.yaml"))  # fmt: skip
+
+    result = train(dataset_artifact)
+    assert result.code == 2 and "expected an artifact of kind 'pseudo_masks'" in result.err
+    holes = tmp_path / "holes"
+    shutil.copytree(gt_masks, holes)
+    victim = sorted((holes / "masks").glob("*.png"))[0]
+    victim.unlink()
+    (holes / MANIFEST).unlink()
+    seal(holes, "pseudo_masks", "export_masks", {"dataset": dataset_artifact})
+    result = train(holes)
+    assert result.code == 2 and victim.stem in result.err and "no mask for" in result.err
+    assert result.err.count("\n") == 1 and not (tmp_path / "o" / MANIFEST).exists()
+
+    broken = tmp_path / "broken"
+    shutil.copytree(seg_model, broken)
+    (broken / MANIFEST).unlink()
+    result = cli("run", "evaluate", "--in", f"dataset={dataset_artifact}",
+                 "--in", f"seg_model={broken}", "--out", tmp_path / "e")  # fmt: skip
+    assert result.code == 2 and "incomplete artifact" in result.err
+    result = cli("predict", "--model", gt_masks, "--images", tmp_path, "--out", tmp_path / "q")
+    assert result.code == 2 and "kind 'seg_model'" in result.err

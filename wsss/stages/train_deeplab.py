@@ -1,0 +1,173 @@
+"""train_deeplab: DeepLabV2 trained on a `pseudo_masks` artifact -> `seg_model`.
+
+Pixel cross-entropy on the pseudo-masks (255 ignored; pixels outside the confidence masks
+ignored or down-weighted per params), RandomResizedCrop + flip, SGD with poly decay to `min_lr`,
+through the shared loop (autocast + channels_last on CUDA, DDP gradients under torchrun,
+checkpoint and resume, logging). `select_on_val` keeps the epoch with the best val mIoU: it uses
+GT labels, so it is off unless asked for, and the manifest's params say when it was on.
+"""
+
+import os
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from wsss.artifacts import Artifact
+from wsss.data.dataset import AugmentedSet, SegmentationDataset, size_batches
+from wsss.data.index import DatasetIndex
+from wsss.data.pairs import EpochSampler
+from wsss.data.transforms import eval_transforms, train_transforms
+from wsss.errors import WsssError
+from wsss.methods.segmentation import pseudo_mask_loss
+from wsss.metrics import ConfusionMatrix
+from wsss.models.deeplab import DeepLabV2, build_deeplab, segment
+from wsss.params import Params, digest
+from wsss.runtime import (
+    broadcast_parameters,
+    describe,
+    finish_distributed,
+    init_distributed,
+    resolve_device,
+    seed_everything,
+)
+from wsss.stages.prepare_data import load_index
+from wsss.training import Loop, load_model_file, poly_factor, save_atomic
+
+MODEL = "model.pt"
+BEST = "best.pt"  # select_on_val: the best epoch so far (survives a resume)
+
+
+def build_model(meta: dict) -> DeepLabV2:
+    return build_deeplab(
+        meta["backbone"], None, meta["num_classes"], tuple(meta["aspp_rates"]), meta["toy_width"]
+    )
+
+
+def load_seg_model(artifact: Artifact, device: torch.device) -> tuple[DeepLabV2, dict]:
+    """The trained DeepLabV2 of a `seg_model` artifact, in eval mode, and its metadata."""
+    model, meta = load_model_file(artifact.path / MODEL, build_model, "segmentation")
+    model = model.to(device).eval()
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    return model, meta
+
+
+@torch.no_grad()
+def val_miou(model: DeepLabV2, index: DatasetIndex, split: str, device, workers: int) -> float:
+    """Single-scale mIoU on SPLIT's GT (for select_on_val)."""
+    model.eval()
+    dataset = SegmentationDataset(index, split, eval_transforms())
+    matrix = ConfusionMatrix(index.num_classes)
+    batches = size_batches(dataset, 8)
+    for items in DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=list):
+        images = torch.stack([it["image"] for it in items]).to(device)
+        pred = segment(model, images, (1.0,), False, "max").argmax(1).cpu().numpy()
+        for item, p in zip(items, pred, strict=True):
+            matrix.update(p, item["mask"].numpy())
+    model.train()
+    return matrix.miou()
+
+
+def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
+    p, rt = params.train_deeplab, params.runtime
+    index = load_index(inputs["dataset"].path)
+    for key in ("split", "val_split") if p.select_on_val else ("split",):
+        if getattr(p, key) not in index.splits:
+            raise WsssError(
+                f"params: train_deeplab.{key}: '{getattr(p, key)}' is not a split of the dataset"
+            )
+    device = resolve_device(rt.device, int(os.environ.get("LOCAL_RANK", "0")))
+    dist = init_distributed(device.type)
+    seed_everything(rt.seed)
+
+    masks = inputs["pseudo_masks"].path
+    base = SegmentationDataset(
+        index,
+        p.split,
+        masks=masks / "masks",
+        confidence=masks / "confidence" if p.confidence != "off" else None,
+    )
+    dataset = AugmentedSet(base, train_transforms(p.crop, p.scale, p.hflip), rt.seed)
+    model = build_deeplab(p.backbone, p.weights, index.num_classes, p.aspp_rates, p.toy_width)
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    broadcast_parameters(model, dist.world_size)
+    backbone, head = model.parameter_groups()
+    optimizer = torch.optim.SGD(
+        [
+            {"params": backbone, "base_lr": p.lr},
+            {"params": head, "base_lr": p.lr * p.head_lr_scale},
+        ],
+        lr=p.lr,
+        momentum=p.momentum,
+        weight_decay=p.weight_decay,
+    )
+    sampler = EpochSampler(len(dataset), p.batch_size, rt.seed, dist.rank, dist.world_size)
+    if sampler.steps_per_epoch() == 0:
+        raise WsssError(
+            f"params: train_deeplab.batch_size: {len(dataset)} images in '{p.split}' are fewer "
+            f"than one batch per process"
+        )
+    steps = [sampler.steps_per_epoch()] * p.epochs
+    total = sum(steps)
+    floor = p.min_lr / p.lr
+    loop = Loop(
+        model=model,
+        optimizer=optimizer,
+        trainable=backbone + head,
+        device=device,
+        dist=dist,
+        out=out,
+        steps=steps,
+        lr_factor=lambda step: max(poly_factor(step, total, p.poly_power), floor),
+        resume_key=digest({"train_deeplab": p.model_dump(mode="json"), "seed": rt.seed}),
+        checkpoint_every=p.checkpoint_every,
+        log_interval=rt.log_interval,
+        name="train_deeplab",
+    )
+
+    def loader(epoch: int, skip_batches: int) -> DataLoader:
+        dataset.set_epoch(epoch)
+        sampler.set_epoch(epoch, skip_batches)
+        return DataLoader(
+            dataset,
+            batch_size=p.batch_size,
+            sampler=sampler,
+            num_workers=rt.num_workers,
+            pin_memory=device.type == "cuda",
+            drop_last=True,
+        )
+
+    def loss_fn(batch: dict, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = model(batch["image"])
+        low = 0.0 if p.confidence == "ignore" else p.low_confidence_weight
+        loss = pseudo_mask_loss(logits, batch["mask"], batch.get("confidence"), low)
+        return loss, {"total": loss.item()}
+
+    def keep_best(epoch: int) -> None:
+        if not dist.is_main:
+            return
+        miou = val_miou(model, index, p.val_split, device, rt.num_workers)
+        best = out / BEST
+        if not best.exists() or torch.load(best, weights_only=True)["miou"] < miou:
+            save_atomic({"miou": miou, "epoch": epoch, "state_dict": model.state_dict()}, best)
+
+    history = loop.run(loader, loss_fn, on_epoch_end=keep_best if p.select_on_val else None)
+    metrics = {"train_loss": history[-1]["total"], "steps": float(total)}
+    if p.select_on_val and dist.is_main:
+        best = torch.load(out / BEST, weights_only=True)
+        model.load_state_dict(best["state_dict"])
+        metrics |= {"selected_epoch": float(best["epoch"]), "selected_val_miou": best["miou"]}
+        (out / BEST).unlink()
+    meta = {
+        "backbone": p.backbone,
+        "toy_width": p.toy_width,
+        "aspp_rates": list(p.aspp_rates),
+        "num_classes": index.num_classes,
+        "classes": ["background", *index.classes],
+    }
+    loop.finish(history, {"meta": meta, "state_dict": model.state_dict()}, MODEL)
+    finish_distributed(dist)
+    return metrics, describe(device, dist.world_size)

@@ -1,0 +1,204 @@
+"""train_irn: IR labels mined from a `cams` artifact, then IRNet trained on them -> `irn_model`.
+
+The IR labels (`ir_labels/<id>.png`: class id + 1 of confident foreground, 0 confident
+background, 255 unknown) stay in the artifact, so what IRN learned from can be inspected.
+Mining runs image by image in data-loader workers (the CRF is CPU work); training goes through
+the shared loop (poly SGD, autocast, checkpoint and resume, logging).
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from wsss.artifacts import Artifact
+from wsss.data.classes import IGNORE
+from wsss.data.dataset import AugmentedSet, SegmentationDataset
+from wsss.data.index import DatasetIndex
+from wsss.data.io import read_image, read_mask, write_mask
+from wsss.data.pairs import EpochSampler
+from wsss.data.transforms import irn_train_transforms
+from wsss.errors import WsssError
+from wsss.models.irn import IRNet, build_irnet
+from wsss.params import Params, TrainIrnParams, digest
+from wsss.refine.affinity import (
+    affinity_loss,
+    displacement_loss,
+    forward_offsets,
+    pair_labels,
+    path_affinity,
+)
+from wsss.refine.ir_labels import ir_label
+from wsss.runtime import (
+    broadcast_parameters,
+    describe,
+    finish_distributed,
+    init_distributed,
+    resolve_device,
+    seed_everything,
+)
+from wsss.stages.extract_seeds import read_cam
+from wsss.stages.prepare_data import load_index
+from wsss.training import Loop, load_model_file, poly_factor
+
+MODEL = "model.pt"
+IR_LABELS = "ir_labels"
+
+
+def build_model(meta: dict) -> IRNet:
+    return build_irnet(
+        meta["backbone"], None, meta["toy_width"], meta["edge_width"], meta["disp_width"]
+    )
+
+
+def load_irn_model(artifact: Artifact, device: torch.device) -> tuple[IRNet, dict]:
+    """The trained IRNet of an `irn_model` artifact, in eval mode, and its metadata."""
+    model, meta = load_model_file(artifact.path / MODEL, build_model, "IRN")
+    return model.to(device).eval(), meta
+
+
+class _Mining(Dataset):
+    """Item i: the IR label of image i written to OUT (and scored against its GT, if any)."""
+
+    def __init__(self, index: DatasetIndex, split: str, cams: Path, out: Path, p: TrainIrnParams):
+        self.index, self.samples = index, index.split(split)
+        self.cams, self.out, self.p = cams, out, p
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        sample = self.samples[i]
+        image = read_image(self.index.image_path(sample))
+        cam, keys = read_cam(self.cams, sample.id, sample.labels, image.shape[:2])
+        p = self.p
+        label = ir_label(image, cam, keys, p.fg_threshold, p.bg_threshold, p.crf)
+        write_mask(self.out / f"{sample.id}.png", label)
+        gt_path = self.index.mask_path(sample)
+        if gt_path is None:
+            return np.zeros(3, np.int64)
+        gt = read_mask(gt_path)
+        known, scorable = label != IGNORE, gt != IGNORE
+        correct = (known & scorable & (label == gt)).sum()
+        return np.array([correct, (known & scorable).sum(), scorable.sum()], np.int64)
+
+
+def mine_ir_labels(
+    index: DatasetIndex, split: str, cams: Path, out: Path, p: TrainIrnParams, workers: int
+) -> dict[str, float]:
+    """Write every IR label of SPLIT into OUT; returns their precision and coverage on GT."""
+    out.mkdir(exist_ok=True)
+    mining = _Mining(index, split, cams, out, p)
+    counts = np.zeros(3, np.int64)
+    loader = DataLoader(mining, batch_size=None, num_workers=workers)
+    for row in tqdm(loader, total=len(mining), desc="ir labels", disable=None):
+        counts += np.asarray(row)
+    if not counts[2]:
+        return {}
+    return {
+        "ir_label_precision": float(counts[0] / max(counts[1], 1)),  # right among labelled
+        "ir_label_coverage": float(counts[1] / counts[2]),  # labelled share of GT pixels
+    }
+
+
+def irn_loss(model: IRNet, batch: dict, offsets) -> tuple[torch.Tensor, dict[str, float]]:
+    """(L_pos + L_neg) / 2 + (dp_fg + dp_bg) / 2 on the pairs of the stride-4 IR label."""
+    edge, disp = model(batch["image"])
+    label = F.interpolate(batch["mask"][:, None].float(), edge.shape[-2:], mode="nearest")
+    pairs = pair_labels(label[:, 0].long(), offsets)
+    aff = path_affinity(torch.sigmoid(edge.float()[:, 0]), offsets)
+    parts = affinity_loss(aff, pairs) | displacement_loss(disp.float(), pairs, offsets)
+    total = (parts["pos"] + parts["neg"]) / 2 + (parts["dp_fg"] + parts["dp_bg"]) / 2
+    return total, {"total": total.item()} | {k: v.item() for k, v in parts.items()}
+
+
+def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
+    p, rt = params.train_irn, params.runtime
+    index = load_index(inputs["dataset"].path)
+    if p.split not in index.splits:
+        raise WsssError(f"params: train_irn.split: '{p.split}' is not a split of the dataset")
+    if p.bg_threshold >= p.fg_threshold:
+        raise WsssError("params: train_irn.bg_threshold: must be below train_irn.fg_threshold")
+    device = resolve_device(rt.device, int(os.environ.get("LOCAL_RANK", "0")))
+    dist = init_distributed(device.type)
+    seed_everything(rt.seed)
+
+    metrics = {}
+    if dist.is_main:
+        metrics = mine_ir_labels(
+            index, p.split, inputs["cams"].path, out / IR_LABELS, p, rt.num_workers
+        )
+    if dist.world_size > 1:
+        torch.distributed.barrier()  # the other ranks read rank 0's IR labels
+
+    model = build_irnet(p.backbone, p.weights, p.toy_width, p.edge_width, p.disp_width)
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    broadcast_parameters(model, dist.world_size)
+    edge_params, disp_params = model.branch_parameters()
+    optimizer = torch.optim.SGD(
+        [
+            {"params": edge_params, "base_lr": p.lr},
+            {"params": disp_params, "base_lr": p.lr * p.disp_lr_scale},
+        ],
+        lr=p.lr,
+        momentum=p.momentum,
+        weight_decay=p.weight_decay,
+    )
+    base = SegmentationDataset(index, p.split, masks=out / IR_LABELS)
+    dataset = AugmentedSet(base, irn_train_transforms(p.scale, p.crop, p.hflip), rt.seed)
+    sampler = EpochSampler(len(dataset), p.batch_size, rt.seed, dist.rank, dist.world_size)
+    if sampler.steps_per_epoch() == 0:
+        raise WsssError(
+            f"params: train_irn.batch_size: {len(dataset)} images in '{p.split}' are fewer than "
+            f"one batch per process"
+        )
+    steps = [sampler.steps_per_epoch()] * p.epochs
+    total = sum(steps)
+    loop = Loop(
+        model=model,
+        optimizer=optimizer,
+        trainable=edge_params + disp_params,
+        device=device,
+        dist=dist,
+        out=out,
+        steps=steps,
+        lr_factor=lambda step: poly_factor(step, total, p.poly_power),
+        resume_key=digest({"train_irn": p.model_dump(mode="json"), "seed": rt.seed}),
+        checkpoint_every=p.checkpoint_every,
+        log_interval=rt.log_interval,
+        name="train_irn",
+    )
+
+    def loader(epoch: int, skip_batches: int) -> DataLoader:
+        dataset.set_epoch(epoch)
+        sampler.set_epoch(epoch, skip_batches)
+        return DataLoader(
+            dataset,
+            batch_size=p.batch_size,
+            sampler=sampler,
+            num_workers=rt.num_workers,
+            pin_memory=device.type == "cuda",
+            drop_last=True,
+        )
+
+    offsets = forward_offsets(p.radius)
+    history = loop.run(loader, lambda batch, epoch: irn_loss(model, batch, offsets))
+    meta = {
+        "backbone": p.backbone,
+        "toy_width": p.toy_width,
+        "edge_width": p.edge_width,
+        "disp_width": p.disp_width,
+    }
+    loop.finish(history, {"meta": meta, "state_dict": model.state_dict()}, MODEL)
+    finish_distributed(dist)
+    last = history[-1]
+    metrics["train_loss"] = last["total"]
+    metrics |= {f"loss_{k}": last[k] for k in ("pos", "neg", "dp_fg", "dp_bg")}
+    metrics["steps"] = float(total)
+    return metrics, describe(device, dist.world_size)

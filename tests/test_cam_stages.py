@@ -73,7 +73,8 @@ def test_extract_seeds(cli, dataset_artifact, cam_model, tmp_path):
                  "--in", f"cam_model={cam_model}", "--out", out, "--params", params)  # fmt: skip
     assert result.code == 0, result.err
     m = open_artifact(out, "cams").manifest
-    assert m.metrics["images"] == 4 and m.metrics["scored_images"] == 4
+    # every train_aug image is extracted; only those of score_split (train) are scored
+    assert m.metrics["images"] == 16 and m.metrics["scored_images"] == 4
     assert m.metrics["seed_miou"] >= m.metrics["seed_miou_fixed"] - 1e-9  # best of the sweep
     assert 0.1 <= m.metrics["seed_threshold"] < 0.3
     assert {"threshold_sweep.png", "cam_overlays.png", "seed_scores.json"} <= set(m.files)

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from wsss.data.pairs import EpochSampler
 from wsss.errors import WsssError
 from wsss.plots import plot_curves
-from wsss.runtime import Dist, all_reduce_gradients, autocast
+from wsss.runtime import Dist, all_reduce_gradients, autocast, broadcast_parameters
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "train_log.jsonl"
@@ -171,3 +173,43 @@ def load_model_file(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WsssError(f"{path}: not a loadable {what} checkpoint ({first})") from None
     return model, meta
+
+
+def place_model(model: torch.nn.Module, device: torch.device, dist: Dist) -> None:
+    """Move MODEL to DEVICE (channels_last on CUDA) and give every process rank 0's weights."""
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    broadcast_parameters(model, dist.world_size)
+
+
+def epoch_steps_or_error(images: int, batch_size: int, world_size: int, key: str) -> int:
+    """Optimizer steps per epoch (whole global batches); none at all is a params error."""
+    steps = images // (batch_size * world_size)
+    if steps == 0:
+        raise WsssError(
+            f"params: {key}: {images} training images are fewer than one batch per process"
+        )
+    return steps
+
+
+def epoch_loader(
+    dataset, sampler_for: Callable[[int], EpochSampler], workers: int, device: torch.device
+) -> LoaderFn:
+    """The Loop's loader: epoch E's DataLoader over DATASET with sampler_for(E), skipping the
+    batches a resumed run already did."""
+
+    def loader(epoch: int, skip_batches: int) -> DataLoader:
+        dataset.set_epoch(epoch)
+        sampler = sampler_for(epoch)
+        sampler.set_epoch(epoch, skip_batches)
+        return DataLoader(
+            dataset,
+            batch_size=sampler.batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            drop_last=True,
+        )
+
+    return loader

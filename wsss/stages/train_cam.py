@@ -20,7 +20,6 @@ from wsss.models.cam import CamNet
 from wsss.params import Params, TrainCamParams, digest
 from wsss.runtime import (
     autocast,
-    broadcast_parameters,
     describe,
     finish_distributed,
     init_distributed,
@@ -28,7 +27,7 @@ from wsss.runtime import (
     seed_everything,
 )
 from wsss.stages.prepare_data import load_index
-from wsss.training import Loop, load_model_file, poly_factor
+from wsss.training import Loop, epoch_loader, load_model_file, place_model, poly_factor
 
 MODEL = "model.pt"
 
@@ -67,10 +66,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
 
     backbone = build_backbone(p.backbone, p.weights, p.toy_width, p.toy_norm)
     model = CamNet(backbone, len(index.classes))
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    broadcast_parameters(model, dist.world_size)
+    place_model(model, device, dist)
     trainable = model.trainable_parameters()
     optimizer = torch.optim.SGD(
         [{"params": trainable, "base_lr": p.lr}],
@@ -116,18 +112,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         name="train_cam",
     )
 
-    def loader(epoch: int, skip_batches: int) -> DataLoader:
-        dataset.set_epoch(epoch)
-        samplers[epoch].set_epoch(epoch, skip_batches)
-        return DataLoader(
-            dataset,
-            batch_size=samplers[epoch].batch_size,
-            sampler=samplers[epoch],
-            num_workers=rt.num_workers,
-            pin_memory=device.type == "cuda",
-            drop_last=True,
-        )
-
+    loader = epoch_loader(dataset, samplers.__getitem__, rt.num_workers, device)
     history = loop.run(loader, lambda batch, epoch: method.loss(model, batch, epoch))
     loop.finish(history, {"meta": meta, "state_dict": model.state_dict()}, MODEL)
     finish_distributed(dist)

@@ -24,7 +24,6 @@ from wsss.metrics import ConfusionMatrix
 from wsss.models.deeplab import DeepLabV2, build_deeplab, segment
 from wsss.params import Params, digest
 from wsss.runtime import (
-    broadcast_parameters,
     describe,
     finish_distributed,
     init_distributed,
@@ -32,7 +31,15 @@ from wsss.runtime import (
     seed_everything,
 )
 from wsss.stages.prepare_data import load_index
-from wsss.training import Loop, load_model_file, poly_factor, save_atomic
+from wsss.training import (
+    Loop,
+    epoch_loader,
+    epoch_steps_or_error,
+    load_model_file,
+    place_model,
+    poly_factor,
+    save_atomic,
+)
 
 MODEL = "model.pt"
 BEST = "best.pt"  # select_on_val: the best epoch so far (survives a resume)
@@ -90,10 +97,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     )
     dataset = AugmentedSet(base, train_transforms(p.crop, p.scale, p.hflip), rt.seed)
     model = build_deeplab(p.backbone, p.weights, index.num_classes, p.aspp_rates, p.toy_width)
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    broadcast_parameters(model, dist.world_size)
+    place_model(model, device, dist)
     backbone, head = model.parameter_groups()
     optimizer = torch.optim.SGD(
         [
@@ -105,12 +109,10 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         weight_decay=p.weight_decay,
     )
     sampler = EpochSampler(len(dataset), p.batch_size, rt.seed, dist.rank, dist.world_size)
-    if sampler.steps_per_epoch() == 0:
-        raise WsssError(
-            f"params: train_deeplab.batch_size: {len(dataset)} images in '{p.split}' are fewer "
-            f"than one batch per process"
-        )
-    steps = [sampler.steps_per_epoch()] * p.epochs
+    per_epoch = epoch_steps_or_error(
+        len(dataset), p.batch_size, dist.world_size, "train_deeplab.batch_size"
+    )
+    steps = [per_epoch] * p.epochs
     total = sum(steps)
     floor = p.min_lr / p.lr
     loop = Loop(
@@ -128,18 +130,6 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         name="train_deeplab",
     )
 
-    def loader(epoch: int, skip_batches: int) -> DataLoader:
-        dataset.set_epoch(epoch)
-        sampler.set_epoch(epoch, skip_batches)
-        return DataLoader(
-            dataset,
-            batch_size=p.batch_size,
-            sampler=sampler,
-            num_workers=rt.num_workers,
-            pin_memory=device.type == "cuda",
-            drop_last=True,
-        )
-
     def loss_fn(batch: dict, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
         logits = model(batch["image"])
         low = 0.0 if p.confidence == "ignore" else p.low_confidence_weight
@@ -154,6 +144,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         if not best.exists() or torch.load(best, weights_only=True)["miou"] < miou:
             save_atomic({"miou": miou, "epoch": epoch, "state_dict": model.state_dict()}, best)
 
+    loader = epoch_loader(dataset, lambda epoch: sampler, rt.num_workers, device)
     history = loop.run(loader, loss_fn, on_epoch_end=keep_best if p.select_on_val else None)
     metrics = {"train_loss": history[-1]["total"], "steps": float(total)}
     if p.select_on_val and dist.is_main:

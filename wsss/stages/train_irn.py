@@ -34,7 +34,6 @@ from wsss.refine.affinity import (
 )
 from wsss.refine.ir_labels import ir_label
 from wsss.runtime import (
-    broadcast_parameters,
     describe,
     finish_distributed,
     init_distributed,
@@ -43,7 +42,14 @@ from wsss.runtime import (
 )
 from wsss.stages.extract_seeds import read_cam
 from wsss.stages.prepare_data import load_index
-from wsss.training import Loop, load_model_file, poly_factor
+from wsss.training import (
+    Loop,
+    epoch_loader,
+    epoch_steps_or_error,
+    load_model_file,
+    place_model,
+    poly_factor,
+)
 
 MODEL = "model.pt"
 IR_LABELS = "ir_labels"
@@ -136,10 +142,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         torch.distributed.barrier()  # the other ranks read rank 0's IR labels
 
     model = build_irnet(p.backbone, p.weights, p.toy_width, p.edge_width, p.disp_width)
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    broadcast_parameters(model, dist.world_size)
+    place_model(model, device, dist)
     edge_params, disp_params = model.branch_parameters()
     optimizer = torch.optim.SGD(
         [
@@ -153,12 +156,10 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     base = SegmentationDataset(index, p.split, masks=out / IR_LABELS)
     dataset = AugmentedSet(base, irn_train_transforms(p.scale, p.crop, p.hflip), rt.seed)
     sampler = EpochSampler(len(dataset), p.batch_size, rt.seed, dist.rank, dist.world_size)
-    if sampler.steps_per_epoch() == 0:
-        raise WsssError(
-            f"params: train_irn.batch_size: {len(dataset)} images in '{p.split}' are fewer than "
-            f"one batch per process"
-        )
-    steps = [sampler.steps_per_epoch()] * p.epochs
+    per_epoch = epoch_steps_or_error(
+        len(dataset), p.batch_size, dist.world_size, "train_irn.batch_size"
+    )
+    steps = [per_epoch] * p.epochs
     total = sum(steps)
     loop = Loop(
         model=model,
@@ -175,19 +176,8 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         name="train_irn",
     )
 
-    def loader(epoch: int, skip_batches: int) -> DataLoader:
-        dataset.set_epoch(epoch)
-        sampler.set_epoch(epoch, skip_batches)
-        return DataLoader(
-            dataset,
-            batch_size=p.batch_size,
-            sampler=sampler,
-            num_workers=rt.num_workers,
-            pin_memory=device.type == "cuda",
-            drop_last=True,
-        )
-
     offsets = forward_offsets(p.radius)
+    loader = epoch_loader(dataset, lambda epoch: sampler, rt.num_workers, device)
     history = loop.run(loader, lambda batch, epoch: irn_loss(model, batch, offsets))
     meta = {
         "backbone": p.backbone,

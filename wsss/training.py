@@ -20,7 +20,15 @@ from tqdm import tqdm
 from wsss.data.pairs import EpochSampler
 from wsss.errors import WsssError
 from wsss.plots import plot_curves
-from wsss.runtime import Dist, all_reduce_gradients, autocast, broadcast_parameters
+from wsss.runtime import (
+    Dist,
+    all_reduce_gradients,
+    autocast,
+    broadcast_parameters,
+    init_distributed,
+    resolve_device,
+    seed_everything,
+)
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "train_log.jsonl"
@@ -160,10 +168,11 @@ class Loop:
 
 
 def load_model_file(
-    path: Path, build: Callable[[dict], torch.nn.Module], what: str
+    path: Path, build: Callable[[dict], torch.nn.Module], what: str, device: torch.device
 ) -> tuple[torch.nn.Module, dict]:
-    """A stage's `{"meta", "state_dict"}` model file -> (network on CPU, meta). Loaded with
-    weights_only=True: a model file never runs pickled code. Anything unloadable is one line."""
+    """A stage's `{"meta", "state_dict"}` model file -> (network in eval mode on DEVICE,
+    channels_last on CUDA; meta). Loaded with weights_only=True: a model file never runs pickled
+    code. Anything unloadable is one line."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         meta, state = saved["meta"], saved["state_dict"]
@@ -172,7 +181,19 @@ def load_model_file(
     except (RuntimeError, KeyError, TypeError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WsssError(f"{path}: not a loadable {what} checkpoint ({first})") from None
+    model = model.to(device).eval()
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
     return model, meta
+
+
+def start(device_name: str, seed: int) -> tuple[torch.device, Dist]:
+    """A training process's device (its LOCAL_RANK's GPU under torchrun), its place in the
+    process group, and the seeded RNGs."""
+    device = resolve_device(device_name, int(os.environ.get("LOCAL_RANK", "0")))
+    dist = init_distributed(device.type)
+    seed_everything(seed)
+    return device, dist
 
 
 def place_model(model: torch.nn.Module, device: torch.device, dist: Dist) -> None:

@@ -27,7 +27,7 @@ from wsss.plots import plot_class_iou, plot_confusion, plot_examples
 from wsss.refine.crf import crf_probs
 from wsss.report import write_report
 from wsss.runtime import describe, resolve_device
-from wsss.stages.prepare_data import load_index
+from wsss.stages.prepare_data import load_index, require_splits
 from wsss.stages.train_deeplab import load_seg_model
 
 
@@ -46,8 +46,7 @@ def predict_batch(
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
     p, rt = params.evaluate, params.runtime
     index = load_index(inputs["dataset"].path)
-    if p.split not in index.splits:
-        raise WsssError(f"params: evaluate.split: '{p.split}' is not a split of the dataset")
+    require_splits(index, "evaluate", p, "split")
     device = resolve_device(rt.device)
     model, meta = load_seg_model(inputs["seg_model"], device)
     if meta["num_classes"] != index.num_classes:

@@ -21,7 +21,6 @@ from wsss.data.classes import IGNORE
 from wsss.data.dataset import SegmentationDataset, size_batches
 from wsss.data.io import read_image, read_mask, write_mask
 from wsss.data.transforms import eval_transforms
-from wsss.errors import WsssError
 from wsss.metrics import ConfusionMatrix
 from wsss.models.irn import IRNet
 from wsss.params import ExportMasksParams, Params
@@ -30,7 +29,7 @@ from wsss.refine.affinity import random_walk, transition_weights
 from wsss.refine.ir_labels import confidence_mask
 from wsss.runtime import autocast, describe, resolve_device
 from wsss.stages.extract_seeds import read_cam
-from wsss.stages.prepare_data import load_index
+from wsss.stages.prepare_data import load_index, require_splits
 from wsss.stages.train_irn import load_irn_model
 
 
@@ -66,16 +65,10 @@ def walk_cams(
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
     p, rt = params.export_masks, params.runtime
     index = load_index(inputs["dataset"].path)
-    for key in ("split", "score_split"):
-        if getattr(p, key) not in index.splits:
-            raise WsssError(
-                f"params: export_masks.{key}: '{getattr(p, key)}' is not a split of the dataset"
-            )
+    require_splits(index, "export_masks", p, "split", "score_split")
     score_ids = {s.id for s in index.split(p.score_split)}
     device = resolve_device(rt.device)
     model, _ = load_irn_model(inputs["irn_model"], device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
     cams_dir = inputs["cams"].path
     dataset = SegmentationDataset(index, p.split, eval_transforms())
     for sub in ("masks", "confidence"):

@@ -27,7 +27,7 @@ from wsss.models.cam import CamNet
 from wsss.params import Params
 from wsss.plots import plot_overlays, plot_threshold_sweep
 from wsss.runtime import autocast, describe, resolve_device
-from wsss.stages.prepare_data import load_index
+from wsss.stages.prepare_data import load_index, require_splits
 from wsss.stages.train_cam import load_cam_model
 
 
@@ -88,11 +88,7 @@ def seeds_from_cams(cams: torch.Tensor, threshold: float) -> torch.Tensor:
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
     p, rt = params.extract_seeds, params.runtime
     index = load_index(inputs["dataset"].path)
-    for key in ("split", "score_split"):
-        if getattr(p, key) not in index.splits:
-            raise WsssError(
-                f"params: extract_seeds.{key}: '{getattr(p, key)}' is not a split of the dataset"
-            )
+    require_splits(index, "extract_seeds", p, "split", "score_split")
     score_ids = {s.id for s in index.split(p.score_split)}
     device = resolve_device(rt.device)
     model, meta = load_cam_model(inputs["cam_model"], device)
@@ -101,8 +97,6 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             f"{inputs['cam_model'].path}: model has {meta['num_classes']} classes, "
             f"the dataset {len(index.classes)}"
         )
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
     dataset = SegmentationDataset(index, p.split, eval_transforms())
     thresholds = np.round(np.arange(*p.sweep), 4).tolist()
     sweep = {t: ConfusionMatrix(index.num_classes) for t in thresholds}

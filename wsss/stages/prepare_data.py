@@ -103,3 +103,12 @@ def load_index(dataset_dir: Path) -> DatasetIndex:
     source = json.loads((dataset_dir / SOURCE).read_text())
     root = Path(resolve_uri(dataset_dir, source["root"]))
     return DatasetIndex.load(dataset_dir, root, source["format"])
+
+
+def require_splits(index: DatasetIndex, section: str, p, *keys: str) -> None:
+    """Each params field KEYS of SECTION (P) must name a split of the dataset."""
+    for key in keys:
+        if getattr(p, key) not in index.splits:
+            raise WsssError(
+                f"params: {section}.{key}: '{getattr(p, key)}' is not a split of the dataset"
+            )

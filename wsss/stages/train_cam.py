@@ -4,7 +4,6 @@ Poly SGD through the shared training loop (wsss.training: autocast, DDP gradient
 resume, logging); the method object turns a batch into the loss.
 """
 
-import os
 from pathlib import Path
 
 import torch
@@ -22,12 +21,16 @@ from wsss.runtime import (
     autocast,
     describe,
     finish_distributed,
-    init_distributed,
-    resolve_device,
-    seed_everything,
 )
-from wsss.stages.prepare_data import load_index
-from wsss.training import Loop, epoch_loader, load_model_file, place_model, poly_factor
+from wsss.stages.prepare_data import load_index, require_splits
+from wsss.training import (
+    Loop,
+    epoch_loader,
+    load_model_file,
+    place_model,
+    poly_factor,
+    start,
+)
 
 MODEL = "model.pt"
 
@@ -40,8 +43,7 @@ def build_model(meta: dict) -> CamNet:
 
 def load_cam_model(artifact: Artifact, device: torch.device) -> tuple[CamNet, dict]:
     """The trained network of a `cam_model` artifact, in eval mode, and its metadata."""
-    model, meta = load_model_file(artifact.path / MODEL, build_model, "CAM")
-    return model.to(device).eval(), meta
+    return load_model_file(artifact.path / MODEL, build_model, "CAM", device)
 
 
 def _batch_size(p: TrainCamParams, epoch: int) -> int:
@@ -56,13 +58,10 @@ def epoch_steps(p: TrainCamParams, images: int, world_size: int = 1) -> list[int
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
     p, rt = params.train_cam, params.runtime
     index = load_index(inputs["dataset"].path)
-    if p.split not in index.splits:
-        raise WsssError(f"params: train_cam.split: '{p.split}' is not a split of the dataset")
+    require_splits(index, "train_cam", p, "split")
     if p.tau_bg >= p.tau_fg:
         raise WsssError("params: train_cam.tau_bg: must be below train_cam.tau_fg")
-    device = resolve_device(rt.device, int(os.environ.get("LOCAL_RANK", "0")))
-    dist = init_distributed(device.type)
-    seed_everything(rt.seed)
+    device, dist = start(rt.device, rt.seed)
 
     backbone = build_backbone(p.backbone, p.weights, p.toy_width, p.toy_norm)
     model = CamNet(backbone, len(index.classes))

@@ -7,7 +7,6 @@ checkpoint and resume, logging). `select_on_val` keeps the epoch with the best v
 GT labels, so it is off unless asked for, and the manifest's params say when it was on.
 """
 
-import os
 from pathlib import Path
 
 import torch
@@ -18,7 +17,6 @@ from wsss.data.dataset import AugmentedSet, SegmentationDataset, size_batches
 from wsss.data.index import DatasetIndex
 from wsss.data.pairs import EpochSampler
 from wsss.data.transforms import eval_transforms, train_transforms
-from wsss.errors import WsssError
 from wsss.methods.segmentation import pseudo_mask_loss
 from wsss.metrics import ConfusionMatrix
 from wsss.models.deeplab import DeepLabV2, build_deeplab, segment
@@ -26,11 +24,8 @@ from wsss.params import Params, digest
 from wsss.runtime import (
     describe,
     finish_distributed,
-    init_distributed,
-    resolve_device,
-    seed_everything,
 )
-from wsss.stages.prepare_data import load_index
+from wsss.stages.prepare_data import load_index, require_splits
 from wsss.training import (
     Loop,
     epoch_loader,
@@ -39,6 +34,7 @@ from wsss.training import (
     place_model,
     poly_factor,
     save_atomic,
+    start,
 )
 
 MODEL = "model.pt"
@@ -53,11 +49,7 @@ def build_model(meta: dict) -> DeepLabV2:
 
 def load_seg_model(artifact: Artifact, device: torch.device) -> tuple[DeepLabV2, dict]:
     """The trained DeepLabV2 of a `seg_model` artifact, in eval mode, and its metadata."""
-    model, meta = load_model_file(artifact.path / MODEL, build_model, "segmentation")
-    model = model.to(device).eval()
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    return model, meta
+    return load_model_file(artifact.path / MODEL, build_model, "segmentation", device)
 
 
 @torch.no_grad()
@@ -79,14 +71,8 @@ def val_miou(model: DeepLabV2, index: DatasetIndex, split: str, device, workers:
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
     p, rt = params.train_deeplab, params.runtime
     index = load_index(inputs["dataset"].path)
-    for key in ("split", "val_split") if p.select_on_val else ("split",):
-        if getattr(p, key) not in index.splits:
-            raise WsssError(
-                f"params: train_deeplab.{key}: '{getattr(p, key)}' is not a split of the dataset"
-            )
-    device = resolve_device(rt.device, int(os.environ.get("LOCAL_RANK", "0")))
-    dist = init_distributed(device.type)
-    seed_everything(rt.seed)
+    require_splits(index, "train_deeplab", p, "split", *(("val_split",) if p.select_on_val else ()))
+    device, dist = start(rt.device, rt.seed)
 
     masks = inputs["pseudo_masks"].path
     base = SegmentationDataset(

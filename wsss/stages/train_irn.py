@@ -6,7 +6,6 @@ Mining runs image by image in data-loader workers (the CRF is CPU work); trainin
 the shared loop (poly SGD, autocast, checkpoint and resume, logging).
 """
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +35,9 @@ from wsss.refine.ir_labels import ir_label
 from wsss.runtime import (
     describe,
     finish_distributed,
-    init_distributed,
-    resolve_device,
-    seed_everything,
 )
 from wsss.stages.extract_seeds import read_cam
-from wsss.stages.prepare_data import load_index
+from wsss.stages.prepare_data import load_index, require_splits
 from wsss.training import (
     Loop,
     epoch_loader,
@@ -49,6 +45,7 @@ from wsss.training import (
     load_model_file,
     place_model,
     poly_factor,
+    start,
 )
 
 MODEL = "model.pt"
@@ -63,8 +60,7 @@ def build_model(meta: dict) -> IRNet:
 
 def load_irn_model(artifact: Artifact, device: torch.device) -> tuple[IRNet, dict]:
     """The trained IRNet of an `irn_model` artifact, in eval mode, and its metadata."""
-    model, meta = load_model_file(artifact.path / MODEL, build_model, "IRN")
-    return model.to(device).eval(), meta
+    return load_model_file(artifact.path / MODEL, build_model, "IRN", device)
 
 
 class _Mining(Dataset):
@@ -125,13 +121,10 @@ def irn_loss(model: IRNet, batch: dict, offsets) -> tuple[torch.Tensor, dict[str
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
     p, rt = params.train_irn, params.runtime
     index = load_index(inputs["dataset"].path)
-    if p.split not in index.splits:
-        raise WsssError(f"params: train_irn.split: '{p.split}' is not a split of the dataset")
+    require_splits(index, "train_irn", p, "split")
     if p.bg_threshold >= p.fg_threshold:
         raise WsssError("params: train_irn.bg_threshold: must be below train_irn.fg_threshold")
-    device = resolve_device(rt.device, int(os.environ.get("LOCAL_RANK", "0")))
-    dist = init_distributed(device.type)
-    seed_everything(rt.seed)
+    device, dist = start(rt.device, rt.seed)
 
     metrics = {}
     if dist.is_main:

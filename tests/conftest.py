@@ -1,10 +1,14 @@
 """Shared fixtures: a tiny ToyVOC, its `dataset` artifact, and a CLI runner."""
 
 import shutil
+import socket
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from minio import Minio
+from moto.server import ThreadedMotoServer
 
 from wsss.cli import main
 from wsss.data.toy import ToyConfig, generate
@@ -56,3 +60,62 @@ def dataset_artifact(toy_root, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("artifacts") / "dataset"
     run_stage("prepare_data", {"root": str(toy_root)}, out, Params())
     return out
+
+
+@dataclass
+class S3Env:
+    endpoint: str
+    bucket: str
+    client: Minio
+
+    def upload_tree(self, local: Path, prefix: str) -> str:
+        """Every file under LOCAL to s3://bucket/PREFIX/; returns that URI."""
+        for path in sorted(p for p in local.rglob("*") if p.is_file()):
+            key = f"{prefix}/{path.relative_to(local).as_posix()}"
+            self.client.fput_object(self.bucket, key, str(path))
+        return f"s3://{self.bucket}/{prefix}"
+
+    def keys(self, prefix: str) -> list[str]:
+        objects = self.client.list_objects(self.bucket, prefix=prefix, recursive=True)
+        return sorted(o.object_name for o in objects)
+
+
+SECRET = "wsss-test-secret-never-printed"
+
+
+def start_s3_server() -> tuple[ThreadedMotoServer, str]:
+    """moto's real S3-protocol server on a free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    server, endpoint = start_s3_server()
+    yield endpoint
+    server.stop()
+
+
+def s3_env(endpoint: str, monkeypatch, tmp_path: Path) -> S3Env:
+    """Point wsss at ENDPOINT (credentials, a fresh cache, few retries) and make a bucket."""
+    monkeypatch.setenv("S3_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "wsss-test-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("WSSS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WSSS_S3_RETRIES", "2")
+    client = Minio(
+        endpoint.removeprefix("http://"), "wsss-test-key", SECRET, secure=False, region="us-east-1"
+    )
+    bucket = f"wsss-{uuid.uuid4().hex[:12]}"
+    client.make_bucket(bucket)
+    return S3Env(endpoint, bucket, client)
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch, tmp_path) -> S3Env:
+    """A fresh bucket on the session's S3 server, with wsss's environment pointing at it."""
+    return s3_env(s3_server, monkeypatch, tmp_path)

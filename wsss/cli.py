@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--in", dest="inputs", type=_key_value, action="append", default=[], metavar="NAME=URI"
     )
-    run.add_argument("--out", type=Path, required=True, metavar="DIR")
+    run.add_argument("--out", required=True, metavar="DIR|s3://URI")
     run.add_argument("--params", type=Path, metavar="FILE", help="default: the ToyVOC preset")
     run.set_defaults(func=_cmd_run)
 
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.set_defaults(func=_cmd_score)
 
     lin = commands.add_parser("lineage", help="where an artifact came from, back to the dataset")
-    lin.add_argument("uri")
+    lin.add_argument("uri", help="an artifact directory or s3:// URI")
     lin.add_argument("--json", action="store_true")
     lin.set_defaults(func=_cmd_lineage)
     return parser

@@ -5,21 +5,32 @@ stage, kind, creation time, params digest, code revision and headline metrics, a
 when the upstream artifact found at the recorded URI is not the one that was used.
 """
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
-from wsss.artifacts.manifest import open_artifact
-from wsss.artifacts.uri import resolve_uri
+from wsss.artifacts.manifest import Manifest, open_artifact
+from wsss.artifacts.uri import is_remote, resolve_uri
 from wsss.errors import WsssError
+
+
+def read_manifest(uri: str) -> tuple[Manifest, str]:
+    """An artifact's manifest and its digest; over S3 without downloading the artifact's files."""
+    if is_remote(uri):
+        from wsss.artifacts.storage import read_remote_manifest
+
+        manifest, raw = read_remote_manifest(uri)
+        return manifest, hashlib.sha256(raw).hexdigest()
+    artifact = open_artifact(uri)
+    return artifact.manifest, artifact.manifest_digest
 
 
 def walk(uri: str, expected_digest: str | None = None) -> dict[str, Any]:
     """A JSON-ready tree: this artifact's facts and, under "inputs", its inputs' trees."""
     try:
-        artifact = open_artifact(uri)
+        m, manifest_digest = read_manifest(uri)
     except WsssError as exc:
         return {"uri": uri, "error": str(exc)}
-    m = artifact.manifest
     node: dict[str, Any] = {
         "uri": uri,
         "kind": m.kind,
@@ -32,10 +43,10 @@ def walk(uri: str, expected_digest: str | None = None) -> dict[str, Any]:
         "duration_s": m.duration_s,
         "inputs": {},
     }
-    if expected_digest is not None and expected_digest != artifact.manifest_digest:
+    if expected_digest is not None and expected_digest != manifest_digest:
         node["changed"] = True  # rewritten since the downstream artifact used it
     for name, ref in m.inputs.items():
-        where = resolve_uri(artifact.path, ref.uri)
+        where = resolve_uri(uri, ref.uri)
         node["inputs"][name] = (
             {"uri": where, "kind": "root"} if ref.kind is None else walk(where, ref.manifest_digest)
         )
@@ -70,5 +81,5 @@ def format_tree(node: dict[str, Any], name: str = "", depth: int = 0) -> list[st
 
 def lineage(uri: str | Path) -> dict[str, Any]:
     """The tree for URI; the artifact itself must be readable."""
-    open_artifact(uri)
+    read_manifest(str(uri))
     return walk(str(uri))

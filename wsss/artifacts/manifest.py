@@ -115,21 +115,33 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
     os.replace(tmp, target)
 
 
+def parse_manifest(raw: bytes, where: str) -> Manifest:
+    try:
+        return Manifest.model_validate_json(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise WsssError(f"{where}: invalid manifest ({loc}: {err['msg']})") from None
+
+
 def open_artifact(uri: str | Path, kind: str | None = None) -> Artifact:
-    """A complete artifact of the expected KIND, or a one-line WsssError saying what is wrong."""
-    path = Path(uri)
+    """A complete artifact of the expected KIND, or a one-line WsssError saying what is wrong.
+
+    An s3:// URI is fetched (once, verified) into the local cache and opened there.
+    """
+    if str(uri).startswith("s3://"):
+        from wsss.artifacts.storage import fetch_artifact
+
+        path = fetch_artifact(str(uri))
+    else:
+        path = Path(uri)
     if not path.is_dir():
         raise WsssError(f"{uri}: artifact directory not found")
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise WsssError(f"{uri}: incomplete artifact (no {MANIFEST}; its stage did not finish)")
     raw = manifest_path.read_bytes()
-    try:
-        manifest = Manifest.model_validate_json(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise WsssError(f"{manifest_path}: invalid manifest ({where}: {err['msg']})") from None
+    manifest = parse_manifest(raw, str(manifest_path))
     if kind is not None and manifest.kind != kind:
         raise WsssError(f"{uri}: expected an artifact of kind '{kind}', got '{manifest.kind}'")
     for rel, entry in manifest.files.items():

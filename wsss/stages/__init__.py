@@ -4,6 +4,7 @@ Each stage is a module in this package with `run(inputs, out, params) -> metrics
 checks its inputs, prepares the output directory, times it and writes the manifest last.
 """
 
+import hashlib
 import importlib
 import json
 import os
@@ -15,6 +16,8 @@ from pathlib import Path
 import wsss
 from wsss.artifacts import Artifact, InputRef, Manifest, open_artifact, relative_uri, write_manifest
 from wsss.artifacts.manifest import MANIFEST, code_revision, hash_tree, now_iso
+from wsss.artifacts.storage import cache_dir, parse_s3, push_artifact, store
+from wsss.artifacts.uri import is_remote
 from wsss.errors import WsssError
 from wsss.params import Params, digest
 
@@ -91,7 +94,7 @@ def _prepare_out(out: Path, resumable: bool) -> None:
     (out / PARTIAL).touch()
 
 
-def _input_ref(out: Path, uri: str, opened: Artifact | str) -> InputRef:
+def _input_ref(out: str | Path, uri: str, opened: Artifact | str) -> InputRef:
     """How the manifest names an input: relative URI, plus kind and digest for artifacts."""
     if isinstance(opened, str):  # a raw dataset root
         return InputRef(uri=relative_uri(out, uri), kind=None, manifest_digest=None)
@@ -102,29 +105,44 @@ def _input_ref(out: Path, uri: str, opened: Artifact | str) -> InputRef:
     )
 
 
-def run_stage(name: str, uris: dict[str, str], out: Path, params: Params) -> Manifest | None:
+def run_stage(
+    name: str,
+    uris: dict[str, str],
+    out: str | Path,
+    params: Params,
+    recorded_uris: dict[str, str] | None = None,
+) -> Manifest | None:
     """Run one stage into OUT and return its manifest (written last: OUT is complete after).
 
-    Under torchrun every process runs the stage; only rank 0 prepares OUT and writes the
-    manifest, the others return None.
+    Inputs and OUT may be s3:// URIs: inputs are fetched into the cache, OUT is written in a
+    local staging directory (where a resumable stage also resumes) and uploaded manifest last.
+    RECORDED_URIS names inputs in the manifest by other URIs than the paths read (a KFP launcher
+    hands local copies of s3:// artifacts). Under torchrun every process runs the stage; only
+    rank 0 prepares OUT and writes the manifest, the others return None.
     """
     stage = get_stage(name)
     inputs = open_inputs(stage, uris)
+    recorded = uris | (recorded_uris or {})
+    remote_out = is_remote(out)
+    if remote_out:  # before hours of work, not after
+        store().require_bucket(parse_s3(str(out)))
+    local_out = _staging_dir(str(out)) if remote_out else Path(out)
     main_process = int(os.environ.get("RANK", "0")) == 0
     if main_process:
-        _prepare_out(out, stage.resumable)
+        _prepare_out(local_out, stage.resumable)
     start = time.monotonic()
     module = importlib.import_module(f"wsss.stages.{stage.name}")
-    metrics, device = module.run(inputs, out, params)
+    metrics, device = module.run(inputs, local_out, params)
     duration = time.monotonic() - start
     if not main_process:
         return None
-    (out / METRICS).write_text(json.dumps(metrics, indent=1) + "\n")  # for `dvc metrics show`
-    (out / PARTIAL).unlink()
+    (local_out / METRICS).write_text(json.dumps(metrics, indent=1) + "\n")  # dvc metrics show
+    (local_out / PARTIAL).unlink()
     resolved = {
         section: getattr(params, section).model_dump()
         for section in (stage.section, *stage.also_reads, "runtime")
     }
+    files = hash_tree(local_out)
     manifest = Manifest(
         kind=stage.kind,
         stage=stage.name,
@@ -133,11 +151,18 @@ def run_stage(name: str, uris: dict[str, str], out: Path, params: Params) -> Man
         created_at=now_iso(),
         params=resolved,
         params_digest=digest(resolved),
-        inputs={n: _input_ref(out, uris[n], opened) for n, opened in inputs.items()},
-        files=hash_tree(out),
+        inputs={n: _input_ref(out, recorded[n], opened) for n, opened in inputs.items()},
+        files=files,
         metrics=metrics,
         device=device,
         duration_s=round(duration, 3),
     )
-    write_manifest(out, manifest)
+    write_manifest(local_out, manifest)
+    if remote_out:
+        push_artifact(local_out, str(out), list(files))
     return manifest
+
+
+def _staging_dir(uri: str) -> Path:
+    """Where a stage whose output is an s3:// URI writes before the upload (kept: resumes)."""
+    return cache_dir() / "staging" / hashlib.sha256(uri.encode()).hexdigest()[:32]

@@ -11,7 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 from wsss.artifacts import resolve_uri
-from wsss.artifacts.uri import relative_uri
+from wsss.artifacts.storage import cached_root, sync_root
+from wsss.artifacts.uri import is_remote, relative_uri
 from wsss.data.coco import is_coco_root, read_coco
 from wsss.data.index import DatasetIndex
 from wsss.data.verify import check_samples, read_hashed
@@ -44,7 +45,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     unknown = [s for s in p.mask_splits if s not in p.splits]
     if unknown:
         raise WsssError(f"params: dataset.mask_splits: '{unknown[0]}' is not in dataset.splits")
-    root = Path(inputs["root"])
+    root = _local_root(inputs["root"])
     index = read_root(root, params)
     for split in p.mask_splits:
         for sample in index.split(split):
@@ -98,10 +99,24 @@ def _write_json(path: Path, obj: object) -> None:
     path.write_text(json.dumps(obj, indent=1) + "\n")
 
 
+def _local_root(uri: str) -> Path:
+    """The root to index: a local path as it is, an s3:// prefix copied into the cache first."""
+    return sync_root(uri) if is_remote(uri) else Path(uri)
+
+
 def load_index(dataset_dir: Path) -> DatasetIndex:
-    """The DatasetIndex of a `dataset` artifact, with its root resolved from the artifact."""
+    """The DatasetIndex of a `dataset` artifact, with its root resolved from the artifact.
+
+    An s3:// root is synced once per machine into WSSS_CACHE_DIR and checked file by file
+    against the digests recorded here (DESIGN §4: no dataset copy per step).
+    """
     source = json.loads((dataset_dir / SOURCE).read_text())
-    root = Path(resolve_uri(dataset_dir, source["root"]))
+    root_uri = resolve_uri(dataset_dir, source["root"])
+    if is_remote(root_uri):
+        root_files = json.loads((dataset_dir / "root_files.json").read_text())
+        root = cached_root(root_uri, root_files, source["root_digest"])
+    else:
+        root = Path(root_uri)
     return DatasetIndex.load(dataset_dir, root, source["format"])
 
 

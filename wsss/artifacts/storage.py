@@ -1,0 +1,261 @@
+"""Artifacts and dataset roots in S3-compatible object storage (MinIO, SeaweedFS, AWS) via minio.
+
+The endpoint and credentials come from the environment only (`S3_ENDPOINT_URL`,
+`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), never from params, and no error or log line names
+them. Every request is retried a bounded number of times (`WSSS_S3_RETRIES`, default 3) with
+exponential backoff; then the operation fails with one WsssError line. An artifact is uploaded
+manifest last (and its old manifest removed first), so a reader never sees a half-written artifact
+as complete. Local copies live under `WSSS_CACHE_DIR` (default ~/.cache/wsss): artifacts by manifest
+digest, dataset roots by dataset digest, so a pod fetches each once.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import urllib3
+from minio import Minio
+from minio.error import MinioException, S3Error
+
+from wsss.artifacts.manifest import MANIFEST, Manifest, parse_manifest, sha256_file
+from wsss.errors import WsssError
+
+ENDPOINT_ENV = "S3_ENDPOINT_URL"
+RETRIES_ENV = "WSSS_S3_RETRIES"
+CACHE_ENV = "WSSS_CACHE_DIR"
+COMPLETE = ".complete"  # marks a finished local copy in the cache
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class S3Path:
+    bucket: str
+    key: str  # without leading or trailing "/"; "" is the bucket's top
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}".rstrip("/")
+
+    def child(self, rel: str) -> "S3Path":
+        return S3Path(self.bucket, f"{self.key}/{rel}".strip("/"))
+
+
+def parse_s3(uri: str) -> S3Path:
+    if not uri.startswith("s3://"):
+        raise WsssError(f"{uri}: expected an s3://bucket/prefix URI")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise WsssError(f"{uri}: the URI names no bucket")
+    return S3Path(bucket, key.strip("/"))
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "wsss")
+
+
+class Store:
+    """One S3 endpoint: the few operations artifacts and datasets need, each retried and wrapped."""
+
+    def __init__(self, endpoint_url: str, access_key: str, secret_key: str, retries: int) -> None:
+        parts = urlsplit(endpoint_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise WsssError(f"{ENDPOINT_ENV}: expected http(s)://host[:port], got '{endpoint_url}'")
+        self.endpoint = parts.netloc
+        self.retries = retries
+        retry = urllib3.Retry(
+            total=retries,
+            backoff_factor=0.5,
+            status_forcelist=(500, 502, 503, 504),
+            allowed_methods=None,  # PUTs too: every request we make is idempotent
+        )
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=10, read=120), retries=retry, maxsize=8
+        )
+        self.client = Minio(
+            self.endpoint,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=parts.scheme == "https",
+            region=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            http_client=http,
+        )
+
+    def _call(self, what: str, where: S3Path, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except S3Error as exc:
+            raise WsssError(f"{where.uri}: S3 {what} failed ({exc.code})") from None
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise WsssError(
+                f"{where.uri}: S3 {what} failed at {self.endpoint} after {self.retries + 1} "
+                f"attempts ({type(exc).__name__})"
+            ) from None
+
+    def list(self, prefix: S3Path) -> dict[str, int]:
+        """Relative key -> size of every object under PREFIX."""
+        start = f"{prefix.key}/" if prefix.key else ""
+
+        def listing() -> dict[str, int]:
+            objects = self.client.list_objects(prefix.bucket, prefix=start, recursive=True)
+            return {o.object_name[len(start) :]: o.size or 0 for o in objects if not o.is_dir}
+
+        return self._call("listing", prefix, listing)
+
+    def read(self, path: S3Path) -> bytes | None:
+        """The object's bytes, or None when there is no such object."""
+
+        def get() -> bytes | None:
+            try:
+                response = self.client.get_object(path.bucket, path.key)
+            except S3Error as exc:
+                if exc.code == "NoSuchKey":
+                    return None
+                raise
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self._call("download", path, get)
+
+    def download(self, path: S3Path, local: Path) -> None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        self._call("download", path, lambda: self.client.fget_object(path.bucket, path.key, local))
+
+    def upload(self, local: Path, path: S3Path) -> None:
+        self._call("upload", path, lambda: self.client.fput_object(path.bucket, path.key, local))
+
+    def require_bucket(self, path: S3Path) -> None:
+        if not self._call("bucket check", path, lambda: self.client.bucket_exists(path.bucket)):
+            raise WsssError(f"{path.uri}: bucket '{path.bucket}' does not exist")
+
+    def remove(self, path: S3Path) -> None:
+        self._call("delete", path, lambda: self.client.remove_object(path.bucket, path.key))
+
+
+@cache
+def _store(endpoint_url: str, access_key: str, secret_key: str, retries: int) -> Store:
+    return Store(endpoint_url, access_key, secret_key, retries)
+
+
+def store() -> Store:
+    """The Store the environment describes (one client per process and settings)."""
+    endpoint = os.environ.get(ENDPOINT_ENV)
+    if not endpoint:
+        raise WsssError(f"{ENDPOINT_ENV} is not set: it names the S3 endpoint of s3:// URIs")
+    try:
+        retries = int(os.environ.get(RETRIES_ENV, "3"))
+    except ValueError:
+        raise WsssError(f"{RETRIES_ENV}: expected a whole number of retries") from None
+    return _store(
+        endpoint,
+        os.environ.get("AWS_ACCESS_KEY_ID", ""),
+        os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+        max(retries, 0),
+    )
+
+
+# -- artifacts ---------------------------------------------------------------------------------
+
+
+def read_remote_manifest(uri: str) -> tuple[Manifest, bytes]:
+    """The manifest of the artifact at URI and its raw bytes; its files must all be present."""
+    s3 = store()
+    where = parse_s3(uri)
+    raw = s3.read(where.child(MANIFEST))
+    if raw is None:
+        raise WsssError(f"{uri}: incomplete artifact (no {MANIFEST}; its stage did not finish)")
+    manifest = parse_manifest(raw, f"{uri}/{MANIFEST}")
+    present = s3.list(where)
+    for rel, entry in manifest.files.items():
+        if present.get(rel) != entry.size:
+            raise WsssError(f"{uri}: incomplete artifact ({rel} is missing or has the wrong size)")
+    return manifest, raw
+
+
+def fetch_artifact(uri: str) -> Path:
+    """A verified local copy of the artifact at URI, kept in the cache by manifest digest."""
+    manifest, raw = read_remote_manifest(uri)
+    local = cache_dir() / "artifacts" / hashlib.sha256(raw).hexdigest()[:32]
+    if (local / MANIFEST).is_file():
+        return local
+    where = parse_s3(uri)
+    with _staging(local) as tmp:
+        for rel, entry in manifest.files.items():
+            target = tmp / rel
+            store().download(where.child(rel), target)
+            if sha256_file(target) != entry.sha256:
+                raise WsssError(f"{uri}: {rel} does not match its manifest (changed while read?)")
+        (tmp / MANIFEST).write_bytes(raw)  # last: the copy is complete from here on
+    return local
+
+
+def push_artifact(local: Path, uri: str, files: list[str]) -> None:
+    """Upload the artifact directory LOCAL (its FILES, then its manifest) to URI."""
+    s3 = store()
+    where = parse_s3(uri)
+    s3.remove(where.child(MANIFEST))  # an old manifest must not vouch for new files
+    for rel in files:
+        s3.upload(local / rel, where.child(rel))
+    s3.upload(local / MANIFEST, where.child(MANIFEST))
+
+
+# -- dataset roots -----------------------------------------------------------------------------
+
+
+def sync_root(uri: str) -> Path:
+    """A fresh local copy of every object under the dataset root URI (prepare_data reads it)."""
+    where = parse_s3(uri)
+    objects = store().list(where)
+    if not objects:
+        raise WsssError(f"{uri}: no objects under this dataset root")
+    target = cache_dir() / "roots" / hashlib.sha256(uri.encode()).hexdigest()[:32]
+    shutil.rmtree(target, ignore_errors=True)
+    with _staging(target) as tmp:
+        for rel in objects:
+            store().download(where.child(rel), tmp / rel)
+    return target
+
+
+def cached_root(uri: str, root_files: dict[str, dict], root_digest: str) -> Path:
+    """The dataset root URI synced once per machine into the cache, verified file by file against
+    the digests prepare_data recorded (a root changed since then is an error, not a silent mix)."""
+    local = cache_dir() / "datasets" / root_digest[:32]
+    if (local / COMPLETE).is_file():
+        return local
+    where = parse_s3(uri)
+    with _staging(local) as tmp:
+        for rel, entry in root_files.items():
+            target = tmp / rel
+            store().download(where.child(rel), target)
+            if sha256_file(target) != entry["sha256"]:
+                raise WsssError(
+                    f"{uri}: {rel} changed since prepare_data indexed it (rerun prepare_data)"
+                )
+        (tmp / COMPLETE).write_text(json.dumps({"uri": uri, "digest": root_digest}) + "\n")
+    return local
+
+
+@contextmanager
+def _staging(target: Path) -> Iterator[Path]:
+    """A temporary sibling of TARGET that becomes TARGET only when the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import yaml
+
 from wsss.artifacts import open_artifact
 from wsss.artifacts.manifest import InputRef, Manifest, hash_tree, write_manifest
 from wsss.artifacts.uri import relative_uri
@@ -26,3 +28,25 @@ def seal(out: Path, kind: str, stage: str, inputs: dict[str, Path]) -> None:
             inputs=refs, files=hash_tree(out), metrics={"loss": 0.5}, device="cpu", duration_s=1.0,
         ),
     )  # fmt: skip
+
+
+# Every stage, trained and run briefly on the tiny ToyVOC of conftest.TINY
+TINY_PARAMS = {
+    "train_cam": {
+        "epochs": 2, "warmup_epochs": 1, "batch_size": 4, "warmup_batch_size": 4, "crop": 32,
+        "long_side": [40, 56], "toy_width": 8, "par_iterations": 2, "checkpoint_every": 2,
+    },
+    "extract_seeds": {"scales": [1.0, 1.5], "batch_size": 4, "overlays": 2},
+    "train_irn": {"epochs": 1, "batch_size": 4, "crop": 32, "toy_width": 8, "radius": 4},
+    "export_masks": {"batch_size": 4, "overlays": 2},
+    "train_deeplab": {"epochs": 2, "batch_size": 4, "crop": 32, "toy_width": 8},
+    "evaluate": {"scales": [1.0, 0.75], "examples": 2},
+    "runtime": {"log_interval": 1},
+}  # fmt: skip
+
+
+def tiny_params(path: Path, **sections: dict) -> Path:
+    """TINY_PARAMS with SECTIONS' keys replaced, written to PATH."""
+    merged = {k: TINY_PARAMS.get(k, {}) | sections.get(k, {}) for k in TINY_PARAMS | sections}
+    path.write_text(yaml.safe_dump(merged))
+    return path

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 
-from tests.helpers import seal
+from tests.helpers import seal, tiny_params
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.data.io import read_mask
 from wsss.methods.segmentation import pseudo_mask_loss
@@ -62,19 +61,6 @@ def test_pseudo_mask_loss_ignores_255_and_weighs_unconfident_pixels():
     nothing.backward()  # a gradient path, all zero
 
 
-TINY = {
-    "train_deeplab": {"epochs": 2, "batch_size": 4, "crop": 32, "toy_width": 8},
-    "evaluate": {"scales": [1.0, 0.75], "examples": 2},
-    "runtime": {"log_interval": 1},
-}
-
-
-def _params(path: Path, **sections) -> Path:
-    merged = {k: TINY.get(k, {}) | sections.get(k, {}) for k in TINY | sections}
-    path.write_text(yaml.safe_dump(merged))
-    return path
-
-
 def _run(*args) -> subprocess.CompletedProcess:
     return subprocess.run([WSSS, *map(str, args)], capture_output=True, text=True)
 
@@ -96,7 +82,7 @@ def gt_masks(dataset_artifact, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def seg_model(dataset_artifact, gt_masks, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("seg")
-    params = _params(work / "p.yaml", train_deeplab={"confidence": "weight"})
+    params = tiny_params(work / "p.yaml", train_deeplab={"confidence": "weight"})
     result = _run("run", "train_deeplab", "--in", f"dataset={dataset_artifact}",
                   "--in", f"pseudo_masks={gt_masks}", "--out", work / "seg_model",
                   "--params", params)  # fmt: skip
@@ -112,7 +98,7 @@ def test_train_deeplab_artifact(seg_model):
 
 
 def test_select_on_val_keeps_the_best_epoch_and_says_so(dataset_artifact, gt_masks, tmp_path):
-    params = _params(tmp_path / "p.yaml", train_deeplab={"select_on_val": True})
+    params = tiny_params(tmp_path / "p.yaml", train_deeplab={"select_on_val": True})
     result = _run("run", "train_deeplab", "--in", f"dataset={dataset_artifact}",
                   "--in", f"pseudo_masks={gt_masks}", "--out", tmp_path / "s",
                   "--params", params)  # fmt: skip
@@ -129,7 +115,7 @@ def test_evaluate_writes_predictions_scores_and_a_self_contained_report(
     out = tmp_path / "evaluation"
     result = _run("run", "evaluate", "--in", f"dataset={dataset_artifact}",
                   "--in", f"seg_model={seg_model}", "--out", out,
-                  "--params", _params(tmp_path / "p.yaml"))  # fmt: skip
+                  "--params", tiny_params(tmp_path / "p.yaml"))  # fmt: skip
     assert result.returncode == 0, result.stderr
     m = open_artifact(out, "evaluation").manifest
     val = load_index(dataset_artifact).split("val")
@@ -174,7 +160,7 @@ def test_bad_segmentation_inputs(cli, dataset_artifact, gt_masks, seg_model, tmp
     def train(masks: Path):
         return cli("run", "train_deeplab", "--in", f"dataset={dataset_artifact}",
                    "--in", f"pseudo_masks={masks}", "--out", tmp_path / "o",
-                   "--params", _params(tmp_path / "p.yaml"))  # fmt: skip
+                   "--params", tiny_params(tmp_path / "p.yaml"))  # fmt: skip
 
     result = train(dataset_artifact)
     assert result.code == 2 and "expected an artifact of kind 'pseudo_masks'" in result.err

@@ -11,9 +11,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from tests.helpers import seal
+from tests.helpers import seal, tiny_params
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.data.io import read_mask
 from wsss.refine.affinity import (
@@ -189,12 +188,6 @@ def test_confidence_mask_keeps_the_larger_margin_half_of_each_class():
 
 # --- the stages ----------------------------------------------------------------------------
 
-TINY = {
-    "train_irn": {"epochs": 1, "batch_size": 4, "crop": 32, "toy_width": 8, "radius": 4},
-    "export_masks": {"batch_size": 4, "overlays": 2},
-    "runtime": {"log_interval": 1},
-}
-
 
 @pytest.fixture(scope="module")
 def gt_cams(dataset_artifact, tmp_path_factory) -> Path:
@@ -216,12 +209,6 @@ def gt_cams(dataset_artifact, tmp_path_factory) -> Path:
     return out
 
 
-def _params(path: Path, **sections) -> Path:
-    merged = {k: TINY.get(k, {}) | sections.get(k, {}) for k in TINY | sections}
-    path.write_text(yaml.safe_dump(merged))
-    return path
-
-
 def _run(*args) -> subprocess.CompletedProcess:
     return subprocess.run([WSSS, "run", *map(str, args)], capture_output=True, text=True)
 
@@ -229,8 +216,9 @@ def _run(*args) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def irn_model(dataset_artifact, gt_cams, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("irn")
+    params = tiny_params(work / "p.yaml")
     result = _run("train_irn", "--in", f"dataset={dataset_artifact}", "--in", f"cams={gt_cams}",
-                  "--out", work / "irn_model", "--params", _params(work / "p.yaml"))  # fmt: skip
+                  "--out", work / "irn_model", "--params", params)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return work / "irn_model"
 
@@ -249,7 +237,7 @@ def test_export_masks(dataset_artifact, gt_cams, irn_model, tmp_path):
     out = tmp_path / "pseudo_masks"
     result = _run("export_masks", "--in", f"dataset={dataset_artifact}", "--in", f"cams={gt_cams}",
                   "--in", f"irn_model={irn_model}", "--out", out,
-                  "--params", _params(tmp_path / "p.yaml"))  # fmt: skip
+                  "--params", tiny_params(tmp_path / "p.yaml"))  # fmt: skip
     assert result.returncode == 0, result.stderr
     m = open_artifact(out, "pseudo_masks").manifest
     index = load_index(dataset_artifact)
@@ -263,7 +251,7 @@ def test_export_masks(dataset_artifact, gt_cams, irn_model, tmp_path):
 
 
 def test_crf_free_ir_labels(dataset_artifact, gt_cams, tmp_path):
-    params = _params(tmp_path / "p.yaml", train_irn={"crf": None, "epochs": 1})
+    params = tiny_params(tmp_path / "p.yaml", train_irn={"crf": None, "epochs": 1})
     result = _run("train_irn", "--in", f"dataset={dataset_artifact}", "--in", f"cams={gt_cams}",
                   "--out", tmp_path / "irn", "--params", params)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -274,7 +262,7 @@ def test_bad_irn_inputs(cli, dataset_artifact, gt_cams, irn_model, tmp_path):
     def export(cams: Path, irn: Path):
         return cli("run", "export_masks", "--in", f"dataset={dataset_artifact}",
                    "--in", f"cams={cams}", "--in", f"irn_model={irn}", "--out", tmp_path / "o",
-                   "--params", _params(tmp_path / "p.yaml"))  # fmt: skip
+                   "--params", tiny_params(tmp_path / "p.yaml"))  # fmt: skip
 
     result = export(dataset_artifact, irn_model)
     assert result.code == 2 and "expected an artifact of kind 'cams'" in result.err

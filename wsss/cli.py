@@ -11,12 +11,12 @@ from pathlib import Path
 from wsss.errors import WsssError
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, like every other bad input
         self.exit(2, f"error: {self.prog}: {message}\n")
 
 
-def _key_value(text: str) -> tuple[str, str]:
+def key_value(text: str) -> tuple[str, str]:
     name, sep, uri = text.partition("=")
     if not sep or not name or not uri:
         raise argparse.ArgumentTypeError(f"expected NAME=URI, got '{text}'")
@@ -86,11 +86,11 @@ def _cmd_lineage(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="wsss", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="wsss", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     data = commands.add_parser("data", help="make or convert datasets")
-    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=Parser)
     toy = data_commands.add_parser("toy", help="write ToyVOC (VOC 2012 layout) to DIR")
     toy.add_argument("--out", type=Path, required=True, metavar="DIR")
     toy.add_argument("--seed", type=int, default=0, metavar="N")
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one pipeline stage")
     run.add_argument("stage")
     run.add_argument(
-        "--in", dest="inputs", type=_key_value, action="append", default=[], metavar="NAME=URI"
+        "--in", dest="inputs", type=key_value, action="append", default=[], metavar="NAME=URI"
     )
     run.add_argument("--out", required=True, metavar="DIR|s3://URI")
     run.add_argument("--params", type=Path, metavar="FILE", help="default: the ToyVOC preset")
@@ -140,7 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run_parser(build_parser(), argv)
+
+
+def run_parser(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """Parse ARGV and run its command; a WsssError becomes one `error:` line and exit 2."""
+    args = parser.parse_args(argv)
     try:
         args.func(args)
     except WsssError as exc:

@@ -218,15 +218,20 @@ def load_params(path: Path | None) -> Params:
         raise WsssError(f"{path}: params file not found") from None
     except yaml.YAMLError as exc:
         raise WsssError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_params(raw, str(path))
+
+
+def parse_params(raw: object, where: str) -> Params:
+    """Params from a mapping of sections (a YAML file's, or a KFP run's parameters)."""
     if not isinstance(raw, dict):
-        raise WsssError(f"{path}: expected a mapping of sections at the top level")
+        raise WsssError(f"{where}: expected a mapping of sections at the top level")
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "<top level>"
         what = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        raise WsssError(f"{path}: {key}: {what}") from None
+        raise WsssError(f"{where}: {key}: {what}") from None
 
 
 def digest(obj: Any) -> str:

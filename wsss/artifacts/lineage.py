@@ -58,8 +58,12 @@ def _headline(metrics: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.4g}" for k, v in shown)
 
 
-def format_tree(node: dict[str, Any], name: str = "", depth: int = 0) -> list[str]:
-    """Indented text, one artifact per line plus a line of details."""
+def format_tree(
+    node: dict[str, Any], name: str = "", depth: int = 0, seen: set[str] | None = None
+) -> list[str]:
+    """Indented text, one artifact per line plus a line of details; an artifact that several
+    others read (the dataset) is detailed once and named on one line after that."""
+    seen = set() if seen is None else seen
     pad = "  " * depth
     label = f"{name}: " if name else ""
     if "error" in node:
@@ -67,15 +71,19 @@ def format_tree(node: dict[str, Any], name: str = "", depth: int = 0) -> list[st
     if node["kind"] == "root":
         return [f"{pad}{label}{node['uri']}  [dataset root]"]
     flag = "  [CHANGED since it was used]" if node.get("changed") else ""
+    head = f"{pad}{label}{node['kind']} <- {node['stage']}  {node['uri']}{flag}"
+    if node["uri"] in seen:
+        return [f"{head}  (as above)"]
+    seen.add(node["uri"])
     lines = [
-        f"{pad}{label}{node['kind']} <- {node['stage']}  {node['uri']}{flag}",
+        head,
         f"{pad}    created {node['created_at']}  params {node['params_digest'][:12]}  "
         f"code {node['code_revision'][:12]}  {node['device']}  {node['duration_s']:.1f}s",
     ]
     if node["metrics"]:
         lines.append(f"{pad}    {_headline(node['metrics'])}")
     for input_name, child in node["inputs"].items():
-        lines += format_tree(child, input_name, depth + 1)
+        lines += format_tree(child, input_name, depth + 1, seen)
     return lines
 
 

@@ -1,0 +1,14 @@
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+
+def train_cam(
+    dataset: Input[Dataset],
+    params: str,
+    runtime: str,
+    cam_model: Output[Model],
+    metrics: Output[Metrics],
+):
+    """Train the CAM classifier (KTSE or the baseline)."""
+    from wsss.stages.component import run_component
+
+    run_component("train_cam", {"dataset": dataset}, cam_model, params, runtime, metrics)

@@ -1,0 +1,16 @@
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+
+def train_irn(
+    dataset: Input[Dataset],
+    cams: Input[Artifact],
+    params: str,
+    runtime: str,
+    irn_model: Output[Model],
+    metrics: Output[Metrics],
+):
+    """Train IRNet on inter-pixel relations mined from the CAMs."""
+    from wsss.stages.component import run_component
+
+    inputs = {"dataset": dataset, "cams": cams}
+    run_component("train_irn", inputs, irn_model, params, runtime, metrics)

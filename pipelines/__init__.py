@@ -1,0 +1,1 @@
+"""The KFP pipeline and the `wsss-pipeline` command (no ML code: it calls components)."""

@@ -1,0 +1,148 @@
+"""The wsss KFP v2 pipeline: the stages as components, GPU-scheduled on the cluster (DESIGN §4).
+
+Every params.yaml section is a pipeline parameter (the section as JSON: exact numbers, and nulls,
+which KFP's dict parameters refuse) whose default is the params file's section, so the compiled
+YAML is self-contained. GPU stages ask for `accelerator` x `gpus`, CPU
+and memory, tolerations and a node selector, all pipeline parameters too. Every task gets the
+S3 credentials from a Kubernetes Secret, an emptyDir for the dataset cache (`WSSS_CACHE_DIR`, set
+in the image) and retries; GPU tasks also get /dev/shm as a memory emptyDir for data-loader
+workers. `start` + `imported` rerun the pipeline from one stage on artifacts given by URI.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from kfp import dsl, kubernetes
+from kfp.dsl import Artifact, Dataset, Model
+
+import components
+from wsss.errors import WsssError
+from wsss.params import Params
+from wsss.stages import STAGES, Stage
+
+PIPELINE_STAGES: list[Stage] = [s for s in STAGES.values() if s.name in components.FUNCTIONS]
+SECTIONS = (*(s.section for s in PIPELINE_STAGES), "runtime")
+ARTIFACT_CLASSES = {
+    "dataset": Dataset,
+    "cam_model": Model,
+    "cams": Artifact,
+    "irn_model": Model,
+    "pseudo_masks": Dataset,
+    "seg_model": Model,
+}
+# The Secret's keys (k8s/s3-secret.yaml) -> the environment wsss reads (wsss/artifacts/storage.py)
+SECRET_KEYS = {
+    "endpoint": "S3_ENDPOINT_URL",
+    "access_key": "AWS_ACCESS_KEY_ID",
+    "secret_key": "AWS_SECRET_ACCESS_KEY",
+}
+CACHE_MOUNT = "/cache"  # WSSS_CACHE_DIR in docker/Dockerfile.*
+CLUSTER_DEFAULTS: dict[str, Any] = {
+    "accelerator": "nvidia.com/gpu",
+    "gpus": 1,
+    "cpu_request": "8",
+    "memory_request": "32Gi",
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "node_selector": {},
+    "s3_secret": "wsss-s3",
+}
+DEFAULT_ROOT = "s3://datasets/VOC2012"
+
+
+def pipeline_arguments(params: Params, root: str = DEFAULT_ROOT) -> dict[str, Any]:
+    """Every pipeline parameter: the params sections, the dataset root, the cluster settings."""
+    sections = {s: getattr(params, s).model_dump_json() for s in SECTIONS}
+    return {"root": root, **sections, **CLUSTER_DEFAULTS}
+
+
+def upstream_kinds(start: str) -> list[str]:
+    """The artifacts a run from stage START needs by URI: made before it, read from it on."""
+    names = [s.name for s in PIPELINE_STAGES]
+    if start not in names:
+        raise WsssError(f"--from: unknown stage '{start}' (expected one of: {', '.join(names)})")
+    before = PIPELINE_STAGES[: names.index(start)]
+    made_before = [s.kind for s in before]
+    read_later = {n for s in PIPELINE_STAGES[names.index(start) :] for n in s.inputs}
+    return [kind for kind in made_before if kind in read_later]
+
+
+def build_pipeline(
+    gpu_image: str,
+    cpu_image: str,
+    start: str | None = None,
+    imported: dict[str, str] | None = None,
+) -> Callable:
+    """The pipeline function; with START, earlier stages are replaced by IMPORTED artifacts."""
+    imported = dict(imported or {})
+    stages = PIPELINE_STAGES
+    if start is not None:
+        needed = upstream_kinds(start)
+        for kind in needed:
+            if kind not in imported:
+                raise WsssError(f"--from {start}: needs --artifact {kind}=URI")
+        for kind in imported:
+            if kind not in needed:
+                raise WsssError(
+                    f"--artifact {kind}: not read when starting from {start} "
+                    f"(it needs: {', '.join(needed) or 'nothing'})"
+                )
+        stages = stages[[s.name for s in stages].index(start) :]
+    elif imported:
+        raise WsssError("--artifact is only meaningful with --from STAGE")
+    built = components.build(gpu_image, cpu_image)
+
+    @dsl.pipeline(name="wsss", description="KTSE weakly supervised semantic segmentation")
+    def wsss(
+        root: str,
+        dataset: str,
+        train_cam: str,
+        extract_seeds: str,
+        train_irn: str,
+        export_masks: str,
+        train_deeplab: str,
+        evaluate: str,
+        runtime: str,
+        accelerator: str,
+        gpus: int,
+        cpu_request: str,
+        memory_request: str,
+        tolerations: list,
+        node_selector: dict,
+        s3_secret: str,
+    ) -> Artifact:
+        sections = {
+            "dataset": dataset,
+            "train_cam": train_cam,
+            "extract_seeds": extract_seeds,
+            "train_irn": train_irn,
+            "export_masks": export_masks,
+            "train_deeplab": train_deeplab,
+            "evaluate": evaluate,
+        }
+        produced = {}
+        for kind, uri in imported.items():
+            importer = dsl.importer(
+                artifact_uri=uri, artifact_class=ARTIFACT_CLASSES[kind], reimport=False
+            )
+            produced[kind] = importer.set_display_name(f"import {kind}").output
+        for stage in stages:
+            args = {"root": root} if stage.name == "prepare_data" else {}
+            args |= {name: produced[name] for name in stage.inputs if name in produced}
+            task = built[stage.name](params=sections[stage.section], runtime=runtime, **args)
+            task.set_display_name(stage.name)
+            task.set_caching_options(True)
+            task.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2)
+            kubernetes.use_secret_as_env(task, s3_secret, SECRET_KEYS)
+            kubernetes.empty_dir_mount(task, "wsss-cache", CACHE_MOUNT)
+            if stage.name in components.CPU_STAGES:
+                task.set_cpu_request("2").set_memory_request("4Gi")
+            else:
+                task.set_accelerator_type(accelerator).set_accelerator_limit(gpus)
+                task.set_cpu_request(cpu_request).set_memory_request(memory_request)
+                kubernetes.add_toleration_json(task, tolerations)
+                kubernetes.add_node_selector_json(task, node_selector)
+                kubernetes.empty_dir_mount(task, "dshm", "/dev/shm", medium="Memory")
+            produced[stage.kind] = task.outputs[stage.kind]
+        return produced[stages[-1].kind]
+
+    return wsss

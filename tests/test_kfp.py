@@ -1,0 +1,224 @@
+"""The KFP pipeline: what the compiled YAML asks of the cluster, the whole pipeline under
+kfp.local on a tiny ToyVOC with its lineage, a rerun from one stage with imported artifacts,
+submission through kfp.Client, and bad input to the command and the components."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from pipelines import cli as pipeline_cli
+from pipelines.pipeline import CLUSTER_DEFAULTS, PIPELINE_STAGES, SECTIONS
+from tests.helpers import tiny_params
+from wsss.artifacts import open_artifact
+from wsss.params import load_params
+from wsss.stages.component import run_component
+
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
+GPU_STAGES = [s.name for s in PIPELINE_STAGES if s.name != "prepare_data"]
+
+
+def _pipeline(*args: str | Path) -> subprocess.CompletedProcess:
+    cmd = [str(BIN / "wsss-pipeline"), *map(str, args)]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+
+
+def _compile(tmp_path: Path, *extra: str) -> tuple[dict, dict]:
+    out = tmp_path / "pipeline.yaml"
+    images = ["--image", "reg/wsss:cuda", "--cpu-image", "reg/wsss:cpu"]
+    result = _pipeline("compile", "--out", out, "--params", REPO / "params.yaml", *images, *extra)
+    assert result.returncode == 0, result.stderr
+    spec, platform = yaml.safe_load_all(out.read_text())
+    return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def test_compiled_pipeline_asks_for_gpus_secrets_and_caching(tmp_path):
+    spec, k8s = _compile(tmp_path)
+    tasks = spec["root"]["dag"]["tasks"]
+    executors = spec["deploymentSpec"]["executors"]
+    assert sorted(tasks) == sorted(s.name.replace("_", "-") for s in PIPELINE_STAGES)
+    for stage in PIPELINE_STAGES:
+        name = stage.name.replace("_", "-")
+        task, container = tasks[name], executors[f"exec-{name}"]["container"]
+        assert task["cachingOptions"] == {"enableCache": True}
+        assert task["retryPolicy"]["maxRetryCount"] == 2
+        assert "kfp.dsl.executor_main" in container["command"][2]
+        assert "pip install" not in container["command"][2]  # kfp comes with our image
+        assert "wsss.stages.component" in container["command"][3]  # the stage's one call
+        platform = k8s[f"exec-{name}"]
+        secret = platform["secretAsEnv"][0]
+        assert secret["secretNameParameter"] == {"componentInputParameter": "s3_secret"}
+        assert {e["envVar"] for e in secret["keyToEnv"]} == {
+            "S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
+        }  # fmt: skip
+        mounts = {m["mountPath"]: m for m in platform["emptyDirMounts"]}
+        gpu = stage.name in GPU_STAGES
+        assert container["image"] == ("reg/wsss:cuda" if gpu else "reg/wsss:cpu")
+        assert ("accelerator" in container["resources"]) == gpu
+        assert ("tolerations" in platform) == gpu and ("nodeSelector" in platform) == gpu
+        assert ("/dev/shm" in mounts) == gpu and "/cache" in mounts
+        if gpu:
+            accel = container["resources"]["accelerator"]
+            assert "pipelinechannel--gpus" in accel["resourceCount"]
+            assert "pipelinechannel--accelerator" in accel["resourceType"]
+            assert mounts["/dev/shm"]["medium"] == "Memory"
+            assert platform["tolerations"] == [
+                {"tolerationJson": {"componentInputParameter": "tolerations"}}
+            ]
+    # every params section is a parameter whose default is the params file's section
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    params = load_params(REPO / "params.yaml")
+    for section in SECTIONS:
+        default = json.loads(inputs[section]["defaultValue"])
+        assert default == getattr(params, section).model_dump(mode="json")
+    assert inputs["tolerations"]["defaultValue"] == CLUSTER_DEFAULTS["tolerations"]
+    assert inputs["root"]["defaultValue"] == "s3://datasets/VOC2012"
+
+
+def test_compile_from_a_stage_imports_its_upstream_artifacts(tmp_path):
+    spec, _ = _compile(
+        tmp_path, "--from", "train_irn", "--artifact", "dataset=s3://b/run/dataset",
+        "--artifact", "cams=s3://b/run/cams",
+    )  # fmt: skip
+    tasks = spec["root"]["dag"]["tasks"]
+    ran = sorted(t for t in tasks if not t.startswith("importer"))
+    assert ran == ["evaluate", "export-masks", "train-deeplab", "train-irn"]
+    uris = {
+        spec["deploymentSpec"]["executors"][f"exec-{t}"]["importer"]["artifactUri"]["constant"]
+        for t in tasks
+        if t.startswith("importer")
+    }
+    assert uris == {"s3://b/run/dataset", "s3://b/run/cams"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "train_irn", "--artifact", "dataset=s3://b/d"], "needs --artifact cams=URI"),
+        (["--from", "nope"], "--from: unknown stage 'nope'"),
+        (["--artifact", "cams=s3://b/c"], "only meaningful with --from"),
+        (["--from", "evaluate", "--artifact", "dataset=s3://b/d", "--artifact", "seg_model=s3://b/s",
+          "--artifact", "cams=s3://b/c"], "--artifact cams: not read when starting from evaluate"),
+        (["--params", "missing.yaml"], "missing.yaml: params file not found"),
+    ],
+)  # fmt: skip
+def test_bad_pipeline_arguments(tmp_path, args, message):
+    result = _pipeline("compile", "--out", tmp_path / "p.yaml", *args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ")
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "p.yaml").exists()
+
+
+@pytest.fixture(scope="module")
+def local_run(toy_root, tmp_path_factory) -> tuple[Path, Path]:
+    """The whole pipeline under kfp.local on the tiny ToyVOC: (final artifact, work dir)."""
+    work = tmp_path_factory.mktemp("kfp")
+    params = tiny_params(work / "params.yaml")
+    result = _pipeline("run-local", "--params", params, "--root", toy_root,
+                       "--pipeline-root", work / "runs")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = Path(result.stdout.strip().splitlines()[-1].removeprefix("final artifact: "))
+    return final, work
+
+
+def test_local_run_of_the_whole_pipeline(local_run):
+    final, _ = local_run
+    evaluation = open_artifact(final, "evaluation")
+    assert 0.0 <= evaluation.manifest.metrics["miou"] <= 1.0
+    task_dir = final.parent  # kfp.local: <run>/<task>/<output>
+    assert (task_dir / "report").is_file() and b"<html" in (task_dir / "report").read_bytes()
+    logged = json.loads((task_dir / "executor_output.json").read_text())
+    metrics = logged["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    assert metrics["miou"] == pytest.approx(evaluation.manifest.metrics["miou"])
+    lineage = subprocess.run([str(BIN / "wsss"), "lineage", str(final)],
+                             capture_output=True, text=True).stdout  # fmt: skip
+    for stage in PIPELINE_STAGES:
+        assert f"{stage.kind} <- {stage.name}" in lineage
+
+
+def test_local_rerun_from_one_stage(local_run):
+    """--from train_deeplab reruns train_deeplab and evaluate on the first run's artifacts."""
+    final, work = local_run
+    first = open_artifact(final).manifest
+    seg_model = open_artifact(final.parent.parent / "train-deeplab" / "seg_model").manifest
+    pseudo_masks = final.parent.parent / "export-masks" / "pseudo_masks"
+    dataset = final.parent.parent / "prepare-data" / "dataset"
+    params = tiny_params(work / "rerun.yaml", train_deeplab={"lr": 0.02})
+    result = _pipeline("run-local", "--params", params, "--pipeline-root", work / "reruns",
+                       "--from", "train_deeplab", "--artifact", f"dataset={dataset}",
+                       "--artifact", f"pseudo_masks={pseudo_masks}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rerun = Path(result.stdout.strip().splitlines()[-1].removeprefix("final artifact: "))
+    ran = sorted(p.name for p in rerun.parent.parent.iterdir() if p.is_dir())
+    assert ran == ["evaluate", "train-deeplab"]  # nothing upstream ran again
+    new_seg = open_artifact(rerun.parent.parent / "train-deeplab" / "seg_model").manifest
+    assert new_seg.params_digest != seg_model.params_digest
+    assert (
+        new_seg.inputs["pseudo_masks"].manifest_digest
+        == open_artifact(pseudo_masks).manifest_digest
+    )  # the very artifact imported by URI
+    digest = open_artifact(rerun).manifest.inputs["dataset"].manifest_digest
+    assert digest == first.inputs["dataset"].manifest_digest
+
+
+def test_submit_compiles_and_creates_a_run(monkeypatch, tmp_path, capsys):
+    calls = {}
+
+    class FakeClient:
+        def __init__(self, host, namespace=None):
+            calls["host"] = host
+
+        def create_run_from_pipeline_package(self, path, **kwargs):
+            calls["spec"] = next(yaml.safe_load_all(Path(path).read_text()))
+            calls.update(kwargs)
+            return SimpleNamespace(run_id="run-123")
+
+    monkeypatch.setattr("kfp.Client", FakeClient)
+    code = pipeline_cli.main(["submit", "--host", "http://kfp.example:8888", "--experiment",
+                              "ablation", "--params", str(REPO / "params.yaml"),
+                              "--root", "s3://data/VOC2012"])  # fmt: skip
+    assert code == 0
+    assert calls["host"] == "http://kfp.example:8888" and calls["experiment_name"] == "ablation"
+    assert calls["enable_caching"] is True
+    root = calls["spec"]["root"]["inputDefinitions"]["parameters"]["root"]
+    assert root["defaultValue"] == "s3://data/VOC2012"
+    assert "run-123" in capsys.readouterr().out
+
+
+def test_submit_to_an_unreachable_host_is_one_line(monkeypatch, capsys):
+    def refuse(*args, **kwargs):
+        raise ConnectionError("refused")
+
+    monkeypatch.setattr("kfp.Client", refuse)
+    code = pipeline_cli.main(["submit", "--host", "http://127.0.0.1:9", "--params",
+                              str(REPO / "params.yaml")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert (
+        code == 2
+        and err == "error: --host http://127.0.0.1:9: submitting failed (ConnectionError)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ("{not json", "pipeline parameter train_cam: not valid JSON"),
+        ('{"epochs": 0}', "pipeline parameters: train_cam.epochs:"),
+        ('{"epoch": 3}', "pipeline parameters: train_cam.epoch: unknown key"),
+    ],
+)
+def test_component_refuses_bad_params(dataset_artifact, tmp_path, capsys, params, message):
+    dataset = SimpleNamespace(path=str(dataset_artifact), uri="s3://b/dataset", metadata={})
+    out = SimpleNamespace(path=str(tmp_path / "cam_model"), uri="s3://b/cam_model", metadata={})
+    with pytest.raises(SystemExit) as exit_info:
+        run_component("train_cam", {"dataset": dataset}, out, params, "{}")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "cam_model").exists()

@@ -9,7 +9,7 @@ LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 TOY := data/toyvoc
 
-.PHONY: install run data test lint format clean
+.PHONY: install run data test lint format image clean
 
 install: $(STAMP)
 
@@ -43,6 +43,18 @@ format: install
 
 test: lint
 	$(BIN)/pytest -q
+
+# The two images of the cluster (docker/): needs a Docker daemon. IMAGE names the repository,
+# e.g. make image IMAGE=registry.example.com/wsss; then docker push both tags.
+IMAGE ?= wsss
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' wsss/__init__.py)
+REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
+image:
+	docker build -f docker/Dockerfile.cuda --build-arg WSSS_CODE_REVISION=$(REVISION) \
+		-t $(IMAGE):$(VERSION)-cuda .
+	docker build -f docker/Dockerfile.cpu --build-arg WSSS_CODE_REVISION=$(REVISION) \
+		-t $(IMAGE):$(VERSION)-cpu .
 
 clean:
 	rm -rf artifacts .pytest_cache

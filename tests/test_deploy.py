@@ -1,0 +1,135 @@
+"""Deployment files that cannot be exercised here (no Docker daemon, no cluster): the images agree
+with the lock file and the pipeline, and the k8s manifests validate strictly, offline."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from pipelines.pipeline import CACHE_MOUNT, CLUSTER_DEFAULTS, SECRET_KEYS
+
+REPO = Path(__file__).resolve().parents[1]
+DOCKERFILES = sorted((REPO / "docker").glob("Dockerfile.*"))
+K8S = REPO / "k8s"
+
+
+def _lock() -> dict[str, str]:
+    pins = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.lower()] = version
+    return pins
+
+
+def _arg(dockerfile: str, name: str) -> str:
+    return re.search(rf"^ARG {name}=(\S+)$", dockerfile, re.M).group(1)
+
+
+def test_cuda_image_base_matches_the_lock():
+    text = (REPO / "docker" / "Dockerfile.cuda").read_text()
+    lock = _lock()
+    assert _arg(text, "TORCH") == lock["torch"]
+    cuda_major = lock["nvidia-cuda-runtime"].split(".")[0]
+    assert _arg(text, "CUDA").split(".")[0] == cuda_major
+    bases = re.findall(r"^FROM (\S+)", text, re.M)
+    assert bases == [
+        "pytorch/pytorch:${TORCH}-cuda${CUDA}-cudnn${CUDNN}-devel",
+        "pytorch/pytorch:${TORCH}-cuda${CUDA}-cudnn${CUDNN}-runtime",
+    ]
+
+
+def test_cpu_image_python_and_filtered_lock():
+    text = (REPO / "docker" / "Dockerfile.cpu").read_text()
+    header = (REPO / "requirements.lock").read_text().splitlines()[0]
+    python = re.search(r"python (\d+\.\d+)", header).group(1)
+    assert set(re.findall(r"^FROM python:(\d+\.\d+)-", text, re.M)) == {python}
+    pattern = re.search(r"grep -vE '([^']+)' requirements.lock", text).group(1)
+    kept = [name for name in _lock() if not re.match(pattern, f"{name}==")]
+    dropped = set(_lock()) - set(kept)
+    assert {"torch", "torchvision", "kfp", "minio"} <= set(kept)
+    assert dropped and all(n.startswith(("nvidia-", "cuda-", "triton")) for n in dropped)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_images_install_the_lock_and_run_as_a_user(dockerfile):
+    text = dockerfile.read_text()
+    assert "requirements.lock" in text and "pip install --no-deps /wheels/wsss-" in text
+    assert "grep '^pydensecrf2==' requirements.lock" in text  # built at the locked version
+    assert "pydensecrf2==" in (REPO / "requirements.lock").read_text()
+    for package in ("wsss", "pipelines", "components"):
+        assert f"COPY {package} {package}" in text
+    users = re.findall(r"^USER (\S+)$", text, re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert 'HEALTHCHECK --interval=5m --timeout=30s CMD ["wsss", "--help"]' in text
+    assert 'ENTRYPOINT ["wsss"]' in text
+    assert f"WSSS_CACHE_DIR={CACHE_MOUNT}" in text  # the pipeline mounts its emptyDir there
+    for root in ("/gcs", "/minio", "/s3", CACHE_MOUNT):  # KFP's launcher writes under these
+        assert root in re.search(r"mkdir -p ([^\n\\&]+)", text).group(1).split()
+
+
+def test_docker_context_holds_what_the_images_copy():
+    ignore = (REPO / ".dockerignore").read_text().splitlines()
+    assert ignore[ignore.index("*") + 1 :][:6] == [
+        "!requirements.lock", "!pyproject.toml", "!README.md", "!wsss/", "!pipelines/",
+        "!components/",
+    ]  # fmt: skip
+
+
+def test_the_healthcheck_command_works():
+    result = subprocess.run([str(Path(sys.executable).parent / "wsss"), "--help"],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0 and "usage: wsss" in result.stdout
+
+
+# --- k8s ---------------------------------------------------------------------------------------
+
+
+def _resources() -> list[tuple[str, dict]]:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    docs = []
+    for name in kustomization["resources"]:
+        docs += [(name, d) for d in yaml.safe_load_all((K8S / name).read_text()) if d]
+    return docs
+
+
+def test_kustomization_lists_every_manifest():
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert sorted(kustomization["resources"]) == sorted(files)
+    namespaces = [d for _, d in _resources() if d["kind"] == "Namespace"]
+    assert [n["metadata"]["name"] for n in namespaces] == [kustomization["namespace"]]
+
+
+@pytest.mark.parametrize("resource", _resources(), ids=lambda r: f"{r[0]}:{r[1]['kind']}")
+def test_manifest_validates_strictly(resource):
+    _, doc = resource
+    kubernetes_validate.validate(doc, "1.37.0", strict=True)
+
+
+def test_strict_validation_catches_a_typo():
+    deployment = next(d for _, d in _resources() if d["kind"] == "Deployment")
+    broken = yaml.safe_load(yaml.safe_dump(deployment))
+    broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.37.0", strict=True)
+
+
+def test_secret_launcher_and_pipeline_agree():
+    docs = {(d["kind"], d["metadata"]["name"]): d for _, d in _resources()}
+    secret = docs[("Secret", CLUSTER_DEFAULTS["s3_secret"])]
+    assert set(secret["stringData"]) == set(SECRET_KEYS)  # what tasks read as env
+    launcher = docs[("ConfigMap", "kfp-launcher")]["data"]
+    assert launcher["defaultPipelineRoot"].startswith("s3://")
+    s3 = yaml.safe_load(launcher["providers"])["s3"]["default"]
+    ref = s3["credentials"]["secretRef"]
+    assert ref["secretName"] == CLUSTER_DEFAULTS["s3_secret"]
+    assert {ref["accessKeyKey"], ref["secretKeyKey"]} <= set(secret["stringData"])
+    service = docs[("Service", "minio")]
+    namespace = yaml.safe_load((K8S / "kustomization.yaml").read_text())["namespace"]
+    host = f"minio.{namespace}.svc.cluster.local:{service['spec']['ports'][0]['port']}"
+    assert s3["endpoint"] == host and secret["stringData"]["endpoint"] == f"http://{host}"

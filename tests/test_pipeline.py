@@ -106,3 +106,28 @@ def test_a_changed_deeplab_param_reruns_only_train_deeplab_and_evaluate(checkout
         assert ran == {"train_deeplab", "evaluate"}
     finally:
         (checkout / "params.yaml").write_text(original)
+
+
+def test_dvc_remote_on_s3_pushes_and_pulls_the_pipeline_outputs(checkout, s3):
+    """README's S3 remote (endpointurl) against a real S3-protocol server on 127.0.0.1: push
+    everything, lose the workspace's outputs and the cache, pull, and the pipeline is up to date."""
+    assert _sh(checkout, "make", "-o", "install", "run").returncode == 0
+    dvc = ".venv/bin/dvc"
+    for args in (
+        ["remote", "add", "--local", "-f", "-d", "store", f"s3://{s3.bucket}/dvc"],
+        ["remote", "modify", "--local", "store", "endpointurl", s3.endpoint],
+    ):
+        assert _sh(checkout, dvc, *args).returncode == 0
+    manifests = {k: (checkout / "artifacts" / k / "manifest.json").read_bytes() for k in KINDS}
+    push = _sh(checkout, dvc, "push")
+    assert push.returncode == 0, push.stderr
+    assert any(key.startswith("dvc/files/md5/") for key in s3.keys("dvc/"))
+
+    shutil.rmtree(checkout / "artifacts")
+    shutil.rmtree(checkout / ".dvc" / "cache")
+    pull = _sh(checkout, dvc, "pull")
+    assert pull.returncode == 0, pull.stderr
+    for kind, manifest in manifests.items():
+        assert (checkout / "artifacts" / kind / "manifest.json").read_bytes() == manifest
+    status = _sh(checkout, dvc, "status")
+    assert "up to date" in status.stdout, status.stdout

@@ -4,6 +4,7 @@ and no manifest, and no credential reaches an output."""
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -11,8 +12,9 @@ import yaml
 from tests.conftest import SECRET, s3_env, start_s3_server
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.manifest import sha256_file
-from wsss.artifacts.storage import Store, cache_dir, parse_s3
+from wsss.artifacts.storage import Store, cache_dir, local_file, parse_s3
 from wsss.artifacts.uri import relative_uri, resolve_uri
+from wsss.errors import WsssError
 from wsss.stages.prepare_data import load_index
 
 TINY_CAM = {
@@ -156,3 +158,18 @@ def test_bad_storage_environment(cli, s3, monkeypatch, env, message):
         monkeypatch.setenv(key, value)
     result = cli("lineage", f"s3://{s3.bucket}/x")
     assert result.code == 2 and message in result.err
+
+
+def test_weights_by_s3_uri_are_downloaded_once(s3, tmp_path, monkeypatch):
+    weights = tmp_path / "resnet.pth"
+    weights.write_bytes(b"pretend state dict" * 100)
+    s3.client.fput_object(s3.bucket, "pretrained/resnet.pth", str(weights))
+    uri = f"s3://{s3.bucket}/pretrained/resnet.pth"
+    local = local_file(uri)
+    assert local.name == "resnet.pth" and local.read_bytes() == weights.read_bytes()
+    downloads = []
+    monkeypatch.setattr(Store, "download", lambda *args: downloads.append(args))
+    assert local_file(uri) == local and downloads == []  # cached by URI and ETag
+    assert local_file("pretrained/x.pth") == Path("pretrained/x.pth") and local_file(None) is None
+    with pytest.raises(WsssError, match=r"pretrained/nope.pth: no such object$"):
+        local_file(f"s3://{s3.bucket}/pretrained/nope.pth")

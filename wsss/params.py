@@ -46,7 +46,9 @@ class TrainCamParams(Section):
     ssr: bool = True  # self-supervised regularization: PAR pseudo-labels, L_seg
     mga: bool = True  # multi-granularity alignment: erase at erase_threshold, L_local + L_global
     backbone: Literal["toy", "resnet38d", "resnet50", "resnet101"] = "toy"
-    weights: Path | None = None  # local ImageNet weights (MXNet .params or torch state dict)
+    weights: str | None = (
+        None  # ImageNet weights (MXNet .params or torch state dict): path or s3://
+    )
     toy_width: int = Field(default=16, ge=8)
     toy_norm: Literal["batch", "group"] = "batch"
     split: str = "train_aug"
@@ -97,7 +99,7 @@ class TrainIrnParams(Section):
     """
 
     backbone: Literal["toy", "resnet50"] = "toy"
-    weights: Path | None = None  # local torchvision ResNet-50 ImageNet state dict
+    weights: str | None = None  # torchvision ResNet-50 ImageNet state dict: path or s3://
     toy_width: int = Field(default=16, ge=8)
     edge_width: int = Field(default=16, ge=4, multiple_of=4)  # IRN: 32
     disp_width: int = Field(default=64, ge=64, multiple_of=64)  # IRN: 256
@@ -143,7 +145,7 @@ class TrainDeeplabParams(Section):
     """
 
     backbone: Literal["toy", "resnet101"] = "toy"
-    weights: Path | None = None  # local torchvision ResNet-101 ImageNet state dict
+    weights: str | None = None  # torchvision ResNet-101 ImageNet state dict: path or s3://
     toy_width: int = Field(default=16, ge=8)
     aspp_rates: tuple[int, ...] = Field(default=(1, 2, 4, 6), min_length=1)  # VOC: 6/12/18/24
     split: str = "train_aug"

@@ -136,6 +136,17 @@ class Store:
     def upload(self, local: Path, path: S3Path) -> None:
         self._call("upload", path, lambda: self.client.fput_object(path.bucket, path.key, local))
 
+    def etag(self, path: S3Path) -> str:
+        def stat() -> str:
+            try:
+                return self.client.stat_object(path.bucket, path.key).etag or ""
+            except S3Error as exc:
+                if exc.code in ("NoSuchKey", "NoSuchObject"):
+                    raise WsssError(f"{path.uri}: no such object") from None
+                raise
+
+        return self._call("stat", path, stat)
+
     def require_bucket(self, path: S3Path) -> None:
         if not self._call("bucket check", path, lambda: self.client.bucket_exists(path.bucket)):
             raise WsssError(f"{path.uri}: bucket '{path.bucket}' does not exist")
@@ -209,6 +220,20 @@ def push_artifact(local: Path, uri: str, files: list[str]) -> None:
     for rel in files:
         s3.upload(local / rel, where.child(rel))
     s3.upload(local / MANIFEST, where.child(MANIFEST))
+
+
+def local_file(uri: str | None) -> Path | None:
+    """A file named by a local path or an s3:// URI (weights), as a local path; s3:// objects are
+    downloaded once per machine into the cache, keyed by URI and ETag."""
+    if uri is None or not uri.startswith("s3://"):
+        return None if uri is None else Path(uri)
+    where = parse_s3(uri)
+    key = hashlib.sha256(f"{uri}\n{store().etag(where)}".encode()).hexdigest()[:32]
+    local = cache_dir() / "files" / key
+    if not local.is_dir():
+        with _staging(local) as tmp:
+            store().download(where, tmp / Path(where.key).name)
+    return local / Path(where.key).name
 
 
 # -- dataset roots -----------------------------------------------------------------------------

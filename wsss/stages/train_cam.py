@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from wsss.artifacts import Artifact
+from wsss.artifacts.storage import local_file
 from wsss.data.pairs import CamTrainSet, EpochSampler
 from wsss.data.transforms import cam_train_transforms
 from wsss.errors import WsssError
@@ -63,7 +64,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         raise WsssError("params: train_cam.tau_bg: must be below train_cam.tau_fg")
     device, dist = start(rt.device, rt.seed)
 
-    backbone = build_backbone(p.backbone, p.weights, p.toy_width, p.toy_norm)
+    backbone = build_backbone(p.backbone, local_file(p.weights), p.toy_width, p.toy_norm)
     model = CamNet(backbone, len(index.classes))
     place_model(model, device, dist)
     trainable = model.trainable_parameters()

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from wsss.artifacts import Artifact
+from wsss.artifacts.storage import local_file
 from wsss.data.dataset import AugmentedSet, SegmentationDataset, size_batches
 from wsss.data.index import DatasetIndex
 from wsss.data.pairs import EpochSampler
@@ -82,7 +83,9 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         confidence=masks / "confidence" if p.confidence != "off" else None,
     )
     dataset = AugmentedSet(base, train_transforms(p.crop, p.scale, p.hflip), rt.seed)
-    model = build_deeplab(p.backbone, p.weights, index.num_classes, p.aspp_rates, p.toy_width)
+    model = build_deeplab(
+        p.backbone, local_file(p.weights), index.num_classes, p.aspp_rates, p.toy_width
+    )
     place_model(model, device, dist)
     backbone, head = model.parameter_groups()
     optimizer = torch.optim.SGD(

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from wsss.artifacts import Artifact
+from wsss.artifacts.storage import local_file
 from wsss.data.classes import IGNORE
 from wsss.data.dataset import AugmentedSet, SegmentationDataset
 from wsss.data.index import DatasetIndex
@@ -134,7 +135,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     if dist.world_size > 1:
         torch.distributed.barrier()  # the other ranks read rank 0's IR labels
 
-    model = build_irnet(p.backbone, p.weights, p.toy_width, p.edge_width, p.disp_width)
+    model = build_irnet(p.backbone, local_file(p.weights), p.toy_width, p.edge_width, p.disp_width)
     place_model(model, device, dist)
     edge_params, disp_params = model.branch_parameters()
     optimizer = torch.optim.SGD(

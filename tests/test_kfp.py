@@ -13,7 +13,7 @@ import yaml
 
 from pipelines import cli as pipeline_cli
 from pipelines.pipeline import CLUSTER_DEFAULTS, PIPELINE_STAGES, SECTIONS
-from tests.helpers import tiny_params
+from tests.helpers import TINY_PARAMS, tiny_params
 from wsss.artifacts import open_artifact
 from wsss.params import load_params
 from wsss.stages.component import run_component
@@ -222,3 +222,21 @@ def test_component_refuses_bad_params(dataset_artifact, tmp_path, capsys, params
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "cam_model").exists()
+
+
+def test_component_runs_a_training_stage_under_torchrun(dataset_artifact, tmp_path, monkeypatch):
+    """Several processes per pod (here WSSS_NPROC=2 on CPU, gloo): one artifact, from rank 0."""
+    monkeypatch.setenv("WSSS_NPROC", "2")
+    dataset = SimpleNamespace(path=str(dataset_artifact), uri="s3://b/dataset", metadata={})
+    out = SimpleNamespace(path=str(tmp_path / "cam_model"), uri="s3://b/cam_model", metadata={})
+    logged = {}
+    metrics = SimpleNamespace(log_metric=logged.__setitem__)
+    cam = TINY_PARAMS["train_cam"] | {"method": "baseline", "toy_norm": "group", "epochs": 1,
+                                      "warmup_epochs": 0}  # fmt: skip
+    run_component("train_cam", {"dataset": dataset}, out, json.dumps(cam),
+                  json.dumps({"device": "cpu"}), metrics)  # fmt: skip
+    manifest = open_artifact(tmp_path / "cam_model", "cam_model").manifest
+    assert manifest.device == "cpu x2"
+    assert manifest.inputs["dataset"].uri == "s3://b/dataset"  # the URI, not the local copy
+    assert out.metadata["params_digest"] == manifest.params_digest
+    assert logged == manifest.metrics

@@ -31,11 +31,14 @@ class Stage:
     kind: str  # kind of the output artifact
     inputs: dict[str, str | None]  # input name -> expected artifact kind (None: a raw path/URI)
     section: str  # its params.yaml section
-    resumable: bool = False  # keeps its output directory's files (checkpoints) across runs
+    # A training stage keeps its output directory's files (checkpoints) across runs, to resume,
+    # and runs data-parallel under torchrun (one process per GPU).
+    training: bool = False
     also_reads: tuple[str, ...] = ()  # further params sections it uses (recorded as well)
 
 
 _SEEDS_INPUTS = {"dataset": "dataset", "cam_model": "cam_model"}
+_IRN_INPUTS = {"dataset": "dataset", "cams": "cams"}
 _MASKS_INPUTS = {"dataset": "dataset", "cams": "cams", "irn_model": "irn_model"}
 _DEEPLAB_INPUTS = {"dataset": "dataset", "pseudo_masks": "pseudo_masks"}
 _PREDICT_INPUTS = {"seg_model": "seg_model", "images": None}
@@ -43,11 +46,11 @@ STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
         Stage("prepare_data", "dataset", {"root": None}, "dataset"),
-        Stage("train_cam", "cam_model", {"dataset": "dataset"}, "train_cam", resumable=True),
+        Stage("train_cam", "cam_model", {"dataset": "dataset"}, "train_cam", training=True),
         Stage("extract_seeds", "cams", _SEEDS_INPUTS, "extract_seeds"),
-        Stage("train_irn", "irn_model", {"dataset": "dataset", "cams": "cams"}, "train_irn", True),
+        Stage("train_irn", "irn_model", _IRN_INPUTS, "train_irn", training=True),
         Stage("export_masks", "pseudo_masks", _MASKS_INPUTS, "export_masks"),
-        Stage("train_deeplab", "seg_model", _DEEPLAB_INPUTS, "train_deeplab", resumable=True),
+        Stage("train_deeplab", "seg_model", _DEEPLAB_INPUTS, "train_deeplab", training=True),
         Stage(
             "evaluate", "evaluation", {"dataset": "dataset", "seg_model": "seg_model"}, "evaluate"
         ),
@@ -115,7 +118,7 @@ def run_stage(
     """Run one stage into OUT and return its manifest (written last: OUT is complete after).
 
     Inputs and OUT may be s3:// URIs: inputs are fetched into the cache, OUT is written in a
-    local staging directory (where a resumable stage also resumes) and uploaded manifest last.
+    local staging directory (where a training stage also resumes) and uploaded manifest last.
     RECORDED_URIS names inputs in the manifest by other URIs than the paths read (a KFP launcher
     hands local copies of s3:// artifacts). Under torchrun every process runs the stage; only
     rank 0 prepares OUT and writes the manifest, the others return None.
@@ -129,7 +132,7 @@ def run_stage(
     local_out = _staging_dir(str(out)) if remote_out else Path(out)
     main_process = int(os.environ.get("RANK", "0")) == 0
     if main_process:
-        _prepare_out(local_out, stage.resumable)
+        _prepare_out(local_out, stage.training)
     start = time.monotonic()
     module = importlib.import_module(f"wsss.stages.{stage.name}")
     metrics, device = module.run(inputs, local_out, params)

@@ -2,18 +2,28 @@
 
 KFP hands each component local paths of its input artifacts (`.path`) and their storage URIs
 (`.uri`, s3://… on a cluster). The stage reads the paths and records the URIs, so lineage read
-from the bucket leads to the bucket. Artifacts are duck-typed: the library never imports kfp.
+from the bucket leads to the bucket. A training stage in a pod with several GPUs runs under
+torchrun, one process per GPU (`WSSS_NPROC` overrides the count). Artifacts are duck-typed: the
+library never imports kfp.
 """
 
 import json
+import os
 import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
+
+from wsss.artifacts import Manifest, open_artifact
 from wsss.errors import WsssError
-from wsss.params import parse_params
-from wsss.stages import get_stage, run_stage
+from wsss.params import Params, parse_params
+from wsss.stages import Stage, get_stage, open_inputs, run_stage
+
+NPROC_ENV = "WSSS_NPROC"
 
 
 class KfpArtifact(Protocol):
@@ -34,9 +44,8 @@ def run_component(
     """Run STAGE_NAME with INPUTS (KFP artifacts, or strings for raw roots) into OUTPUT.
 
     PARAMS is the stage's params section and RUNTIME the runtime section, as JSON (pipeline
-    parameters).
-    Headline metrics go to METRICS (KFP's Metrics output); evaluate's report.html to REPORT.
-    Bad input exits 2 with one `error:` line, as the CLI does.
+    parameters). Headline metrics go to METRICS (KFP's Metrics output); evaluate's report.html
+    to REPORT. Bad input exits 2 with one `error:` line, as the CLI does.
     """
     try:
         stage = get_stage(stage_name)
@@ -46,19 +55,17 @@ def run_component(
         )
         paths = {n: a if isinstance(a, str) else a.path for n, a in inputs.items()}
         uris = {n: a.uri for n, a in inputs.items() if not isinstance(a, str)}
-        manifest = run_stage(stage_name, paths, Path(output.path), config, uris)
+        nproc = _processes(stage, config)
+        if nproc > 1:
+            manifest = _run_under_torchrun(stage, paths, output.path, config, uris, nproc)
+        else:
+            manifest = run_stage(stage_name, paths, Path(output.path), config, uris)
     except WsssError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    if manifest is None:  # a torchrun worker other than rank 0
-        return
-    output.metadata.update(
-        {
-            "kind": manifest.kind,
-            "params_digest": manifest.params_digest,
-            "code": manifest.code_revision,
-        }
-    )
+    output.metadata["kind"] = manifest.kind
+    output.metadata["params_digest"] = manifest.params_digest
+    output.metadata["code_revision"] = manifest.code_revision
     if metrics is not None:
         for name, value in manifest.metrics.items():
             metrics.log_metric(name, value)
@@ -71,3 +78,58 @@ def _json(text: str, section: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise WsssError(f"pipeline parameter {section}: not valid JSON ({exc.msg})") from None
+
+
+def _processes(stage: Stage, params: Params) -> int:
+    """How many data-parallel processes STAGE runs here: WSSS_NPROC, else one per visible GPU."""
+    if not stage.training:
+        return 1
+    if text := os.environ.get(NPROC_ENV):
+        if not text.isdigit() or int(text) < 1:
+            raise WsssError(f"{NPROC_ENV}: expected a whole number of processes, got '{text}'")
+        return int(text)
+    if params.runtime.device == "cpu" or not torch.cuda.is_available():
+        return 1
+    return torch.cuda.device_count()
+
+
+def _run_under_torchrun(
+    stage: Stage, paths: dict[str, str], out: str, params: Params, uris: dict[str, str], n: int
+) -> Manifest:
+    """The stage in N processes (torchrun, this machine); rank 0 writes the manifest."""
+    open_inputs(stage, paths)  # bad inputs: one line here, not N tracebacks
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "spec.json"
+        spec.write_text(
+            json.dumps(
+                {
+                    "stage": stage.name,
+                    "paths": paths,
+                    "out": out,
+                    "params": params.model_dump(mode="json"),
+                    "uris": uris,
+                }
+            )
+        )
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        cmd = [*torchrun, f"--nproc-per-node={n}", "-m", "wsss.stages.component", str(spec)]
+        code = subprocess.run(cmd).returncode
+    if code != 0:
+        raise RuntimeError(f"{stage.name}: torchrun exited with {code} (workers' errors above)")
+    return open_artifact(out, stage.kind).manifest
+
+
+def _worker(spec_path: str) -> int:
+    """One torchrun process of _run_under_torchrun."""
+    spec = json.loads(Path(spec_path).read_text())
+    try:
+        params = parse_params(spec["params"], spec_path)
+        run_stage(spec["stage"], spec["paths"], Path(spec["out"]), params, spec["uris"])
+    except WsssError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1]))

@@ -11,9 +11,8 @@ and, with several seeds, results/ablation_seeds.json with every run.
 import argparse
 import statistics
 
-from benchmarks.common import scratch, toy_dataset, write_json
+from benchmarks.common import cam_seeds, scratch, toy_dataset, write_json
 from wsss.params import Params, load_params
-from wsss.stages import run_stage
 
 VARIANTS = {  # name -> (sie, ssr, mga)
     "base": (False, False, False),
@@ -34,15 +33,7 @@ def run_variant(dataset, work, base: Params, name: str, seed: int) -> dict[str, 
             "runtime": base.runtime.model_copy(update={"seed": seed}),
         }
     )
-    cam = work / f"{name}-{seed}" / "cam_model"
-    trained = run_stage("train_cam", {"dataset": str(dataset)}, cam, params)
-    cams = run_stage(
-        "extract_seeds",
-        {"dataset": str(dataset), "cam_model": str(cam)},
-        cam.parent / "cams",
-        params,
-    )
-    return {**cams.metrics, "train_s": trained.duration_s, "cls_acc": trained.metrics["cls_acc"]}
+    return cam_seeds(dataset, work / f"{name}-{seed}", params)
 
 
 def main() -> None:

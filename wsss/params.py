@@ -41,7 +41,7 @@ class TrainCamParams(Section):
     really used, and poly_horizon_steps 52880 with 33050 steps run is its truncated schedule.
     """
 
-    method: Literal["baseline", "ktse"] = "ktse"
+    method: Literal["baseline", "ktse", "destruction"] = "ktse"
     sie: bool = True  # simulated inter-image erasing: L_kt (+ L_seg_two when ssr is on)
     ssr: bool = True  # self-supervised regularization: PAR pseudo-labels, L_seg
     mga: bool = True  # multi-granularity alignment: erase at erase_threshold, L_local + L_global
@@ -75,6 +75,16 @@ class TrainCamParams(Section):
     par_dilations: tuple[int, ...] = (1, 2, 4, 8, 12, 24)
     par_iterations: int = Field(default=10, ge=0)
     checkpoint_every: int = Field(default=50, ge=1)  # steps
+    # Destruction learning (method: destruction). The abstract fixes none of these:
+    # a 4x4 jigsaw of a 64-px toy crop gives 16-px patches, about one discriminative part
+    # (320-px VOC crops: 80 px, a part of a typical object); the shuffled image's L_cls counts as
+    # much as the plain one's.
+    ldm_grid: int = Field(default=4, ge=2)
+    ldm_weight: float = Field(default=1.0, ge=0)
+    # 2x2 patches of the mid-level map: the coarsest cut that still isolates local context
+    # (8x8 cells of the toy's 16x16 map, 20x20 of VOC's 40x40), weighted like L_cls.
+    mdc_grid: int = Field(default=2, ge=1)
+    mdc_weight: float = Field(default=1.0, ge=0)
 
 
 class ExtractSeedsParams(Section):

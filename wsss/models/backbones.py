@@ -35,6 +35,7 @@ class ToyNet(nn.Module):
     """
 
     stride = 4
+    mid_level = "features.3"  # last layer at full stride; the dilated ones follow
     frozen_prefixes: tuple[str, ...] = ()
     pretrained_bn = False
 
@@ -61,6 +62,7 @@ class TorchvisionResNet(nn.Module):
     """torchvision ResNet-50/101 at output stride 8 (layer3/4 dilated 2/4), no pooling head."""
 
     stride = 8
+    mid_level = "layer2"  # at stride 8; the dilated layer3 and layer4 follow
     frozen_prefixes = ("stem", "layer1")
     pretrained_bn = True
 

@@ -59,6 +59,7 @@ class ResNet38d(nn.Module):
 
     out_channels = 4096
     stride = 8
+    mid_level = "b4_5"  # at stride 8; the dilated b5..b7 follow
     frozen_prefixes = ("conv1a", "b2")  # plus every BatchNorm (eval mode, frozen affine)
     pretrained_bn = True
 

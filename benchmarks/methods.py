@@ -1,0 +1,54 @@
+"""The CAM methods side by side on ToyVOC with the same budget: seeds of each method's CAMs.
+
+Every method trains train_cam with the ToyVOC preset (params.yaml: same backbone, epochs, batch
+sizes, lr, seed), only `train_cam.method` differs, then extract_seeds scores the seeds on
+`train`. Writes results/methods.json ({"baseline": seed_miou, ...}, fractions) and prints a table
+beside the papers' numbers (VOC, not comparable in absolute terms: a different dataset and
+backbone; the ordering is what ToyVOC can check).
+
+    python -m benchmarks.methods [--methods baseline ktse destruction] [--seed 0]
+"""
+
+import argparse
+import typing
+
+from benchmarks.common import cam_seeds, scratch, toy_dataset, write_json
+from wsss.params import TrainCamParams, load_params
+
+METHODS = list(typing.get_args(TrainCamParams.model_fields["method"].annotation))
+PAPERS = {  # reported on VOC 2012
+    "baseline": "54.2 seeds (KTSE's Table 6 base)",
+    "ktse": "67.0 seeds (train)",
+    "destruction": "69.1 segmentation (test)",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    work = scratch()
+    dataset = toy_dataset(work)
+    base = load_params(None)
+    runs = {}
+    for method in args.methods:
+        params = base.model_copy(
+            update={
+                "train_cam": base.train_cam.model_copy(update={"method": method}),
+                "runtime": base.runtime.model_copy(update={"seed": args.seed}),
+            }
+        )
+        runs[method] = cam_seeds(dataset, work / method, params)
+    write_json("methods", {m: r["seed_miou"] for m, r in runs.items()})
+    write_json("methods_runs", {"seed": args.seed, "runs": runs})
+    print(f"{'method':<12} {'seed mIoU':>9} {'fixed':>6} {'train s':>8}  paper (VOC)")
+    for method, r in runs.items():
+        print(
+            f"{method:<12} {100 * r['seed_miou']:>9.1f} {100 * r['seed_miou_fixed']:>6.1f} "
+            f"{r['train_s']:>8.0f}  {PAPERS.get(method, '')}"
+        )
+
+
+if __name__ == "__main__":
+    main()

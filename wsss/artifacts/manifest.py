@@ -129,12 +129,9 @@ def open_artifact(uri: str | Path, kind: str | None = None) -> Artifact:
 
     An s3:// URI is fetched (once, verified) into the local cache and opened there.
     """
-    if str(uri).startswith("s3://"):
-        from wsss.artifacts.storage import fetch_artifact
+    from wsss.artifacts.storage import fetch_artifact, is_s3
 
-        path = fetch_artifact(str(uri))
-    else:
-        path = Path(uri)
+    path = fetch_artifact(str(uri)) if is_s3(uri) else Path(uri)
     if not path.is_dir():
         raise WsssError(f"{uri}: artifact directory not found")
     manifest_path = path / MANIFEST

@@ -50,10 +50,18 @@ class S3Path:
         return S3Path(self.bucket, f"{self.key}/{rel}".strip("/"))
 
 
+# KFP's default pipeline root is minio://…: the same protocol on the same kind of endpoint.
+SCHEMES = ("s3://", "minio://")
+
+
+def is_s3(uri: object) -> bool:
+    return str(uri).startswith(SCHEMES)
+
+
 def parse_s3(uri: str) -> S3Path:
-    if not uri.startswith("s3://"):
+    if not is_s3(uri):
         raise WsssError(f"{uri}: expected an s3://bucket/prefix URI")
-    bucket, _, key = uri[len("s3://") :].partition("/")
+    bucket, _, key = uri.partition("://")[2].partition("/")
     if not bucket:
         raise WsssError(f"{uri}: the URI names no bucket")
     return S3Path(bucket, key.strip("/"))
@@ -225,7 +233,7 @@ def push_artifact(local: Path, uri: str, files: list[str]) -> None:
 def local_file(uri: str | None) -> Path | None:
     """A file named by a local path or an s3:// URI (weights), as a local path; s3:// objects are
     downloaded once per machine into the cache, keyed by URI and ETag."""
-    if uri is None or not uri.startswith("s3://"):
+    if uri is None or not is_s3(uri):
         return None if uri is None else Path(uri)
     where = parse_s3(uri)
     key = hashlib.sha256(f"{uri}\n{store().etag(where)}".encode()).hexdigest()[:32]

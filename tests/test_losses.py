@@ -11,6 +11,7 @@ from wsss.methods.losses import (
     inter_class_loss,
     margin_excess,
     maxnorm,
+    mga_losses,
     pseudo_labels,
     safe_ce,
 )
@@ -202,3 +203,20 @@ def test_seg_loss_splits_simple_and_complex_images():
     )
     total.backward()
     assert prob.grad[1, 2:, :, :2].abs().sum() > 0  # complex image: its classes get gradient
+
+
+@pytest.mark.parametrize("students_only", [False, True])
+def test_mga_gradients_reach_students_or_both_sides(students_only):
+    torch.manual_seed(0)
+    fm = (torch.rand(1, 2, 3, 3) * 2).requires_grad_()
+    fa = torch.rand(1, 2, 3, 3).requires_grad_()
+    keep, y = torch.ones(1, 1, 3, 3), torch.tensor([[1.0, 1.0]])
+    local, glob = mga_losses(fm, fa, keep, y, 0.05, students_only)
+    assert local.item() == pytest.approx(margin_excess(fm, fa, y, 0.05).item())
+    assert glob.item() == pytest.approx(global_alignment(fm, fa, y).item())
+    d_local = torch.autograd.grad(local, (fm, fa), allow_unused=True, materialize_grads=True)
+    d_global = torch.autograd.grad(glob, (fm, fa), allow_unused=True, materialize_grads=True)
+    assert d_local[1].abs().sum() > 0 and d_global[0].abs().sum() > 0  # the students learn
+    # the teachers (erased image for L_local, anchor for L_global) only when not students_only
+    assert (d_local[0].abs().sum() > 0) != students_only
+    assert (d_global[1].abs().sum() > 0) != students_only

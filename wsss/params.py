@@ -70,6 +70,11 @@ class TrainCamParams(Section):
     w_inter: float = Field(default=0.005, ge=0)
     inter_threshold: float = Field(default=0.2, ge=0, le=1)  # beta_o
     erase_threshold: float = Field(default=0.6, ge=0, le=1)
+    # MGA's gradient flow. "both": into both sides of L_local and L_global (the official code).
+    # "paper": as the paper describes each loss, only into its student: L_global distills the
+    # anchor's class confidence into the erased image, L_local transfers what the erased image
+    # found back to the anchor (METHOD §3; the teacher side is detached).
+    mga_gradients: Literal["both", "paper"] = "both"
     margin: float = Field(default=0.05, ge=0)
     num_pair: int = Field(default=4, ge=1)  # anchors per batch that get a simulated pair
     par_dilations: tuple[int, ...] = (1, 2, 4, 8, 12, 24)

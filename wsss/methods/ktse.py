@@ -18,9 +18,9 @@ from wsss.methods.losses import (
     activation_map,
     bg_target,
     fg_target,
-    global_alignment,
     inter_class_loss,
     margin_excess,
+    mga_losses,
     pseudo_labels,
     safe_ce,
     up,
@@ -81,8 +81,9 @@ class Ktse:
                 with model.auxiliary():
                     feat_m = model(erased).cam.float()
                 keep = (activation_map(feat, y) < p.erase_threshold).to(feat.dtype)
-                parts["local"] = margin_excess(feat_m * keep, feat * keep, y, p.margin)
-                parts["global"] = global_alignment(feat_m, feat, y)
+                parts["local"], parts["global"] = mga_losses(
+                    feat_m, feat, keep, y, p.margin, p.mga_gradients == "paper"
+                )
                 total = total + parts["local"] + parts["global"]
         parts["total"] = total
         return total, {k: float(v.detach()) for k, v in parts.items()}

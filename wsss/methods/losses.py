@@ -107,3 +107,21 @@ def global_alignment(feat_m: torch.Tensor, feat_a: torch.Tensor, y: torch.Tensor
     gm = F.relu(feat_m).mean((2, 3)) * y
     ga = F.relu(feat_a).mean((2, 3)) * y
     return (gm - ga).abs().mean()
+
+
+def mga_losses(
+    feat_m: torch.Tensor,
+    feat_a: torch.Tensor,
+    keep: torch.Tensor,
+    y: torch.Tensor,
+    margin: float,
+    students_only: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MGA's (L_local, L_global) between the erased image's CAM feature F_m and the anchor's F_a,
+    on the anchor's non-confident region KEEP for L_local. STUDENTS_ONLY detaches each loss's
+    teacher as the paper describes them (L_global: anchor -> erased; L_local: erased -> anchor);
+    otherwise gradients reach both sides, as the official code has it."""
+    teacher_m = feat_m.detach() if students_only else feat_m
+    teacher_a = feat_a.detach() if students_only else feat_a
+    local = margin_excess(teacher_m * keep, feat_a * keep, y, margin)
+    return local, global_alignment(feat_m, teacher_a, y)

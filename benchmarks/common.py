@@ -32,6 +32,11 @@ def scratch() -> Path:
     return Path(tempfile.mkdtemp(prefix="wsss-bench-"))
 
 
+def read_json(name: str, default: object) -> object:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else default
+
+
 def write_json(name: str, obj: object) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"

@@ -6,13 +6,13 @@ sizes, lr, seed), only `train_cam.method` differs, then extract_seeds scores the
 beside the papers' numbers (VOC, not comparable in absolute terms: a different dataset and
 backbone; the ordering is what ToyVOC can check).
 
-    python -m benchmarks.methods [--methods baseline ktse destruction] [--seed 0]
+    python -m benchmarks.methods [--methods baseline ktse destruction fsr] [--seed 0]
 """
 
 import argparse
 import typing
 
-from benchmarks.common import cam_seeds, scratch, toy_dataset, write_json
+from benchmarks.common import cam_seeds, read_json, scratch, toy_dataset, write_json
 from wsss.params import TrainCamParams, load_params
 
 METHODS = list(typing.get_args(TrainCamParams.model_fields["method"].annotation))
@@ -20,6 +20,7 @@ PAPERS = {  # reported on VOC 2012
     "baseline": "54.2 seeds (KTSE's Table 6 base)",
     "ktse": "67.0 seeds (train)",
     "destruction": "69.1 segmentation (test)",
+    "fsr": "not in METHOD.md (only its abstract and code facts)",
 }
 
 
@@ -40,8 +41,10 @@ def main() -> None:
             }
         )
         runs[method] = cam_seeds(dataset, work / method, params)
-    write_json("methods", {m: r["seed_miou"] for m, r in runs.items()})
-    write_json("methods_runs", {"seed": args.seed, "runs": runs})
+    # a subset of methods updates their entries and keeps the others'
+    merged = read_json("methods_runs", {"runs": {}})["runs"] | runs
+    write_json("methods", {m: merged[m]["seed_miou"] for m in METHODS if m in merged})
+    write_json("methods_runs", {"seed": args.seed, "runs": merged})
     print(f"{'method':<12} {'seed mIoU':>9} {'fixed':>6} {'train s':>8}  paper (VOC)")
     for method, r in runs.items():
         print(

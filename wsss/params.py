@@ -41,7 +41,7 @@ class TrainCamParams(Section):
     really used, and poly_horizon_steps 52880 with 33050 steps run is its truncated schedule.
     """
 
-    method: Literal["baseline", "ktse", "destruction"] = "ktse"
+    method: Literal["baseline", "ktse", "destruction", "fsr"] = "ktse"
     sie: bool = True  # simulated inter-image erasing: L_kt (+ L_seg_two when ssr is on)
     ssr: bool = True  # self-supervised regularization: PAR pseudo-labels, L_seg
     mga: bool = True  # multi-granularity alignment: erase at erase_threshold, L_local + L_global
@@ -90,6 +90,31 @@ class TrainCamParams(Section):
     # (8x8 cells of the toy's 16x16 map, 20x20 of VOC's 40x40), weighted like L_cls.
     mdc_grid: int = Field(default=2, ge=1)
     mdc_weight: float = Field(default=1.0, ge=0)
+    # FSR (method: fsr; METHOD §8). Its own encoder (a ViT; `backbone` is for the CNN methods),
+    # optimizer and schedules. Where ToyVOC's from-scratch ViT and 1,000 steps differ from FSR's
+    # ImageNet ViT-B/16 and 20k steps, the default says why; params/voc.yaml has FSR's values.
+    fsr_encoder: Literal["vit_toy", "vit_b16"] = "vit_toy"
+    # DINO heads' hidden, bottleneck and prototype widths, the decoder's width (toy-sized)
+    fsr_head: tuple[int, int, int, int] = (256, 64, 512, 64)
+    # from scratch; FSR's 6e-5 fine-tunes ImageNet weights
+    fsr_lr: float = Field(default=1e-3, gt=0)
+    fsr_weight_decay: float = Field(default=0.05, ge=0)
+    fsr_warmup: float = Field(default=0.075, ge=0, le=1)  # fraction of steps (1.5k of 20k)
+    fsr_ema: float = Field(default=0.99, gt=0, lt=1)  # 0.9995 averages over 10% of 20k steps
+    fsr_min_scale: float = Field(default=0.32, gt=0, le=1)  # second view's crop area
+    fsr_mask_block: int = Field(default=2, ge=1)  # tokens per block side (16 px of a 64 crop)
+    fsr_mask_ratio: float = Field(default=0.4, gt=0, lt=1)
+    fsr_random_mask: float = Field(default=0.2, ge=0, le=1)  # fraction of training (4k of 20k)
+    fsr_uncertain: tuple[float, float] = (0.2, 0.7)
+    fsr_w_class: float = Field(default=0.1, ge=0)
+    fsr_w_patch: float = Field(default=0.1, ge=0)
+    fsr_w_seg: float = Field(default=0.1, ge=0)
+    fsr_seg_start: float = Field(default=0.1, ge=0, le=1)  # fraction of training (2k of 20k)
+    fsr_seg_thresholds: tuple[float, float] = (0.7, 0.25)  # fg, bg of the decoder's labels
+    fsr_teacher_temp: tuple[float, float] = (0.04, 0.07)
+    fsr_temp_warmup: float = Field(default=0.125, gt=0, le=1)  # fraction of training (2.5k)
+    fsr_student_temp: float = Field(default=0.1, gt=0)
+    fsr_center_momentum: float = Field(default=0.9, ge=0, lt=1)
 
 
 class ExtractSeedsParams(Section):

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wsss.errors import WsssError
+from wsss.methods.optim import SgdPoly
 from wsss.models.cam import CamNet
 from wsss.params import TrainCamParams
 
@@ -77,7 +78,7 @@ def distributed_mid_level(backbone: nn.Module, grid: int) -> Iterator[None]:
             handle.remove()
 
 
-class Destruction:
+class Destruction(SgdPoly):
     needs_pairs = False
 
     def __init__(self, p: TrainCamParams):

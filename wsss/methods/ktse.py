@@ -25,6 +25,7 @@ from wsss.methods.losses import (
     safe_ce,
     up,
 )
+from wsss.methods.optim import SgdPoly
 from wsss.models.cam import CamNet
 from wsss.params import TrainCamParams
 from wsss.refine.par import PAR
@@ -37,7 +38,7 @@ def denormalize(image: torch.Tensor) -> torch.Tensor:
     return (image * std + mean).clamp(0, 1)
 
 
-class Ktse:
+class Ktse(SgdPoly):
     def __init__(self, p: TrainCamParams):
         self.p = p
         self.par = PAR(p.par_dilations, p.par_iterations)

@@ -69,6 +69,7 @@ class CamNet(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int, hidden: int = 256):
         super().__init__()
         self.backbone = backbone
+        self.stride = backbone.stride
         self.fc8 = nn.Conv2d(backbone.out_channels, hidden, 1, bias=False)
         self.fc9 = nn.Conv2d(hidden, num_classes + 1, 1, bias=False)
         self.gpp = GatedPyramidPooling(num_classes)

@@ -17,6 +17,8 @@ from wsss.errors import WsssError
 from wsss.methods import build_method
 from wsss.models.backbones import build_backbone
 from wsss.models.cam import CamNet
+from wsss.models.mxnet import load_weights
+from wsss.models.vit import FsrNet
 from wsss.params import Params, TrainCamParams, digest
 from wsss.runtime import (
     autocast,
@@ -29,20 +31,28 @@ from wsss.training import (
     epoch_loader,
     load_model_file,
     place_model,
-    poly_factor,
     start,
 )
 
 MODEL = "model.pt"
 
 
-def build_model(meta: dict) -> CamNet:
-    """The network a `cam_model` describes (weights not loaded)."""
-    backbone = build_backbone(meta["backbone"], None, meta["toy_width"], meta["toy_norm"])
+def build_model(meta: dict, weights: Path | None = None) -> CamNet | FsrNet:
+    """The network a `cam_model` describes: FSR's ViT network or a CNN with the CAM head;
+    initialized from ImageNet WEIGHTS when given."""
+    if meta["method"] == "fsr":
+        model = FsrNet(meta["fsr_encoder"], meta["num_classes"], tuple(meta["fsr_head"]))
+        if weights is not None:
+            if meta["fsr_encoder"] == "vit_toy":
+                raise WsssError("params: train_cam.weights: vit_toy trains from scratch; null")
+            model.encoder.load_imagenet(load_weights(weights, mxnet_names=False))
+            model.sync_teacher()
+        return model
+    backbone = build_backbone(meta["backbone"], weights, meta["toy_width"], meta["toy_norm"])
     return CamNet(backbone, meta["num_classes"])
 
 
-def load_cam_model(artifact: Artifact, device: torch.device) -> tuple[CamNet, dict]:
+def load_cam_model(artifact: Artifact, device: torch.device) -> tuple[CamNet | FsrNet, dict]:
     """The trained network of a `cam_model` artifact, in eval mode, and its metadata."""
     return load_model_file(artifact.path / MODEL, build_model, "CAM", device)
 
@@ -64,17 +74,21 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         raise WsssError("params: train_cam.tau_bg: must be below train_cam.tau_fg")
     device, dist = start(rt.device, rt.seed)
 
-    backbone = build_backbone(p.backbone, local_file(p.weights), p.toy_width, p.toy_norm)
-    model = CamNet(backbone, len(index.classes))
+    meta = {
+        "backbone": p.backbone,
+        "toy_width": p.toy_width,
+        "toy_norm": p.toy_norm,
+        "num_classes": len(index.classes),
+        "classes": list(index.classes),
+        "method": p.method,
+        "fsr_encoder": p.fsr_encoder,
+        "fsr_head": list(p.fsr_head),
+    }
+    model = build_model(meta, local_file(p.weights))
+    meta["stride"] = model.stride
     place_model(model, device, dist)
-    trainable = model.trainable_parameters()
-    optimizer = torch.optim.SGD(
-        [{"params": trainable, "base_lr": p.lr}],
-        lr=p.lr,
-        momentum=p.momentum,
-        weight_decay=p.weight_decay,
-    )
     method = build_method(p)
+    optimizer = method.optimizer(model)
     transforms = cam_train_transforms(p.long_side, p.crop, p.hflip)
     dataset = CamTrainSet(index, p.split, transforms, rt.seed, method.needs_pairs)
     samplers = [
@@ -88,24 +102,15 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             f"one batch per process"
         )
     total = sum(steps)
-    meta = {
-        "backbone": p.backbone,
-        "toy_width": p.toy_width,
-        "toy_norm": p.toy_norm,
-        "num_classes": len(index.classes),
-        "classes": list(index.classes),
-        "stride": model.backbone.stride,
-        "method": p.method,
-    }
     loop = Loop(
         model=model,
         optimizer=optimizer,
-        trainable=trainable,
+        trainable=model.trainable_parameters(),
         device=device,
         dist=dist,
         out=out,
         steps=steps,
-        lr_factor=lambda step: poly_factor(step, p.poly_horizon_steps or total, p.poly_power),
+        lr_factor=lambda step: method.lr_factor(step, total),
         resume_key=digest({"train_cam": p.model_dump(mode="json"), "seed": rt.seed}),
         checkpoint_every=p.checkpoint_every,
         log_interval=rt.log_interval,

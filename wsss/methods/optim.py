@@ -1,0 +1,20 @@
+"""How the CNN CAM methods (KTSE, baseline, destruction) optimize: SGD with poly decay."""
+
+import torch
+from torch import nn
+
+from wsss.params import TrainCamParams
+from wsss.training import poly_factor
+
+
+class SgdPoly:
+    p: TrainCamParams
+
+    def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """SGD on every trainable parameter at train_cam.lr (one group: METHOD §2)."""
+        p = self.p
+        groups = [{"params": model.trainable_parameters(), "base_lr": p.lr}]
+        return torch.optim.SGD(groups, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay)
+
+    def lr_factor(self, step: int, total: int) -> float:
+        return poly_factor(step, self.p.poly_horizon_steps or total, self.p.poly_power)

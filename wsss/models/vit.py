@@ -1,0 +1,197 @@
+"""The ViT encoder of FSR (METHOD §8) and FSR's network around it.
+
+The encoder is built from torchvision's own ViT blocks, so torchvision's ViT-B/16 ImageNet state
+dict loads by name; position embeddings are interpolated to any input size (multi-scale CAM
+inference), masked patches are replaced by a learnable mask token before the position
+embeddings, and after the blocks two aggregation blocks let a learnable CLS token query the patch
+tokens (CLS never enters self-attention). `vit_toy` is a small ViT trained from scratch on
+ToyVOC (CPU); `vit_b16` is ViT-B/16.
+"""
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.vision_transformer import EncoderBlock
+
+from wsss.errors import WsssError
+from wsss.models.cam import CamOutput
+
+# patch, width, depth, heads, MLP width, the position-embedding grid it was made for
+ENCODERS = {
+    "vit_toy": (8, 96, 6, 3, 384, 8),  # 0.7 M parameters; a 64-px crop is an 8x8 grid
+    "vit_b16": (16, 768, 12, 12, 3072, 14),  # torchvision's vit_b_16 (224 px)
+}
+
+
+@dataclass
+class Tokens:
+    final: torch.Tensor  # (B, N, D) after the last block and LayerNorm
+    aux: torch.Tensor  # (B, N, D) after block -3 (FSR's auxiliary CAM reads these)
+    cls: torch.Tensor  # (B, D) the aggregated CLS token
+    grid: tuple[int, int]
+
+    def maps(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, N, D) tokens -> (B, D, h, w) feature map."""
+        return tokens.transpose(1, 2).reshape(len(tokens), -1, *self.grid)
+
+
+class Aggregation(nn.Module):
+    """CLS attends to the patch tokens, then an MLP; pre-norm and residual, like the blocks."""
+
+    def __init__(self, dim: int, heads: int, mlp: int):
+        super().__init__()
+        self.ln_q, self.ln_kv, self.ln_2 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Linear(mlp, dim))
+
+    def forward(self, cls: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        kv = self.ln_kv(tokens)
+        cls = cls + self.attention(self.ln_q(cls), kv, kv, need_weights=False)[0]
+        return cls + self.mlp(self.ln_2(cls))
+
+
+class ViTEncoder(nn.Module):
+    def __init__(self, name: str):
+        super().__init__()
+        patch, dim, depth, heads, mlp, base = ENCODERS[name]
+        self.stride, self.dim = patch, dim
+        self.conv_proj = nn.Conv2d(3, dim, patch, patch)
+        self.pos_embedding = nn.Parameter(torch.empty(1, base * base, dim).normal_(std=0.02))
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.layers = nn.ModuleList(
+            EncoderBlock(heads, dim, mlp, dropout=0.0, attention_dropout=0.0) for _ in range(depth)
+        )
+        self.aggregation = nn.ModuleList(Aggregation(dim, heads, mlp) for _ in range(2))
+        self.ln = nn.LayerNorm(dim, eps=1e-6)
+
+    def _positions(self, h: int, w: int) -> torch.Tensor:
+        base = math.isqrt(self.pos_embedding.shape[1])
+        if (h, w) == (base, base):
+            return self.pos_embedding
+        grid = self.pos_embedding.reshape(1, base, base, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, (h, w), mode="bicubic", align_corners=False)
+        return grid.flatten(2).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> Tokens:
+        """MASK (B, h, w) bool: patches replaced by the mask token."""
+        t = self.conv_proj(x)
+        grid = (t.shape[-2], t.shape[-1])
+        t = t.flatten(2).transpose(1, 2)
+        if mask is not None:
+            t = torch.where(mask.flatten(1)[..., None], self.mask_token.to(t.dtype), t)
+        t = t + self._positions(*grid)
+        aux = t
+        for i, layer in enumerate(self.layers):
+            t = layer(t)
+            if i == len(self.layers) - 3:
+                aux = t
+        cls = self.cls_token.expand(len(t), -1, -1)
+        for block in self.aggregation:
+            cls = block(cls, t)
+        return Tokens(self.ln(t), aux, self.ln(cls)[:, 0], grid)
+
+    def load_imagenet(self, state: dict[str, torch.Tensor]) -> None:
+        """torchvision's vit_b_16 state dict: its blocks, patch embedding, position embeddings
+        (without CLS's) and final LayerNorm; its class token and head are not used."""
+        mapped = {"pos_embedding": state.get("encoder.pos_embedding", torch.empty(0))[:, 1:]}
+        for key, value in state.items():
+            if key.startswith("encoder.layers.encoder_layer_"):
+                index, rest = key.removeprefix("encoder.layers.encoder_layer_").split(".", 1)
+                mapped[f"layers.{index}.{rest}"] = value
+            elif key.startswith(("conv_proj.", "encoder.ln.")):
+                mapped[key.removeprefix("encoder.")] = value
+        own = self.state_dict()
+        expected = [k for k in own if k.startswith(("layers.", "conv_proj.", "ln.", "pos_emb"))]
+        for key in expected:
+            if key not in mapped or mapped[key].shape != own[key].shape:
+                raise WsssError(f"ViT weights: '{key}' is missing or has another shape")
+        self.load_state_dict({k: mapped[k] for k in expected}, strict=False)
+
+
+class DinoHead(nn.Module):
+    """Projector: MLP -> L2 normalization -> weight-normalized linear layer onto prototypes."""
+
+    def __init__(self, dim: int, hidden: int, bottleneck: int, prototypes: int):
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+            nn.Linear(hidden, bottleneck),
+        )  # fmt: skip
+        self.last = nn.utils.parametrizations.weight_norm(
+            nn.Linear(bottleneck, prototypes, bias=False)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.last(F.normalize(self.mlp(x), dim=-1))
+
+
+@dataclass
+class FsrOutput:
+    tokens: Tokens
+    logits: torch.Tensor  # (B, C) from the final tokens
+    aux_logits: torch.Tensor  # (B, C) from block -3's tokens
+    cam: torch.Tensor  # (B, C, h, w) the classifier on the final token map (before ReLU)
+    aux_cam: torch.Tensor
+    seg: torch.Tensor  # (B, C+1, h, w) the LargeFOV decoder
+
+
+class FsrNet(nn.Module):
+    """FSR's student (encoder, classifiers, decoder, DINO heads) and its EMA teacher (a copy of
+    the encoder and heads, never trained by gradients; kept in the state dict so a resumed run
+    resumes the teacher too). forward() gives CAMs like CamNet: extract_seeds treats both alike."""
+
+    def __init__(self, encoder: str, num_classes: int, head: tuple[int, int, int, int]):
+        super().__init__()
+        self.encoder = ViTEncoder(encoder)
+        dim, (hidden, bottleneck, prototypes, decoder) = self.encoder.dim, head
+        self.classifier = nn.Conv2d(dim, num_classes, 1, bias=False)
+        self.aux_classifier = nn.Conv2d(dim, num_classes, 1, bias=False)
+        self.decoder = nn.Sequential(
+            nn.Conv2d(dim, decoder, 3, padding=5, dilation=5), nn.ReLU(),
+            nn.Conv2d(decoder, decoder, 3, padding=5, dilation=5), nn.ReLU(),
+            nn.Conv2d(decoder, num_classes + 1, 1),
+        )  # fmt: skip
+        self.class_head = DinoHead(dim, hidden, bottleneck, prototypes)
+        self.patch_head = DinoHead(dim, hidden, bottleneck, prototypes)
+        self.teacher = nn.ModuleDict(
+            {
+                "encoder": copy.deepcopy(self.encoder),
+                "class_head": copy.deepcopy(self.class_head),
+                "patch_head": copy.deepcopy(self.patch_head),
+            }
+        )
+        self.teacher.requires_grad_(False)
+        self.stride = self.encoder.stride
+
+    def sync_teacher(self) -> None:
+        """The teacher starts as the student (after the student's weights are loaded)."""
+        for name, module in self.student().items():
+            self.teacher[name].load_state_dict(module.state_dict())
+
+    def student(self) -> dict[str, nn.Module]:
+        return {
+            "encoder": self.encoder,
+            "class_head": self.class_head,
+            "patch_head": self.patch_head,
+        }
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def run(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> FsrOutput:
+        tokens = self.encoder(x, mask)
+        fmap, aux = tokens.maps(tokens.final), tokens.maps(tokens.aux)
+        cam, aux_cam = self.classifier(fmap), self.aux_classifier(aux)
+        # the image-level logits classify global-max-pooled tokens
+        logits = self.classifier(F.adaptive_max_pool2d(fmap, 1)).flatten(1)
+        aux_logits = self.aux_classifier(F.adaptive_max_pool2d(aux, 1)).flatten(1)
+        return FsrOutput(tokens, logits, aux_logits, cam, aux_cam, self.decoder(fmap))
+
+    def forward(self, x: torch.Tensor) -> CamOutput:
+        out = self.run(x)
+        return CamOutput(out.logits, torch.cat([torch.zeros_like(out.cam[:, :1]), out.cam], 1))

@@ -1,5 +1,6 @@
 """The README's `make run` on a copy of this checkout: pinned data, dvc repro, a no-op rerun."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from wsss.artifacts import open_artifact
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("prepare_data", "train_cam", "extract_seeds", "train_irn", "export_masks",
@@ -131,3 +134,23 @@ def test_dvc_remote_on_s3_pushes_and_pulls_the_pipeline_outputs(checkout, s3):
         assert (checkout / "artifacts" / kind / "manifest.json").read_bytes() == manifest
     status = _sh(checkout, dvc, "status")
     assert "up to date" in status.stdout, status.stdout
+
+
+@pytest.mark.parametrize("method", ["destruction", "fsr"])
+def test_make_run_with_another_cam_method(checkout, method):
+    """Selecting a CAM method in params.yaml retrains from train_cam on and the rest of the
+    pipeline runs on its CAMs unchanged."""
+    original = _set_param(checkout, "train_cam", "method", method)
+    try:
+        rerun = _sh(checkout, "make", "-o", "install", "run")
+        assert rerun.returncode == 0, rerun.stderr
+        ran = {stage for stage in STAGES if f"Running stage '{stage}'" in rerun.stdout}
+        assert ran == set(STAGES) - {"prepare_data"}
+        lineage = _sh(checkout, ".venv/bin/wsss", "lineage", "artifacts/evaluation", "--json")
+        tree = json.loads(lineage.stdout)
+        cams = tree["inputs"]["seg_model"]["inputs"]["pseudo_masks"]["inputs"]["cams"]
+        cam_model = open_artifact(checkout / "artifacts" / "cam_model").manifest
+        assert cam_model.params["train_cam"]["method"] == method
+        assert cams["inputs"]["cam_model"]["params_digest"] == cam_model.params_digest
+    finally:
+        (checkout / "params.yaml").write_text(original)

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import wsss
+from pipelines.pipeline import DEFAULT_ROOT, build_pipeline, pipeline_arguments
 from wsss.cli import Parser, key_value, run_parser
 from wsss.errors import WsssError
 from wsss.params import load_params
@@ -22,13 +23,11 @@ def _default_image(flavour: str) -> str:
     return os.environ.get(f"WSSS_{flavour.upper()}_IMAGE") or f"wsss:{wsss.__version__}-{flavour}"
 
 
-def _compile(args: argparse.Namespace, root: str, package: Path) -> None:
+def _compile(args: argparse.Namespace, package: Path) -> None:
     from kfp import compiler
 
-    from pipelines.pipeline import build_pipeline, pipeline_arguments
-
     pipeline = build_pipeline(args.image, args.cpu_image, args.start, _artifacts(args))
-    arguments = pipeline_arguments(load_params(args.params), root)
+    arguments = pipeline_arguments(load_params(args.params), args.root)
     compiler.Compiler().compile(pipeline, str(package), pipeline_parameters=arguments)
 
 
@@ -40,7 +39,7 @@ def _artifacts(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _cmd_compile(args: argparse.Namespace) -> None:
-    _compile(args, args.root, args.out)
+    _compile(args, args.out)
     print(f"pipeline written to {args.out}")
 
 
@@ -49,7 +48,7 @@ def _cmd_submit(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         package = Path(tmp) / "wsss_pipeline.yaml"
-        _compile(args, args.root, package)
+        _compile(args, package)
         try:
             client = kfp.Client(host=args.host, namespace=args.namespace)
             run = client.create_run_from_pipeline_package(
@@ -69,7 +68,6 @@ def _cmd_submit(args: argparse.Namespace) -> None:
 def _cmd_run_local(args: argparse.Namespace) -> None:
     from kfp import local
 
-    from pipelines.pipeline import build_pipeline, pipeline_arguments
     from wsss.artifacts.lineage import format_tree, lineage
 
     if not args.start and not Path(args.root).is_dir():
@@ -112,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     comp = commands.add_parser("compile", help="write the pipeline YAML (upload it in the KFP UI)")
     comp.add_argument("--out", type=Path, required=True, metavar="FILE")
-    pipeline_options(comp, "s3://datasets/VOC2012")
+    pipeline_options(comp, DEFAULT_ROOT)
     comp.set_defaults(func=_cmd_compile)
 
     submit = commands.add_parser("submit", help="compile and start a run on a KFP cluster")
@@ -120,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--experiment", default="wsss", metavar="NAME")
     submit.add_argument("--run-name", metavar="NAME")
     submit.add_argument("--namespace", metavar="NS", help="multi-user KFP: your profile")
-    pipeline_options(submit, "s3://datasets/VOC2012")
+    pipeline_options(submit, DEFAULT_ROOT)
     submit.set_defaults(func=_cmd_submit)
 
     loc = commands.add_parser("run-local", help="run the pipeline here with kfp.local")

@@ -8,6 +8,7 @@ digest) and what is in it (file sizes and hashes), so lineage can be walked back
 import hashlib
 import os
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -115,6 +116,21 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
     os.replace(tmp, target)
 
 
+def _size(path: Path) -> int | None:
+    return path.stat().st_size if path.is_file() else None
+
+
+def no_manifest(uri: str | Path) -> WsssError:
+    return WsssError(f"{uri}: incomplete artifact (no {MANIFEST}; its stage did not finish)")
+
+
+def require_files(uri: str | Path, manifest: Manifest, size_of: Callable[[str], int | None]):
+    """Every file the manifest lists must be present at its size (SIZE_OF: None when absent)."""
+    for rel, entry in manifest.files.items():
+        if size_of(rel) != entry.size:
+            raise WsssError(f"{uri}: incomplete artifact ({rel} is missing or has the wrong size)")
+
+
 def parse_manifest(raw: bytes, where: str) -> Manifest:
     try:
         return Manifest.model_validate_json(raw)
@@ -136,13 +152,10 @@ def open_artifact(uri: str | Path, kind: str | None = None) -> Artifact:
         raise WsssError(f"{uri}: artifact directory not found")
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
-        raise WsssError(f"{uri}: incomplete artifact (no {MANIFEST}; its stage did not finish)")
+        raise no_manifest(uri)
     raw = manifest_path.read_bytes()
     manifest = parse_manifest(raw, str(manifest_path))
     if kind is not None and manifest.kind != kind:
         raise WsssError(f"{uri}: expected an artifact of kind '{kind}', got '{manifest.kind}'")
-    for rel, entry in manifest.files.items():
-        file = path / rel
-        if not file.is_file() or file.stat().st_size != entry.size:
-            raise WsssError(f"{uri}: incomplete artifact ({rel} is missing or has the wrong size)")
+    require_files(uri, manifest, lambda rel: _size(path / rel))
     return Artifact(path=path, manifest=manifest, manifest_digest=hashlib.sha256(raw).hexdigest())

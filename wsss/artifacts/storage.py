@@ -26,7 +26,14 @@ import urllib3
 from minio import Minio
 from minio.error import MinioException, S3Error
 
-from wsss.artifacts.manifest import MANIFEST, Manifest, parse_manifest, sha256_file
+from wsss.artifacts.manifest import (
+    MANIFEST,
+    Manifest,
+    no_manifest,
+    parse_manifest,
+    require_files,
+    sha256_file,
+)
 from wsss.errors import WsssError
 
 ENDPOINT_ENV = "S3_ENDPOINT_URL"
@@ -194,12 +201,9 @@ def read_remote_manifest(uri: str) -> tuple[Manifest, bytes]:
     where = parse_s3(uri)
     raw = s3.read(where.child(MANIFEST))
     if raw is None:
-        raise WsssError(f"{uri}: incomplete artifact (no {MANIFEST}; its stage did not finish)")
+        raise no_manifest(uri)
     manifest = parse_manifest(raw, f"{uri}/{MANIFEST}")
-    present = s3.list(where)
-    for rel, entry in manifest.files.items():
-        if present.get(rel) != entry.size:
-            raise WsssError(f"{uri}: incomplete artifact ({rel} is missing or has the wrong size)")
+    require_files(uri, manifest, s3.list(where).get)
     return manifest, raw
 
 
@@ -209,13 +213,10 @@ def fetch_artifact(uri: str) -> Path:
     local = cache_dir() / "artifacts" / hashlib.sha256(raw).hexdigest()[:32]
     if (local / MANIFEST).is_file():
         return local
-    where = parse_s3(uri)
+    expected = {rel: entry.sha256 for rel, entry in manifest.files.items()}
     with _staging(local) as tmp:
-        for rel, entry in manifest.files.items():
-            target = tmp / rel
-            store().download(where.child(rel), target)
-            if sha256_file(target) != entry.sha256:
-                raise WsssError(f"{uri}: {rel} does not match its manifest (changed while read?)")
+        if rel := _download_checked(parse_s3(uri), expected, tmp):
+            raise WsssError(f"{uri}: {rel} does not match its manifest (changed while read?)")
         (tmp / MANIFEST).write_bytes(raw)  # last: the copy is complete from here on
     return local
 
@@ -249,15 +250,15 @@ def local_file(uri: str | None) -> Path | None:
 
 def sync_root(uri: str) -> Path:
     """A fresh local copy of every object under the dataset root URI (prepare_data reads it)."""
-    where = parse_s3(uri)
-    objects = store().list(where)
+    s3, where = store(), parse_s3(uri)
+    objects = s3.list(where)
     if not objects:
         raise WsssError(f"{uri}: no objects under this dataset root")
     target = cache_dir() / "roots" / hashlib.sha256(uri.encode()).hexdigest()[:32]
     shutil.rmtree(target, ignore_errors=True)
     with _staging(target) as tmp:
         for rel in objects:
-            store().download(where.child(rel), tmp / rel)
+            s3.download(where.child(rel), tmp / rel)
     return target
 
 
@@ -267,17 +268,25 @@ def cached_root(uri: str, root_files: dict[str, dict], root_digest: str) -> Path
     local = cache_dir() / "datasets" / root_digest[:32]
     if (local / COMPLETE).is_file():
         return local
-    where = parse_s3(uri)
+    expected = {rel: entry["sha256"] for rel, entry in root_files.items()}
     with _staging(local) as tmp:
-        for rel, entry in root_files.items():
-            target = tmp / rel
-            store().download(where.child(rel), target)
-            if sha256_file(target) != entry["sha256"]:
-                raise WsssError(
-                    f"{uri}: {rel} changed since prepare_data indexed it (rerun prepare_data)"
-                )
+        if rel := _download_checked(parse_s3(uri), expected, tmp):
+            raise WsssError(
+                f"{uri}: {rel} changed since prepare_data indexed it (rerun prepare_data)"
+            )
         (tmp / COMPLETE).write_text(json.dumps({"uri": uri, "digest": root_digest}) + "\n")
     return local
+
+
+def _download_checked(where: S3Path, expected: dict[str, str], dest: Path) -> str | None:
+    """Download each file of EXPECTED (relative key -> sha256) under WHERE into DEST; the first
+    whose bytes differ from its sha256, or None."""
+    s3 = store()
+    for rel, sha256 in expected.items():
+        s3.download(where.child(rel), dest / rel)
+        if sha256_file(dest / rel) != sha256:
+            return rel
+    return None
 
 
 @contextmanager

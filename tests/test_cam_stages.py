@@ -12,38 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
+from tests.helpers import tiny_params
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.data.io import read_mask
 from wsss.stages.extract_seeds import seeds_from_cams
 
 WSSS = str(Path(sys.executable).parent / "wsss")
-TINY_CAM = {
-    "epochs": 2, "warmup_epochs": 1, "batch_size": 4, "warmup_batch_size": 4, "crop": 32,
-    "long_side": [40, 56], "toy_width": 8, "par_iterations": 2, "checkpoint_every": 2,
-}  # fmt: skip
-TINY_SEEDS = {"scales": [1.0, 1.5], "batch_size": 4, "overlays": 2}
-
-
-def write_params(path: Path, cam: dict | None = None, seeds: dict | None = None) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "train_cam": TINY_CAM | (cam or {}),
-                "extract_seeds": TINY_SEEDS | (seeds or {}),
-                "runtime": {"log_interval": 1},
-            }
-        )
-    )
-    return path
 
 
 @pytest.fixture(scope="module")
 def cam_model(dataset_artifact, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("cam")
     out = work / "cam_model"
-    params = write_params(work / "params.yaml")
+    params = tiny_params(work / "params.yaml")
     result = subprocess.run(
         [WSSS, "run", "train_cam", "--in", f"dataset={dataset_artifact}", "--out", out,
          "--params", params],
@@ -68,7 +50,7 @@ def test_cam_model_artifact(cam_model):
 
 def test_extract_seeds(cli, dataset_artifact, cam_model, tmp_path):
     out = tmp_path / "cams"
-    params = write_params(tmp_path / "params.yaml")
+    params = tiny_params(tmp_path / "params.yaml")
     result = cli("run", "extract_seeds", "--in", f"dataset={dataset_artifact}",
                  "--in", f"cam_model={cam_model}", "--out", out, "--params", params)  # fmt: skip
     assert result.code == 0, result.err
@@ -97,7 +79,7 @@ def test_seed_rule():
 
 
 def test_resume_after_kill_matches_an_uninterrupted_run(dataset_artifact, cam_model, tmp_path):
-    params = write_params(tmp_path / "params.yaml", cam={"checkpoint_every": 1, "epochs": 3})
+    params = tiny_params(tmp_path / "params.yaml", train_cam={"checkpoint_every": 1, "epochs": 3})
     out = tmp_path / "killed"
     cmd = [WSSS, "run", "train_cam", "--in", f"dataset={dataset_artifact}", "--out", str(out),
            "--params", str(params)]  # fmt: skip
@@ -126,8 +108,8 @@ def test_resume_after_kill_matches_an_uninterrupted_run(dataset_artifact, cam_mo
 def test_ddp_two_processes_match_one(dataset_artifact, tmp_path):
     """Baseline with GroupNorm: a global batch of 8 on one process = 2 x 4 on two (gloo)."""
     common = {"method": "baseline", "toy_norm": "group", "epochs": 1, "warmup_epochs": 0}
-    one = write_params(tmp_path / "one.yaml", cam=common | {"batch_size": 8})
-    two = write_params(tmp_path / "two.yaml", cam=common | {"batch_size": 4})
+    one = tiny_params(tmp_path / "one.yaml", train_cam=common | {"batch_size": 8})
+    two = tiny_params(tmp_path / "two.yaml", train_cam=common | {"batch_size": 4})
     base = ["run", "train_cam", "--in", f"dataset={dataset_artifact}"]
     single = subprocess.run([WSSS, *base, "--out", tmp_path / "one", "--params", one],
                             capture_output=True, text=True)  # fmt: skip

@@ -2,8 +2,9 @@
 
 Each variant trains train_cam with the ToyVOC preset (params.yaml) and the same seed, then runs
 extract_seeds on `train`; the number is seed_miou (GT-tuned threshold, as papers report) and,
-beside it, seed_miou_fixed. Writes results/ablation.json ({"base": seed_miou, ...}, fractions)
-and, with several seeds, results/ablation_seeds.json with every run.
+beside it, seed_miou_fixed. Writes results/ablation.json ({"base": seed_miou, ...}, fractions;
+the mean over seeds, over the runs that finished) and results/ablation_seeds.json with every run.
+A run whose loss becomes non-finite is recorded as {"diverged_at_step": N} and the rest go on.
 
     python -m benchmarks.ablation [--seeds 0 1 2] [--variants mga ktse] [--mga-gradients paper]
 """
@@ -12,6 +13,7 @@ import argparse
 import statistics
 
 from benchmarks.common import cam_seeds, scratch, toy_dataset, write_json
+from wsss.errors import Diverged
 from wsss.params import Params, load_params
 
 VARIANTS = {  # name -> (sie, ssr, mga)
@@ -36,7 +38,15 @@ def run_variant(
             "runtime": base.runtime.model_copy(update={"seed": seed}),
         }
     )
-    return cam_seeds(dataset, work / f"{name}-{seed}", params)
+    try:
+        return cam_seeds(dataset, work / f"{name}-{seed}", params)
+    except Diverged as error:
+        print(f"{name} seed {seed}: {error}")
+        return {"diverged_at_step": error.step}
+
+
+def mean(values: list[float]) -> float | None:
+    return statistics.mean(values) if values else None
 
 
 def main() -> None:
@@ -55,17 +65,23 @@ def main() -> None:
         name: [run_variant(dataset, work, base, name, s, args.mga_gradients) for s in args.seeds]
         for name in args.variants
     }
-    summary = {name: statistics.mean(r["seed_miou"] for r in rs) for name, rs in runs.items()}
+    finished = {name: [r for r in rs if "seed_miou" in r] for name, rs in runs.items()}
+    summary = {name: mean([r["seed_miou"] for r in rs]) for name, rs in finished.items()}
     stem = "ablation" if args.mga_gradients == "both" else "ablation_mga_paper"
     write_json(stem, summary)
     write_json(f"{stem}_seeds", {"seeds": args.seeds, "runs": runs})
     print(f"{'variant':<9} {'seed mIoU':>10} {'fixed 0.2':>10} {'paper':>6}")
-    for name, rs in runs.items():
+    for name, rs in finished.items():
+        diverged = len(runs[name]) - len(rs)
+        note = f"  ({diverged} of {len(runs[name])} diverged)" if diverged else ""
+        if not rs:
+            print(f"{name:<9} {'-':>10} {'-':>10} {PAPER[name]:>6}{note}")
+            continue
         tuned = [100 * r["seed_miou"] for r in rs]
-        fixed = [100 * r["seed_miou_fixed"] for r in rs]
         spread = f" ± {statistics.stdev(tuned):.1f}" if len(rs) > 1 else ""
-        mean_tuned, mean_fixed = statistics.mean(tuned), statistics.mean(fixed)
-        print(f"{name:<9} {mean_tuned:>7.1f}{spread} {mean_fixed:>10.1f} {PAPER[name]:>6}")
+        fixed = statistics.mean(100 * r["seed_miou_fixed"] for r in rs)
+        line = f"{name:<9} {statistics.mean(tuned):>7.1f}{spread} {fixed:>10.1f} {PAPER[name]:>6}"
+        print(line + note)
 
 
 if __name__ == "__main__":

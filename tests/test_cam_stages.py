@@ -146,3 +146,14 @@ def test_bad_cam_inputs(cli, dataset_artifact, cam_model, tmp_path):
     result = cli(*seeds, "--in", f"cam_model={other}")
     assert result.code == 2 and "model.pt" in result.err and result.err.count("\n") == 1
     assert not (tmp_path / "o" / MANIFEST).exists()
+
+
+def test_divergence_is_one_line_naming_the_loss(cli, dataset_artifact, tmp_path):
+    params = tiny_params(tmp_path / "params.yaml", train_cam={"lr": 1e30, "method": "baseline"})
+    out = tmp_path / "cam_model"
+    result = cli("run", "train_cam", "--in", f"dataset={dataset_artifact}", "--out", out,
+                 "--params", params)  # fmt: skip
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert "train_cam: the loss became non-finite at step" in result.err
+    assert "(cls, total)" in result.err and "learning rate" in result.err
+    assert not (out / MANIFEST).exists()

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from wsss.data.pairs import EpochSampler
-from wsss.errors import WsssError
+from wsss.errors import Diverged, WsssError
 from wsss.plots import plot_curves
 from wsss.runtime import (
     Dist,
@@ -95,7 +95,7 @@ class Loop:
                 with autocast(self.device):
                     loss, parts = loss_fn(batch, epoch)
                 if not math.isfinite(parts["total"]):
-                    raise RuntimeError(f"{self.name}: loss is {parts['total']} at step {step}")
+                    raise Diverged(self.name, step, parts)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 all_reduce_gradients(self.trainable, self.dist.world_size)

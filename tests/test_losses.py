@@ -15,7 +15,7 @@ from wsss.methods.losses import (
     pseudo_labels,
     safe_ce,
 )
-from wsss.models.backbones import ToyNet
+from wsss.models.backbones import StepBatchNorm2d, ToyNet
 from wsss.models.cam import PYRAMID, CamNet, Gate
 from wsss.params import TrainCamParams
 from wsss.refine.par import PAR, neighbour_distances, neighbours, propagate
@@ -176,15 +176,27 @@ def test_pseudo_labels_never_invert_a_class_without_positive_activation():
     assert (labels == 0).all()
 
 
-def test_auxiliary_forwards_leave_batchnorm_statistics_alone():
+def test_auxiliary_forwards_reuse_the_anchor_batch_normalization():
+    torch.manual_seed(0)
     net = CamNet(ToyNet(8), num_classes=2).train()
-    bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn = next(m for m in net.modules() if isinstance(m, StepBatchNorm2d))
+    anchor = torch.randn(2, 3, 16, 16)
+    out = net(anchor).fall
     before = bn.running_mean.clone()
     with net.auxiliary():
-        net(torch.randn(2, 3, 16, 16) + 3)
-    assert torch.equal(bn.running_mean, before) and bn.momentum == 0.1
-    net(torch.randn(2, 3, 16, 16) + 3)
+        same = net(anchor).fall  # the anchor again: normalized exactly as in its own forward
+        shifted = net(anchor + 3).fall  # a brighter copy keeps its shift (own stats remove it)
+    assert torch.allclose(same, out, atol=1e-5)
+    assert torch.equal(bn.running_mean, before)  # derived images leave the statistics alone
+    assert not bn.reuse  # and the context restores training behaviour
+    assert not torch.allclose(shifted, net(anchor + 3).fall, atol=1e-3)
     assert not torch.equal(bn.running_mean, before)
+    # gradients of a derived image's loss reach the anchor's statistics' inputs
+    image = anchor.clone().requires_grad_(True)
+    net(image)
+    with net.auxiliary():
+        net(torch.randn(2, 3, 16, 16)).fall.square().mean().backward()
+    assert image.grad is not None and image.grad.abs().sum() > 0
 
 
 def test_seg_loss_splits_simple_and_complex_images():

@@ -15,13 +15,46 @@ from wsss.errors import WsssError
 from wsss.models.resnet38d import ResNet38d
 
 
+class StepBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm that can normalize derived images with the last training batch's statistics.
+
+    KTSE compares the CAMs of derived images (a partner, a stacked pair, an erased copy) with the
+    anchor's. ImageNet backbones keep BatchNorm frozen, so every image of a step is normalized
+    the same way. A from-scratch BatchNorm has no such fixed normalization: a derived batch's own
+    statistics shift exactly the CAMs being compared, and the running statistics are not
+    scale-invariant: training through them at a from-scratch learning rate blows up (a frozen
+    toy BatchNorm diverged within a few steps at lr 0.3). The anchor batch's statistics are both
+    the same for every image of the step and scale-invariant. With `reuse` off this is
+    nn.BatchNorm2d; `reuse` on (training only) normalizes with the last training forward's batch
+    statistics, gradients flowing into them, and leaves the running statistics alone."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels)
+        self.reuse = False
+        self.step_stats: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        if self.reuse:
+            if self.step_stats is None:
+                raise RuntimeError("StepBatchNorm2d: reuse before any training forward")
+            mean, var = self.step_stats
+            scale = self.weight * torch.rsqrt(var + self.eps)
+            shift = self.bias - mean * scale
+            return (x.float() * scale[:, None, None] + shift[:, None, None]).to(x.dtype)
+        flat = x.float().transpose(0, 1).flatten(1)
+        self.step_stats = (flat.mean(1), flat.var(1, unbiased=False))
+        return super().forward(x)
+
+
 def conv_norm_relu(
     cin: int, cout: int, stride: int = 1, dilation: int = 1, norm: str = "batch"
 ) -> nn.Sequential:
     """3x3 conv (no bias) -> BatchNorm or GroupNorm(8) -> ReLU: the toy networks' one block."""
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, stride, dilation, dilation, bias=False),
-        nn.BatchNorm2d(cout) if norm == "batch" else nn.GroupNorm(8, cout),
+        StepBatchNorm2d(cout) if norm == "batch" else nn.GroupNorm(8, cout),
         nn.ReLU(inplace=True),
     )
 

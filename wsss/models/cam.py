@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wsss.models.backbones import StepBatchNorm2d
+
 PYRAMID = (2, 4, 8, 16)
 
 
@@ -92,20 +94,16 @@ class CamNet(nn.Module):
     @contextmanager
     def auxiliary(self):
         """Forwards of derived images (a partner, a stacked pair, an erased copy) normalized with
-        BatchNorm's running statistics, which they leave alone. KTSE compares these CAMs with the
-        anchor's (L_kt, L_local): per-batch statistics of an erased or stacked batch would shift
-        them. ImageNet backbones have BatchNorm frozen anyway; the toy backbone trains its own."""
-        norms = [
-            m for m in self.modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
-        ]  # fmt: skip
+        the statistics of the step's anchor batch, which KTSE compares them with (L_kt, L_local);
+        see StepBatchNorm2d. ImageNet backbones have BatchNorm frozen: nothing changes for them."""
+        norms = [m for m in self.modules() if isinstance(m, StepBatchNorm2d) and m.training]
         for m in norms:
-            m.eval()
+            m.reuse = True
         try:
             yield self
         finally:
             for m in norms:
-                m.train()
+                m.reuse = False
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Everything but the backbone's frozen prefixes (and pretrained BatchNorm affines)."""

@@ -3,7 +3,8 @@
 Each variant trains train_cam with the ToyVOC preset (params.yaml) and the same seed, then runs
 extract_seeds on `train`; the number is seed_miou (GT-tuned threshold, as papers report) and,
 beside it, seed_miou_fixed. Writes results/ablation.json ({"base": seed_miou, ...}, fractions;
-the mean over seeds, over the runs that finished) and results/ablation_seeds.json with every run.
+the mean over the seeds whose runs finished) and results/ablation_seeds.json with every run, both
+rewritten after each run (seed 0 of every variant first), so a stopped benchmark keeps its runs.
 A run whose loss becomes non-finite is recorded as {"diverged_at_step": N} and the rest go on.
 
     python -m benchmarks.ablation [--seeds 0 1 2] [--variants mga ktse] [--mga-gradients paper]
@@ -61,15 +62,15 @@ def main() -> None:
     work = scratch()
     dataset = toy_dataset(work)
     base = load_params(None)
-    runs = {
-        name: [run_variant(dataset, work, base, name, s, args.mga_gradients) for s in args.seeds]
-        for name in args.variants
-    }
-    finished = {name: [r for r in rs if "seed_miou" in r] for name, rs in runs.items()}
-    summary = {name: mean([r["seed_miou"] for r in rs]) for name, rs in finished.items()}
     stem = "ablation" if args.mga_gradients == "both" else "ablation_mga_paper"
-    write_json(stem, summary)
-    write_json(f"{stem}_seeds", {"seeds": args.seeds, "runs": runs})
+    runs: dict[str, list[dict]] = {name: [] for name in args.variants}
+    for seed in args.seeds:  # one seed of every variant first; the JSON is rewritten as runs end
+        for name in args.variants:
+            runs[name].append(run_variant(dataset, work, base, name, seed, args.mga_gradients))
+            finished = {n: [r for r in rs if "seed_miou" in r] for n, rs in runs.items()}
+            summary = {n: mean([r["seed_miou"] for r in rs]) for n, rs in finished.items()}
+            write_json(stem, summary)
+            write_json(f"{stem}_seeds", {"seeds": args.seeds, "runs": runs})
     print(f"{'variant':<9} {'seed mIoU':>10} {'fixed 0.2':>10} {'paper':>6}")
     for name, rs in finished.items():
         diverged = len(runs[name]) - len(rs)

@@ -64,13 +64,13 @@ def main() -> None:
     base = load_params(None)
     stem = "ablation" if args.mga_gradients == "both" else "ablation_mga_paper"
     runs: dict[str, list[dict]] = {name: [] for name in args.variants}
-    for seed in args.seeds:  # one seed of every variant first; the JSON is rewritten as runs end
+    for i, seed in enumerate(args.seeds):  # every variant's seed 0 first; JSON after each run
         for name in args.variants:
             runs[name].append(run_variant(dataset, work, base, name, seed, args.mga_gradients))
             finished = {n: [r for r in rs if "seed_miou" in r] for n, rs in runs.items()}
             summary = {n: mean([r["seed_miou"] for r in rs]) for n, rs in finished.items()}
             write_json(stem, summary)
-            write_json(f"{stem}_seeds", {"seeds": args.seeds, "runs": runs})
+            write_json(f"{stem}_seeds", {"seeds": args.seeds[: i + 1], "runs": runs})
     print(f"{'variant':<9} {'seed mIoU':>10} {'fixed 0.2':>10} {'paper':>6}")
     for name, rs in finished.items():
         diverged = len(runs[name]) - len(rs)

@@ -178,7 +178,7 @@ def test_pseudo_labels_never_invert_a_class_without_positive_activation():
 
 def test_auxiliary_forwards_reuse_the_anchor_batch_normalization():
     torch.manual_seed(0)
-    net = CamNet(ToyNet(8), num_classes=2).train()
+    net = CamNet(ToyNet(8, norm="step"), num_classes=2).train()
     bn = next(m for m in net.modules() if isinstance(m, StepBatchNorm2d))
     anchor = torch.randn(2, 3, 16, 16)
     out = net(anchor).fall

@@ -51,10 +51,13 @@ class StepBatchNorm2d(nn.BatchNorm2d):
 def conv_norm_relu(
     cin: int, cout: int, stride: int = 1, dilation: int = 1, norm: str = "batch"
 ) -> nn.Sequential:
-    """3x3 conv (no bias) -> BatchNorm or GroupNorm(8) -> ReLU: the toy networks' one block."""
+    """3x3 conv (no bias) -> norm -> ReLU: the toy networks' one block. NORM: batch, step
+    (StepBatchNorm2d: only the CAM network has derived forwards; it costs two extra reductions
+    per layer) or group (GroupNorm(8))."""
+    norms = {"batch": nn.BatchNorm2d, "step": StepBatchNorm2d}
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, stride, dilation, dilation, bias=False),
-        StepBatchNorm2d(cout) if norm == "batch" else nn.GroupNorm(8, cout),
+        norms[norm](cout) if norm in norms else nn.GroupNorm(8, cout),
         nn.ReLU(inplace=True),
     )
 
@@ -147,7 +150,7 @@ def build_backbone(
     if name == "toy":
         if weights is not None:
             raise WsssError("cam.weights: the toy backbone trains from scratch; set it to null")
-        return ToyNet(width, norm)
+        return ToyNet(width, "step" if norm == "batch" else norm)  # KTSE's derived forwards
     if name == "resnet38d":
         from wsss.models.mxnet import load_weights
 

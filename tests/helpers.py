@@ -2,12 +2,16 @@
 
 from pathlib import Path
 
+import numpy as np
+import torch
+import torch.nn.functional as F
 import yaml
 
 from wsss.artifacts import open_artifact
 from wsss.artifacts.manifest import InputRef, Manifest, hash_tree, write_manifest
 from wsss.artifacts.uri import relative_uri
 from wsss.params import digest
+from wsss.stages.extract_seeds import strided_size
 
 
 def seal(out: Path, kind: str, stage: str, inputs: dict[str, Path]) -> None:
@@ -28,6 +32,22 @@ def seal(out: Path, kind: str, stage: str, inputs: dict[str, Path]) -> None:
             inputs=refs, files=hash_tree(out), metrics={"loss": 0.5}, device="cpu", duration_s=1.0,
         ),
     )  # fmt: skip
+
+
+def write_cams(path: Path, keys: np.ndarray, cam: np.ndarray) -> None:
+    """One image's `cams` file in which every recipe is CAM (K, H, W): the seed CAM and IRN's
+    high-res CAM as they are, IRN's stride-4 CAM resampled to its grid."""
+    grid = strided_size(cam.shape[-2:], 4)
+    small = F.interpolate(
+        torch.from_numpy(cam.astype(np.float32))[None], grid, mode="bilinear", align_corners=False
+    )
+    np.savez_compressed(
+        path,
+        cam=cam.astype(np.float16),
+        irn_high_res=cam.astype(np.float16),
+        irn_stride4=small[0].numpy().astype(np.float16),
+        keys=keys,
+    )
 
 
 # Every stage, trained and run briefly on the tiny ToyVOC of conftest.TINY

@@ -8,15 +8,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from tests.helpers import tiny_params
 from wsss.artifacts import MANIFEST, open_artifact
+from wsss.data.dataset import MultiScaleSet
 from wsss.data.io import read_mask
-from wsss.stages.extract_seeds import seeds_from_cams
+from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD, scaled_size
+from wsss.stages.extract_seeds import multiscale_cams, seeds_from_cams
 
 WSSS = str(Path(sys.executable).parent / "wsss")
 
@@ -78,8 +83,14 @@ def test_seed_rule():
     assert seeds_from_cams(cams, 0.12).tolist() == [[1, 2]]
 
 
-def test_resume_after_kill_matches_an_uninterrupted_run(dataset_artifact, cam_model, tmp_path):
-    params = tiny_params(tmp_path / "params.yaml", train_cam={"checkpoint_every": 1, "epochs": 3})
+@pytest.mark.parametrize("method", ["baseline", "ktse", "destruction", "fsr"])
+def test_resume_after_kill_matches_an_uninterrupted_run(dataset_artifact, method, tmp_path):
+    """Everything a method carries across steps (weights, optimizer, FSR's teacher and DINO
+    centres, the RNG) is in the checkpoint: killed and resumed = never interrupted."""
+    section = {"method": method, "checkpoint_every": 1, "epochs": 3}
+    if method == "fsr":
+        section |= {"fsr_head": [32, 16, 64, 16]}
+    params = tiny_params(tmp_path / "params.yaml", train_cam=section)
     out = tmp_path / "killed"
     cmd = [WSSS, "run", "train_cam", "--in", f"dataset={dataset_artifact}", "--out", str(out),
            "--params", str(params)]  # fmt: skip
@@ -93,6 +104,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(dataset_artifact, cam_mo
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / MANIFEST).exists() and ckpt.exists()
+    assert torch.load(ckpt, weights_only=True)["step"] < 12  # killed before the end
     resumed = subprocess.run(cmd, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert '"event": "resume"' in resumed.stdout
@@ -101,8 +113,9 @@ def test_resume_after_kill_matches_an_uninterrupted_run(dataset_artifact, cam_mo
     assert subprocess.run(cmd, capture_output=True).returncode == 0
     a = torch.load(out / "model.pt", weights_only=True)["state_dict"]
     b = torch.load(straight / "model.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys()
     for key in a:
-        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
 
 
 def test_ddp_two_processes_match_one(dataset_artifact, tmp_path):
@@ -157,3 +170,54 @@ def test_divergence_is_one_line_naming_the_loss(cli, dataset_artifact, tmp_path)
     assert "train_cam: the loss became non-finite at step" in result.err
     assert "(cls, total)" in result.err and "learning rate" in result.err
     assert not (out / MANIFEST).exists()
+
+
+def test_inference_scales_resize_the_uint8_image_as_pil_does():
+    assert scaled_size((97, 131), 0.5) == (48, 66)  # 48.5 -> 48, 65.5 -> 66 (half to even)
+    assert scaled_size((97, 131), 1.5) == (146, 196)  # 145.5 -> 146, 196.5 -> 196
+    image = np.random.default_rng(0).integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    base = [{"image": torch.from_numpy(image).permute(2, 0, 1), "labels": torch.ones(2)}]
+    views = MultiScaleSet(base, (1.0, 0.5, 1.5))[0]["views"]
+    assert [tuple(v.shape) for v in views] == [(3, 97, 131), (3, 48, 66), (3, 146, 196)]
+    pil = np.asarray(Image.fromarray(image).resize((66, 48), Image.Resampling.BICUBIC))
+    mean, std = (
+        torch.tensor(IMAGENET_MEAN)[:, None, None],
+        torch.tensor(IMAGENET_STD)[:, None, None],
+    )
+    expected = (torch.from_numpy(pil.copy()).permute(2, 0, 1) / 255 - mean) / std
+    assert torch.allclose(views[1], expected, atol=1e-6)
+    plain = (torch.from_numpy(image).permute(2, 0, 1) / 255 - mean) / std
+    assert torch.allclose(views[0], plain, atol=1e-6)
+
+
+class _FixedCams(torch.nn.Module):
+    """A stand-in CAM network that returns RAW (2B, C, h, w) whatever it is given."""
+
+    def __init__(self, raw: torch.Tensor):
+        super().__init__()
+        self.raw = raw
+
+    def forward(self, x):
+        return SimpleNamespace(cam=self.raw)
+
+
+def test_irn_cams_relu_after_the_flip_sum_seed_cams_relu_before():
+    plain = torch.zeros(1, 2, 2, 2)
+    plain[0, :, 0, 0] = 1.0
+    flipped = torch.zeros(1, 2, 2, 2)  # what the flipped image gives, flipped back below
+    flipped[0, 0, 0, 0] = -1.0  # class 0: +1 and -1 cancel before a ReLU, not after
+    flipped[0, 1, 1, 1] = 1.0
+    model = _FixedCams(torch.cat([plain, flipped.flip(-1)]))
+    labels = torch.ones(1, 2)
+    maps = multiscale_cams(model, [torch.zeros(1, 3, 20, 20)], labels, (20, 20), flip=True)
+    assert maps.cam.shape == maps.irn_high_res.shape == (1, 2, 20, 20)
+    assert maps.irn_stride4.shape == (1, 2, 5, 5)
+    assert maps.cam[0, 0].max() == pytest.approx(1, abs=1e-4)  # ReLU per forward: +1 survives
+    assert (maps.irn_high_res[0, 0] == 0).all() and (maps.irn_stride4[0, 0] == 0).all()
+    # IRN's high-res map is upsampled to ceil(H/16)*16 = 32 and cropped, not resized to 20
+    summed = F.relu(plain + flipped)[:, 1:]
+    high = F.interpolate(summed, (32, 32), mode="bilinear", align_corners=False)[..., :20, :20]
+    assert torch.allclose(maps.irn_high_res[:, 1:], high / (high.amax() + 1e-5), atol=1e-6)
+    absent = multiscale_cams(model, [torch.zeros(1, 3, 20, 20)], torch.tensor([[0.0, 1]]),
+                             (20, 20), flip=True)  # fmt: skip
+    assert (absent.cam[0, 0] == 0).all() and (absent.irn_high_res[0, 0] == 0).all()

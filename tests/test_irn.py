@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import seal, tiny_params
+from tests.helpers import seal, tiny_params, write_cams
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.data.io import read_mask
 from wsss.refine.affinity import (
@@ -44,10 +44,20 @@ def test_forward_offsets_cover_each_pair_once_within_the_radius():
     assert disc == set(offsets) | {(-dy, -dx) for dy, dx in offsets}
 
 
-def test_path_points_run_from_the_pixel_to_its_neighbour():
+def test_path_points_are_irns_set():
+    """IRN's rule: every point of the offset's bounding box closer than 1 to the segment."""
     assert path_points((0, 3)) == [(0, 0), (0, 1), (0, 2), (0, 3)]
-    assert path_points((2, -2)) == [(0, 0), (1, -1), (2, -2)]
-    assert path_points((1, 2))[0] == (0, 0) and path_points((1, 2))[-1] == (1, 2)
+    # (1, 3): |x - 3y| < sqrt(10) holds for the whole 2 x 4 box
+    assert path_points((1, 3)) == [(y, x) for y in (0, 1) for x in range(4)]
+    # (2, 5): |2x - 5y| < sqrt(29)
+    assert path_points((2, 5)) == [
+        (0, 0), (0, 1), (0, 2),
+        (1, 0), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5),
+        (2, 3), (2, 4), (2, 5),
+    ]  # fmt: skip
+    # (2, -2): |x + y| < sqrt(2)
+    assert path_points((2, -2)) == [(0, -1), (0, 0), (1, -2), (1, -1), (1, 0), (2, -2), (2, -1)]
+    assert all({(0, 0), o} <= set(path_points(o)) for o in forward_offsets(10))
 
 
 def test_path_affinity_is_cut_by_a_wall_and_by_the_image_edge():
@@ -203,8 +213,7 @@ def gt_cams(dataset_artifact, tmp_path_factory) -> Path:
         for c in keys:
             blurred = cv2.GaussianBlur((gt == c + 1).astype(np.float32), (0, 0), 2.0)
             cams.append(blurred / max(blurred.max(), 1e-5))
-        cam = np.stack(cams).astype(np.float16)
-        np.savez_compressed(out / "cams" / f"{sample.id}.npz", cam=cam, keys=keys)
+        write_cams(out / "cams" / f"{sample.id}.npz", keys, np.stack(cams))
     seal(out, "cams", "extract_seeds", {"dataset": dataset_artifact})
     return out
 
@@ -277,15 +286,17 @@ def test_bad_irn_inputs(cli, dataset_artifact, gt_cams, irn_model, tmp_path):
     index = load_index(dataset_artifact)
     sample = next(s for s in index.split("train_aug") if len(s.labels) == 1)
     for tamper, message in (
-        (lambda cam, keys: (cam, (keys + 1) % 20), "disagree with the image labels"),
-        (lambda cam, keys: (cam[:, :-2], keys), "CAM shape"),
+        (lambda arrays: arrays | {"keys": (arrays["keys"] + 1) % 20}, "disagree with the image"),
+        (lambda a: a | {"irn_stride4": a["irn_stride4"][:, :, :-2]}, "irn_stride4 shape"),
+        (lambda a: {k: v for k, v in a.items() if k != "irn_stride4"}, "with 'irn_stride4'"),
     ):
         cams = tmp_path / "cams"
         shutil.rmtree(cams, ignore_errors=True)
         shutil.copytree(gt_cams, cams)
-        npz = np.load(cams / "cams" / f"{sample.id}.npz")
-        cam, keys = tamper(npz["cam"], npz["keys"])
-        np.savez_compressed(cams / "cams" / f"{sample.id}.npz", cam=cam, keys=keys)
+        path = cams / "cams" / f"{sample.id}.npz"
+        with np.load(path) as npz:
+            arrays = tamper(dict(npz))
+        np.savez_compressed(path, **arrays)
         (cams / MANIFEST).unlink()
         seal(cams, "cams", "extract_seeds", {"dataset": dataset_artifact})
         result = export(cams, irn_model)

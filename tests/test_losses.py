@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from wsss.methods import build_method
 from wsss.methods.losses import (
@@ -232,3 +233,51 @@ def test_mga_gradients_reach_students_or_both_sides(students_only):
     # the teachers (erased image for L_local, anchor for L_global) only when not students_only
     assert (d_local[0].abs().sum() > 0) != students_only
     assert (d_global[1].abs().sum() > 0) != students_only
+
+
+def _labels_by_present_classes(feat, y, image01, par, taus=(0.3, 0.15)):
+    """The official rule written out image by image: [tau; the present classes' Abar] is
+    selected, then softmax, PAR, argmax, and the argmax mapped back to class ids."""
+    size, half = image01.shape[-2:], (image01.shape[-2] // 2, image01.shape[-1] // 2)
+    peak = feat.amax(dim=(2, 3), keepdim=True).clamp(min=0)
+    abar = F.interpolate(feat / (peak + 1e-5), size, mode="bilinear", align_corners=False)
+    maps = []
+    for tau in taus:
+        labels = []
+        for i in range(len(feat)):
+            keys = torch.cat([torch.zeros(1, dtype=torch.long), y[i].nonzero()[:, 0] + 1])
+            scores = torch.cat([torch.full_like(abar[i, :1], tau), abar[i]])[keys][None]
+            scores = F.interpolate(scores, half, mode="bilinear", align_corners=False)
+            small = F.interpolate(image01[[i]], half, mode="bilinear", align_corners=False)
+            refined = par(small, scores.softmax(1))
+            up = F.interpolate(refined, size, mode="bilinear", align_corners=False)
+            labels.append(keys[up.argmax(1)[0]])
+        maps.append(torch.stack(labels))
+    strict, loose = maps
+    return torch.where(strict != 0, strict, torch.where(loose == 0, 0, 255))
+
+
+def test_pseudo_label_softmax_runs_over_background_and_present_classes_only():
+    torch.manual_seed(0)
+    feat = torch.randn(2, 6, 8, 8) + 0.5
+    y = torch.tensor([[1.0, 0, 0, 1, 0, 0], [0, 0, 1, 0, 0, 0]])
+    image = torch.rand(2, 3, 32, 32)
+    par = PAR((1, 2, 4), iterations=5)
+    seen = []
+
+    class Spy(PAR):
+        def forward(self, image, maps):
+            seen.append(maps)
+            return super().forward(image, maps)
+
+    spy = Spy((1, 2, 4), iterations=5)
+    labels = pseudo_labels(feat, y, image, spy)
+    # what PAR refines: a distribution over the background and the present classes alone
+    present = torch.cat([torch.ones(2, 1), y], 1).bool().repeat(2, 1)
+    assert (seen[0][~present] == 0).all()
+    assert torch.allclose(seen[0].sum(1), torch.ones(4, 16, 16))
+    assert torch.equal(labels, _labels_by_present_classes(feat, y, image, par))
+    # the rule matters: with all channels in the softmax (absent ones at 0), PAR decides otherwise
+    absent_at_zero = feat * y[:, :, None, None]
+    old = _labels_by_present_classes(absent_at_zero, torch.ones_like(y), image, par)
+    assert not torch.equal(labels, old)

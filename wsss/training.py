@@ -2,7 +2,9 @@
 
 A plain torchvision-references-style loop: per-step poly learning rate, bf16 autocast on CUDA,
 gradients averaged across torchrun processes, a checkpoint every `checkpoint_every` steps that a
-rerun resumes from (after a kill -9 too), tqdm progress and one JSON log line per `log_interval`
+rerun resumes from (after a kill -9 too), the random draws of every step (dropout, jigsaws,
+masks, views) seeded by (seed, rank, step) alone, so that a resumed run draws what an
+uninterrupted one does on CPU and CUDA alike, tqdm progress and one JSON log line per `log_interval`
 steps. What differs between stages (the data, the loss) comes in as two callables.
 """
 
@@ -13,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -42,6 +45,11 @@ def poly_factor(step: int, horizon: int, power: float) -> float:
     return (1 - min(step, horizon - 1) / horizon) ** power
 
 
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The torch seed of one training step of one process: independent of everything before."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
+
+
 def save_atomic(obj: dict, path: Path) -> None:
     """torch.save to a temporary name, then rename: a kill never leaves a torn file."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -63,6 +71,7 @@ class Loop:
     steps: list[int]  # optimizer steps of each epoch
     lr_factor: Callable[[int], float]
     resume_key: str  # a checkpoint is resumed only if made with the same key (params + seed)
+    seed: int
     checkpoint_every: int
     log_interval: int
     name: str
@@ -92,6 +101,7 @@ class Loop:
                 factor = self.lr_factor(step)
                 for group in self.optimizer.param_groups:
                     group["lr"] = group["base_lr"] * factor
+                torch.manual_seed(step_seed(self.seed, self.dist.rank, step))
                 with autocast(self.device):
                     loss, parts = loss_fn(batch, epoch)
                 if not math.isfinite(parts["total"]):
@@ -146,7 +156,6 @@ class Loop:
             return 0, []
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["rng"])
         if self.dist.is_main:
             print(json.dumps({"event": "resume", "step": ckpt["step"]}), flush=True)
         return ckpt["step"], ckpt["history"]
@@ -157,7 +166,6 @@ class Loop:
                 {
                     "model": self.model.state_dict(),
                     "optimizer": self.optimizer.state_dict(),
-                    "rng": torch.get_rng_state(),
                     "step": step,
                     "history": history,
                     "resume_key": self.resume_key,

@@ -12,6 +12,7 @@ from torchvision import tv_tensors
 from wsss.data.classes import IGNORE
 from wsss.data.index import DatasetIndex
 from wsss.data.io import read_image, read_mask
+from wsss.data.transforms import rescaled
 from wsss.errors import WsssError
 
 
@@ -117,6 +118,22 @@ class AugmentedSet(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return self.augmented(i, int(self.rng(i).integers(2**62)))
+
+
+class MultiScaleSet(Dataset):
+    """Items of an untransformed SegmentationDataset plus "views": the normalized image at each
+    of SCALES, resized as the official inference resizes it (`transforms.rescaled`)."""
+
+    def __init__(self, base: SegmentationDataset, scales: tuple[float, ...]):
+        self.base, self.scales = base, scales
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.base[i]
+        image = item["image"].permute(1, 2, 0).numpy()
+        return item | {"views": [rescaled(image, s) for s in self.scales]}
 
 
 def size_batches(dataset: SegmentationDataset, batch_size: int) -> list[list[int]]:

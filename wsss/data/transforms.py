@@ -3,7 +3,9 @@
 Masks are tv_tensors.Mask, so v2 resizes them with nearest neighbour and pads them with 255.
 """
 
+import numpy as np
 import torch
+from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
@@ -104,3 +106,18 @@ def irn_train_transforms(scale: tuple[float, float], crop: int, hflip: float) ->
 def eval_transforms() -> v2.Compose:
     """Normalize only: evaluation sees the whole image at its own size."""
     return v2.Compose(_to_float())
+
+
+def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """(round(s·H), round(s·W)) with Python's (half-to-even) rounding, as the official code."""
+    return round(size[0] * scale), round(size[1] * scale)
+
+
+def rescaled(image: np.ndarray, scale: float) -> torch.Tensor:
+    """An RGB uint8 (H, W, 3) image at SCALE for multi-scale inference, normalized (3, h, w): the
+    official code's PIL bicubic resize of the uint8 image to `scaled_size` (so the resampled
+    values are PIL's exactly, rounded to uint8 as they are), then normalized."""
+    h, w = scaled_size(image.shape[:2], scale)
+    if (h, w) != image.shape[:2]:
+        image = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BICUBIC))
+    return eval_transforms()(tv_tensors.Image(torch.from_numpy(image.copy()).permute(2, 0, 1)))

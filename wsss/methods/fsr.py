@@ -93,7 +93,6 @@ class Fsr:
     def __init__(self, p: TrainCamParams):
         self.p = p
         self.par = PAR(p.par_dilations, p.par_iterations)
-        self.centers: dict[str, torch.Tensor] = {}
 
     def optimizer(self, model: FsrNet) -> torch.optim.Optimizer:
         """AdamW: the encoder at fsr_lr, the new heads at 10x; no weight decay on biases,
@@ -117,12 +116,14 @@ class Fsr:
             return 0.1 + 0.9 * step / warm
         return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
-    def _center(self, name: str, teacher: torch.Tensor) -> torch.Tensor:
-        center = self.centers.get(name, torch.zeros_like(teacher[:1]))
+    @torch.no_grad()
+    def _center(self, center: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """The centre for this step's loss; CENTER (a model buffer) moves towards TEACHER's mean."""
+        before = center.clone()
         if len(teacher):
             m = self.p.fsr_center_momentum
-            self.centers[name] = center * m + teacher.mean(0, keepdim=True) * (1 - m)
-        return center
+            center.mul_(m).add_(teacher.mean(0, keepdim=True), alpha=1 - m)
+        return before
 
     def loss(self, model: FsrNet, batch: dict, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
         p = self.p
@@ -156,8 +157,12 @@ class Fsr:
         parts = {
             "cls": l_top,
             "aux": l_aux,
-            "class": dino_loss(t_class, s_class, self._center("class", t_class), t_temp, s_temp),
-            "patch": dino_loss(t_patch, s_patch, self._center("patch", t_patch), t_temp, s_temp),
+            "class": dino_loss(
+                t_class, s_class, self._center(model.class_center, t_class), t_temp, s_temp
+            ),
+            "patch": dino_loss(
+                t_patch, s_patch, self._center(model.patch_center, t_patch), t_temp, s_temp
+            ),
         }
         total = l_top + l_aux + p.fsr_w_class * parts["class"] + p.fsr_w_patch * parts["patch"]
         if progress >= p.fsr_seg_start:

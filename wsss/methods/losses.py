@@ -76,22 +76,26 @@ def pseudo_labels(
     """SSR labels (B, H, W): foreground where the 0.3 map says so, background where both the 0.3
     and the 0.15 maps say background, 255 in between. Both thresholds go through PAR at once.
 
-    The raw CAM is divided by its spatial maximum, as in the official code; where a present class
-    has no positive activation at all, that maximum is clamped at 0 (guard): dividing by a
-    negative maximum would turn the least activated pixels into the most confident foreground.
+    As in the official code, the softmax that PAR refines runs over the background score and the
+    present classes only: an absent class takes no share of a pixel's probability (and so never
+    changes how PAR weighs the present ones). The raw CAM is divided by its spatial maximum; where
+    a present class has no positive activation at all, that maximum is clamped at 0 (a guard the
+    official code lacks): dividing by a negative maximum would turn the least activated pixels
+    into the most confident foreground.
     """
     size = image01.shape[-2:]
     half = (size[0] // 2, size[1] // 2)
     feat = feat.float()
     peak = feat.amax(dim=(2, 3), keepdim=True).clamp(min=0)
-    abar = up(feat / (peak + 1e-5), size) * y[:, :, None, None]
+    abar = up(feat / (peak + 1e-5), size)
     b = feat.shape[0]
     scores = torch.cat(
         [torch.cat([torch.full_like(abar[:, :1], tau), abar], 1) for tau in (tau_fg, tau_bg)]
     )  # (2B, C+1, H, W)
-    scores = torch.softmax(up(scores, half), 1)
+    present = torch.cat([torch.ones_like(y[:, :1]), y], 1).bool().repeat(2, 1)  # (2B, C+1)
+    scores = up(scores, half).masked_fill(~present[:, :, None, None], -torch.inf)
     image_half = up(image01.float(), half).repeat(2, 1, 1, 1)
-    labels = up(par(image_half, scores), size).argmax(1)
+    labels = up(par(image_half, torch.softmax(scores, 1)), size).argmax(1)
     strict, loose = labels[:b], labels[b:]
     ignore = torch.full_like(strict, IGNORE)
     return torch.where(strict != 0, strict, torch.where(loose == 0, 0, ignore))

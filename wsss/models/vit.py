@@ -142,8 +142,9 @@ class FsrOutput:
 
 class FsrNet(nn.Module):
     """FSR's student (encoder, classifiers, decoder, DINO heads) and its EMA teacher (a copy of
-    the encoder and heads, never trained by gradients; kept in the state dict so a resumed run
-    resumes the teacher too). forward() gives CAMs like CamNet: extract_seeds treats both alike."""
+    the encoder and heads, never trained by gradients; kept in the state dict with DINO's
+    centres, so a resumed run resumes the teacher too). forward() gives CAMs like CamNet:
+    extract_seeds treats both alike."""
 
     def __init__(self, encoder: str, num_classes: int, head: tuple[int, int, int, int]):
         super().__init__()
@@ -166,6 +167,10 @@ class FsrNet(nn.Module):
             }
         )
         self.teacher.requires_grad_(False)
+        # DINO's running centres of the teacher's class and patch outputs: training state that
+        # a checkpoint must carry for a resumed run to follow an uninterrupted one
+        self.register_buffer("class_center", torch.zeros(1, prototypes))
+        self.register_buffer("patch_center", torch.zeros(1, prototypes))
         self.stride = self.encoder.stride
 
     def sync_teacher(self) -> None:

@@ -2,8 +2,9 @@
 random walk.
 
 Pixels i and j = i + (dy, dx) are compared within a radius on the stride-4 grid. Their affinity
-is 1 - max B over the straight path between them, both ends included; the map is padded with
-B = 1, so a pair that leaves the image has affinity 0. Everything is shifted-map tensor algebra
+is 1 - max B over the points of the path between them (IRN's set: the grid points closer than
+1 to the segment, both ends included); the map is padded with B = 1, so a pair that leaves the
+image has affinity 0. Everything is shifted-map tensor algebra
 over the whole batch: a loop over the few dozen offsets, none over images or pixels.
 """
 
@@ -27,15 +28,19 @@ def forward_offsets(radius: int) -> list[Offset]:
 
 
 def path_points(offset: Offset) -> list[Offset]:
-    """The grid points on the straight segment from (0, 0) to OFFSET, both ends included."""
+    """The grid points the path from (0, 0) to OFFSET passes: as in IRN, every integer point of
+    the offset's bounding box whose perpendicular distance to the segment is below 1 (both ends
+    included), in raster order."""
     dy, dx = offset
-    n = max(abs(dy), abs(dx))
-    points = []
-    for k in range(n + 1):
-        point = (round(dy * k / n), round(dx * k / n)) if n else (0, 0)
-        if point not in points:
-            points.append(point)
-    return points
+    length_sq = dy * dy + dx * dx
+    if not length_sq:
+        return [(0, 0)]
+    return [
+        (y, x)
+        for y in range(min(0, dy), max(0, dy) + 1)
+        for x in range(min(0, dx), max(0, dx) + 1)
+        if (dy * x - dx * y) ** 2 < length_sq
+    ]
 
 
 def shift(x: torch.Tensor, dy: int, dx: int, pad: int, value: float) -> torch.Tensor:

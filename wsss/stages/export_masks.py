@@ -1,11 +1,12 @@
 """export_masks: IRN boundaries + random walk of the CAMs -> `pseudo_masks` (METHOD §5).
 
 Per image: B = sigmoid of the boundary logits (averaged with the flipped image's), the CAMs on
-the stride-4 grid times (1 - B) walked 2^exp_times steps on the boundary-aware transition
-matrix, upsampled x4, divided by their maximum, a background score prepended, argmax:
-`masks/<id>.png` (VOC palette) and `confidence/<id>.png` (255 on the half of each predicted
-class's pixels with the largest top-1 - top-2 margin, 0 elsewhere). Images of one size are
-processed as one batch on the device; `pseudo_mask_miou` is scored on `score_split`.
+the stride-4 grid (the `cams` artifact's `irn_stride4`, IRN's recipe) times (1 - B) walked
+2^exp_times steps on the boundary-aware transition matrix, upsampled x4, divided by their
+maximum, a background score prepended, argmax: `masks/<id>.png` (VOC palette) and
+`confidence/<id>.png` (255 on the half of each predicted class's pixels with the largest
+top-1 - top-2 margin, 0 elsewhere). Images of one size are processed as one batch on the
+device; `pseudo_mask_miou` is scored on `score_split`.
 """
 
 import json
@@ -28,7 +29,7 @@ from wsss.plots import plot_overlays
 from wsss.refine.affinity import random_walk, transition_weights
 from wsss.refine.ir_labels import confidence_mask
 from wsss.runtime import autocast, describe, resolve_device
-from wsss.stages.extract_seeds import read_cam
+from wsss.stages.extract_seeds import read_cam, strided_size
 from wsss.stages.prepare_data import load_index, require_splits
 from wsss.stages.train_irn import load_irn_model
 
@@ -49,12 +50,11 @@ def boundaries(model: IRNet, images: torch.Tensor, flip: bool) -> torch.Tensor:
 def walk_cams(
     cams: torch.Tensor, boundary: torch.Tensor, size: tuple[int, int], p: ExportMasksParams
 ) -> torch.Tensor:
-    """CAMs (B, K, H, W) and boundaries (B, h, w) -> (B, K+1, H, W) scores, channel 0 the
-    background. Images with fewer classes are zero-padded to K channels; zeros stay zero."""
-    grid = boundary.shape[-2:]
-    small = F.interpolate(cams, grid, mode="bilinear", align_corners=False)
+    """CAMs (B, K, h, w) and boundaries (B, h, w) on the stride-4 grid -> (B, K+1, H, W) scores,
+    channel 0 the background. Images with fewer classes are zero-padded to K channels; zeros
+    stay zero."""
     weights = transition_weights(boundary, p.beta, p.radius)
-    walked = random_walk(small * (1 - boundary[:, None]), weights, 2**p.exp_times)
+    walked = random_walk(cams * (1 - boundary[:, None]), weights, 2**p.exp_times)
     up = F.interpolate(walked, scale_factor=4, mode="bilinear", align_corners=False)
     up = up[..., : size[0], : size[1]]
     up = up / up.flatten(1).amax(1).clamp(min=1e-5)[:, None, None, None]
@@ -80,9 +80,10 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         images = torch.stack([it["image"] for it in items]).to(device)
         size = tuple(images.shape[-2:])
         cams, keys = zip(
-            *(read_cam(cams_dir, it["id"], _labels(it), size) for it in items), strict=True
+            *(read_cam(cams_dir, it["id"], _labels(it), size, "irn_stride4") for it in items),
+            strict=True,
         )
-        stacked = torch.zeros(len(items), max(1, *map(len, keys)), *size)
+        stacked = torch.zeros(len(items), max(1, *map(len, keys)), *strided_size(size, 4))
         for i, cam in enumerate(cams):
             stacked[i, : len(cam)] = torch.from_numpy(cam)
         scores = walk_cams(stacked.to(device), boundaries(model, images, p.flip), size, p)

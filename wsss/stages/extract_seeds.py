@@ -1,14 +1,20 @@
 """extract_seeds: multi-scale + flip CAMs and background-threshold seeds -> `cams`.
 
-Per image: CAMs of the present classes (`cams/<id>.npz`: `cam` float16 (K, H, W) normalized to
-[0, 1], `keys` the K class ids) and the seed label map at the configured threshold
-(`seeds/<id>.png`). On the images of `score_split` that have GT masks it reports
-`seed_miou_fixed` (the configured threshold: the honest number), and `seed_miou` /
-`seed_threshold`, the best of a threshold sweep scored against GT, which is the number papers
-report (METHOD §4, §10.12).
+Per image, `cams/<id>.npz` holds the present classes' CAMs in two recipes of the same forwards
+(each class divided by its max, so in [0, 1]), all float16, with `keys`, the K class ids:
+- `cam` (K, H, W): the seed CAM of KTSE's inference (ReLU per forward after upsampling to H x W,
+  summed); the seeds `seeds/<id>.png` and every seed score come from it;
+- `irn_high_res` (K, H, W) and `irn_stride4` (K, ceil(H/4), ceil(W/4)): IRN's `make_cam`
+  recipe (plain + un-flipped flip summed at feature resolution, then ReLU, then upsampled per
+  scale: to ceil(H/16)·16 cropped back, and to the stride-4 grid). train_irn mines its IR
+  labels from `irn_high_res`; export_masks walks `irn_stride4`.
+On the images of `score_split` that have GT masks it reports `seed_miou_fixed` (the configured
+threshold: the honest number), and `seed_miou` / `seed_threshold`, the best of a threshold
+sweep scored against GT, which is the number papers report (METHOD §4, §10.12).
 """
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +24,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from wsss.data.classes import IGNORE
-from wsss.data.dataset import SegmentationDataset, size_batches
+from wsss.data.dataset import MultiScaleSet, SegmentationDataset, size_batches
 from wsss.data.io import read_image, read_mask, write_mask
-from wsss.data.transforms import eval_transforms
 from wsss.errors import WsssError
 from wsss.metrics import ConfusionMatrix
 from wsss.models.cam import CamNet
@@ -30,51 +35,92 @@ from wsss.runtime import autocast, describe, resolve_device
 from wsss.stages.prepare_data import load_index, require_splits
 from wsss.stages.train_cam import load_cam_model
 
+CAM_ARRAYS = ("cam", "irn_high_res", "irn_stride4")
+
+
+def strided_size(size: tuple[int, int], stride: int) -> tuple[int, int]:
+    """The grid of a stride-STRIDE map of an image of SIZE: ceil(H / stride) x ceil(W / stride)."""
+    return (size[0] - 1) // stride + 1, (size[1] - 1) // stride + 1
+
+
+def up(x: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(x, tuple(size), mode="bilinear", align_corners=False)
+
+
+@dataclass
+class ImageCams:
+    """Each (B, C, ., .), absent classes zeroed, each class divided by its max (+1e-5)."""
+
+    cam: torch.Tensor  # the seed recipe, H x W
+    irn_high_res: torch.Tensor  # IRN's recipe, H x W
+    irn_stride4: torch.Tensor  # IRN's recipe, on the stride-4 grid
+
 
 @torch.no_grad()
 def multiscale_cams(
-    model: CamNet, images: torch.Tensor, labels: torch.Tensor, scales, flip: bool
-) -> torch.Tensor:
-    """(B, C, H, W) CAMs: per scale (and its flip) ReLU of the raw CAM upsampled to H x W, summed,
-    absent classes zeroed, each class divided by its max (+1e-5)."""
-    size = images.shape[-2:]
-    total = torch.zeros(images.shape[0], labels.shape[1], *size, device=images.device)
-    for scale in scales:
-        x = (
-            images
-            if scale == 1
-            else F.interpolate(images, scale_factor=scale, mode="bicubic", align_corners=False)
-        )
+    model: CamNet,
+    views: list[torch.Tensor],
+    labels: torch.Tensor,
+    size: tuple[int, int],
+    flip: bool,
+) -> ImageCams:
+    """The CAMs of images of SIZE from VIEWS (the images at each inference scale, (B, 3, h, w)),
+    in both recipes of the module docstring; each forward runs once and feeds both."""
+    b, c = labels.shape
+    up16 = tuple(16 * n for n in strided_size(size, 16))
+    totals = {
+        "cam": torch.zeros(b, c, *size, device=labels.device),
+        "irn_high_res": torch.zeros(b, c, *up16, device=labels.device),
+        "irn_stride4": torch.zeros(b, c, *strided_size(size, 4), device=labels.device),
+    }
+
+    for x in views:
         batch = torch.cat([x, x.flip(-1)]) if flip else x
-        with autocast(images.device):
-            cam = model(batch).cam.float()
-        cam = F.relu(F.interpolate(cam, size, mode="bilinear", align_corners=False))
+        with autocast(x.device):
+            raw = model(batch).cam.float()
         if flip:
-            plain, flipped = cam.chunk(2)
-            cam = plain + flipped.flip(-1)
-        total += cam
-    total *= labels[:, :, None, None]
-    return total / (total.amax(dim=(2, 3), keepdim=True) + 1e-5)
+            plain, flipped = raw.chunk(2)
+            seed = F.relu(up(plain, size))
+            seed = seed + F.relu(up(flipped, size)).flip(-1)
+            irn = F.relu(plain + flipped.flip(-1))
+        else:
+            seed = F.relu(up(raw, size))
+            irn = F.relu(raw)
+        totals["cam"] += seed
+        for name in ("irn_high_res", "irn_stride4"):
+            totals[name] += up(irn, totals[name].shape[-2:])
+    totals["irn_high_res"] = totals["irn_high_res"][..., : size[0], : size[1]]
+    present = labels[:, :, None, None]
+    return ImageCams(
+        **{
+            k: v * present / ((v * present).amax((2, 3), keepdim=True) + 1e-5)
+            for k, v in totals.items()
+        }
+    )
 
 
-def read_cam(cams: Path, image_id: str, labels: tuple[int, ...], size: tuple[int, int]):
-    """(cam (K, H, W) float32, keys (K,)) of one image from a `cams` artifact directory, checked
-    against the image's labels and size (H, W); a mismatch is a one-line WsssError."""
+def read_cam(
+    cams: Path, image_id: str, labels: tuple[int, ...], size: tuple[int, int], array: str = "cam"
+):
+    """(CAM (K, ., .) float32, keys (K,)) of one image from a `cams` artifact directory: ARRAY is
+    one of CAM_ARRAYS. Checked against the image's labels and size (H, W); a mismatch is a
+    one-line WsssError."""
     path = cams / "cams" / f"{image_id}.npz"
     try:
         with np.load(path) as npz:
-            cam, keys = npz["cam"].astype(np.float32), npz["keys"]
+            cam, keys = npz[array].astype(np.float32), npz["keys"]
     except FileNotFoundError:
         raise WsssError(f"{path}: no CAM for image '{image_id}'") from None
     except (OSError, KeyError, ValueError) as exc:
-        raise WsssError(f"{path}: not a CAM array file ({exc})") from None
+        raise WsssError(f"{path}: not a CAM array file with '{array}' ({exc})") from None
     if sorted(keys.tolist()) != sorted(labels):
         raise WsssError(
             f"{path}: CAM classes {keys.tolist()} disagree with the image labels {sorted(labels)}"
         )
-    if cam.shape != (len(keys), *size):
+    grid = strided_size(size, 4) if array == "irn_stride4" else size
+    if cam.shape != (len(keys), *grid):
         raise WsssError(
-            f"{path}: CAM shape {cam.shape}, expected ({len(keys)}, {size[0]}, {size[1]})"
+            f"{path}: {array} shape {cam.shape}, expected ({len(keys)}, {grid[0]}, {grid[1]})"
         )
     return cam, keys
 
@@ -97,7 +143,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             f"{inputs['cam_model'].path}: model has {meta['num_classes']} classes, "
             f"the dataset {len(index.classes)}"
         )
-    dataset = SegmentationDataset(index, p.split, eval_transforms())
+    dataset = SegmentationDataset(index, p.split)
     thresholds = np.round(np.arange(*p.sweep), 4).tolist()
     sweep = {t: ConfusionMatrix(index.num_classes) for t in thresholds}
     fixed = ConfusionMatrix(index.num_classes)
@@ -105,18 +151,27 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     (out / "seeds").mkdir()
     scored = 0
     batches = size_batches(dataset, p.batch_size)
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=rt.num_workers, collate_fn=list)
+    loader = DataLoader(
+        MultiScaleSet(dataset, p.scales),
+        batch_sampler=batches,
+        num_workers=rt.num_workers,
+        collate_fn=list,
+    )
     for items in tqdm(loader, total=len(batches), desc="extract_seeds", disable=None):
-        images = torch.stack([it["image"] for it in items]).to(device)
+        views = [
+            torch.stack(v).to(device) for v in zip(*(it["views"] for it in items), strict=True)
+        ]
         labels = torch.stack([it["labels"] for it in items]).to(device)
-        cams = multiscale_cams(model, images, labels, p.scales, p.flip).cpu()
-        for item, cam in zip(items, cams, strict=True):
+        maps = multiscale_cams(model, views, labels, tuple(items[0]["image"].shape[-2:]), p.flip)
+        arrays = {name: getattr(maps, name).cpu() for name in CAM_ARRAYS}
+        for i, item in enumerate(items):
             keys = item["labels"].nonzero().flatten()
             np.savez_compressed(
                 out / "cams" / f"{item['id']}.npz",
-                cam=cam[keys].numpy().astype(np.float16),
+                **{name: a[i, keys].numpy().astype(np.float16) for name, a in arrays.items()},
                 keys=keys.numpy().astype(np.int64),
             )
+            cam = arrays["cam"][i]
             seed = seeds_from_cams(cam, p.threshold).numpy().astype(np.uint8)
             write_mask(out / "seeds" / f"{item['id']}.png", seed)
             gt = item["mask"].numpy()

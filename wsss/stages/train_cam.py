@@ -112,6 +112,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         steps=steps,
         lr_factor=lambda step: method.lr_factor(step, total),
         resume_key=digest({"train_cam": p.model_dump(mode="json"), "seed": rt.seed}),
+        seed=rt.seed,
         checkpoint_every=p.checkpoint_every,
         log_interval=rt.log_interval,
         name="train_cam",

@@ -114,6 +114,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         steps=steps,
         lr_factor=lambda step: max(poly_factor(step, total, p.poly_power), floor),
         resume_key=digest({"train_deeplab": p.model_dump(mode="json"), "seed": rt.seed}),
+        seed=rt.seed,
         checkpoint_every=p.checkpoint_every,
         log_interval=rt.log_interval,
         name="train_deeplab",

@@ -1,5 +1,8 @@
 """train_irn: IR labels mined from a `cams` artifact, then IRNet trained on them -> `irn_model`.
 
+The labels are mined from the artifact's `irn_high_res` CAMs (IRN's own CAM recipe, as in the
+official pipeline), not from the seed CAMs.
+
 The IR labels (`ir_labels/<id>.png`: class id + 1 of confident foreground, 0 confident
 background, 255 unknown) stay in the artifact, so what IRN learned from can be inspected.
 Mining runs image by image in data-loader workers (the CRF is CPU work); training goes through
@@ -77,7 +80,7 @@ class _Mining(Dataset):
     def __getitem__(self, i: int) -> np.ndarray:
         sample = self.samples[i]
         image = read_image(self.index.image_path(sample))
-        cam, keys = read_cam(self.cams, sample.id, sample.labels, image.shape[:2])
+        cam, keys = read_cam(self.cams, sample.id, sample.labels, image.shape[:2], "irn_high_res")
         p = self.p
         label = ir_label(image, cam, keys, p.fg_threshold, p.bg_threshold, p.crf)
         write_mask(self.out / f"{sample.id}.png", label)
@@ -165,6 +168,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         steps=steps,
         lr_factor=lambda step: poly_factor(step, total, p.poly_power),
         resume_key=digest({"train_irn": p.model_dump(mode="json"), "seed": rt.seed}),
+        seed=rt.seed,
         checkpoint_every=p.checkpoint_every,
         log_interval=rt.log_interval,
         name="train_irn",

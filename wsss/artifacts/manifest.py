@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 import wsss
 from wsss.errors import WsssError
+from wsss.safe_paths import relative_path
 
 MANIFEST = "manifest.json"
 
@@ -132,12 +133,16 @@ def require_files(uri: str | Path, manifest: Manifest, size_of: Callable[[str], 
 
 
 def parse_manifest(raw: bytes, where: str) -> Manifest:
+    """A manifest whose listed files all lie inside its artifact, or a one-line WsssError."""
     try:
-        return Manifest.model_validate_json(raw)
+        manifest = Manifest.model_validate_json(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         raise WsssError(f"{where}: invalid manifest ({loc}: {err['msg']})") from None
+    for rel in manifest.files:
+        relative_path(rel, f"{where}: files")
+    return manifest
 
 
 def open_artifact(uri: str | Path, kind: str | None = None) -> Artifact:

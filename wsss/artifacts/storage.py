@@ -35,6 +35,7 @@ from wsss.artifacts.manifest import (
     sha256_file,
 )
 from wsss.errors import WsssError
+from wsss.safe_paths import relative_path
 
 ENDPOINT_ENV = "S3_ENDPOINT_URL"
 RETRIES_ENV = "WSSS_S3_RETRIES"
@@ -254,6 +255,8 @@ def sync_root(uri: str) -> Path:
     objects = s3.list(where)
     if not objects:
         raise WsssError(f"{uri}: no objects under this dataset root")
+    for rel in objects:
+        relative_path(rel, f"{uri}: object key")
     target = cache_dir() / "roots" / hashlib.sha256(uri.encode()).hexdigest()[:32]
     shutil.rmtree(target, ignore_errors=True)
     with _staging(target) as tmp:
@@ -282,6 +285,8 @@ def _download_checked(where: S3Path, expected: dict[str, str], dest: Path) -> st
     """Download each file of EXPECTED (relative key -> sha256) under WHERE into DEST; the first
     whose bytes differ from its sha256, or None."""
     s3 = store()
+    for rel in expected:
+        relative_path(rel, f"{where.uri}: listed file")
     for rel, sha256 in expected.items():
         s3.download(where.child(rel), dest / rel)
         if sha256_file(dest / rel) != sha256:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wsss.errors import WsssError
+from wsss.safe_paths import file_name, relative_path
 
 
 @dataclass(frozen=True)
@@ -63,18 +64,25 @@ class DatasetIndex:
 
     @classmethod
     def load(cls, directory: Path, root: Path, format: str) -> "DatasetIndex":
-        """Read what save() wrote; ROOT is where the images are now (original or local copy)."""
+        """Read what save() wrote; ROOT is where the images are now (original or local copy).
+        Ids become output file names and paths are joined to ROOT: each is checked here."""
         classes = tuple(json.loads((directory / "classes.json").read_text()))
         class_id = {name: i for i, name in enumerate(classes)}
         labels = json.loads((directory / "labels.json").read_text())
-        paths = json.loads((directory / "samples.json").read_text())
-        samples = {
-            i: Sample(i, p["image"], p["mask"], tuple(class_id[n] for n in labels[i]))
-            for i, p in paths.items()
-        }
-        splits = {
-            f.stem: f.read_text().split() for f in sorted((directory / "splits").glob("*.txt"))
-        }
+        where = directory / "samples.json"
+        paths = json.loads(where.read_text())
+        samples = {}
+        for i, p in paths.items():
+            mask = p["mask"] and relative_path(p["mask"], f"{where}: '{i}' mask")
+            image = relative_path(p["image"], f"{where}: '{i}' image")
+            samples[i] = Sample(
+                file_name(i, f"{where}: id"), image, mask, tuple(class_id[n] for n in labels[i])
+            )
+        splits = {}
+        for f in sorted((directory / "splits").glob("*.txt")):
+            splits[f.stem] = f.read_text().split()
+            if unknown := next((i for i in splits[f.stem] if i not in samples), None):
+                raise WsssError(f"{f}: image {unknown!r} is not in the dataset's samples.json")
         return cls(format, root, classes, splits, samples)
 
 
@@ -86,12 +94,17 @@ def read_split_list(path: Path, exists: Callable[[str], bool]) -> list[str]:
     """Image ids, one per line; a missing list or an id whose image is missing is a WsssError."""
     if not path.is_file():
         raise WsssError(f"{path}: split list not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise WsssError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     ids: list[str] = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
         if not tokens:
             continue
-        image_id = Path(tokens[0]).stem  # accepts "X" and "/JPEGImages/X.jpg /Seg.../X.png"
+        # accepts "X" and "/JPEGImages/X.jpg /Seg.../X.png"
+        image_id = file_name(Path(tokens[0]).stem, f"{path}:{lineno}")
         if not exists(image_id):
             raise WsssError(
                 f"{path}:{lineno}: image '{image_id}' is listed but its file is missing"

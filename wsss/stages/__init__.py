@@ -1,28 +1,29 @@
 """The pipeline's stages and the one runner that every orchestrator (CLI, DVC, KFP) calls.
 
 Each stage is a module in this package with `run(inputs, out, params) -> metrics`; the runner
-checks its inputs, prepares the output directory, times it and writes the manifest last.
+checks its inputs and the output, runs the stage in the output's staging directory, times it,
+writes the manifest last and only then puts the new artifact in place (wsss.artifacts.output).
 """
 
+import errno
 import hashlib
 import importlib
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import wsss
 from wsss.artifacts import Artifact, InputRef, Manifest, open_artifact, relative_uri, write_manifest
-from wsss.artifacts.manifest import MANIFEST, code_revision, hash_tree, now_iso
+from wsss.artifacts.manifest import code_revision, hash_tree, now_iso
+from wsss.artifacts.output import begin, check_out, exclusive, staging_of, swap
 from wsss.artifacts.storage import cache_dir, parse_s3, push_artifact, store
 from wsss.artifacts.uri import is_remote
 from wsss.errors import WsssError
 from wsss.params import Params, digest
 
 METRICS = "metrics.json"
-PARTIAL = ".partial"  # present while a stage writes; marks a directory the runner may clear
 
 
 @dataclass(frozen=True)
@@ -83,20 +84,6 @@ def open_inputs(stage: Stage, uris: dict[str, str]) -> StageInputs:
     }
 
 
-def _prepare_out(out: Path, resumable: bool) -> None:
-    """Make OUT an in-progress artifact directory, never clearing a directory we did not make."""
-    if out.exists() and any(out.iterdir()):
-        if not ((out / MANIFEST).exists() or (out / PARTIAL).exists()):
-            raise WsssError(
-                f"{out}: exists, is not empty and is not an artifact; refusing to use it"
-            )
-        (out / MANIFEST).unlink(missing_ok=True)  # from here on the old result is incomplete
-        if not resumable:
-            shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / PARTIAL).touch()
-
-
 def _input_ref(out: str | Path, uri: str, opened: Artifact | str) -> InputRef:
     """How the manifest names an input: relative URI, plus kind and digest for artifacts."""
     if isinstance(opened, str):  # a raw dataset root
@@ -129,41 +116,53 @@ def run_stage(
     remote_out = is_remote(out)
     if remote_out:  # before hours of work, not after
         store().require_bucket(parse_s3(str(out)))
-    local_out = _staging_dir(str(out)) if remote_out else Path(out)
-    main_process = int(os.environ.get("RANK", "0")) == 0
-    if main_process:
-        _prepare_out(local_out, stage.training)
-    start = time.monotonic()
-    module = importlib.import_module(f"wsss.stages.{stage.name}")
-    metrics, device = module.run(inputs, local_out, params)
-    duration = time.monotonic() - start
-    if not main_process:
+    local = {n: a.path if isinstance(a, Artifact) else Path(a) for n, a in inputs.items()}
+    local = {n: p for n, p in local.items() if not is_remote(str(p))}
+    target = _staging_dir(str(out)) if remote_out else check_out(out, local)
+    if int(os.environ.get("RANK", "0")) != 0:  # rank 0 prepares the directory and the manifest
+        _run_module(stage, inputs, staging_of(target), params)
         return None
-    (local_out / METRICS).write_text(json.dumps(metrics, indent=1) + "\n")  # dvc metrics show
-    (local_out / PARTIAL).unlink()
-    resolved = {
-        section: getattr(params, section).model_dump()
-        for section in (stage.section, *stage.also_reads, "runtime")
-    }
-    files = hash_tree(local_out)
-    manifest = Manifest(
-        kind=stage.kind,
-        stage=stage.name,
-        wsss_version=wsss.__version__,
-        code_revision=code_revision(),
-        created_at=now_iso(),
-        params=resolved,
-        params_digest=digest(resolved),
-        inputs={n: _input_ref(out, recorded[n], opened) for n, opened in inputs.items()},
-        files=files,
-        metrics=metrics,
-        device=device,
-        duration_s=round(duration, 3),
-    )
-    write_manifest(local_out, manifest)
+    with exclusive(target):
+        staging = begin(target, stage.training)
+        start = time.monotonic()
+        metrics, device = _run_module(stage, inputs, staging, params)
+        duration = time.monotonic() - start
+        (staging / METRICS).write_text(json.dumps(metrics, indent=1) + "\n")  # dvc metrics show
+        resolved = {
+            section: getattr(params, section).model_dump()
+            for section in (stage.section, *stage.also_reads, "runtime")
+        }
+        files = hash_tree(staging)
+        manifest = Manifest(
+            kind=stage.kind,
+            stage=stage.name,
+            wsss_version=wsss.__version__,
+            code_revision=code_revision(),
+            created_at=now_iso(),
+            params=resolved,
+            params_digest=digest(resolved),
+            inputs={n: _input_ref(out, recorded[n], opened) for n, opened in inputs.items()},
+            files=files,
+            metrics=metrics,
+            device=device,
+            duration_s=round(duration, 3),
+        )
+        write_manifest(staging, manifest)
+        swap(staging, target)
     if remote_out:
-        push_artifact(local_out, str(out), list(files))
+        push_artifact(target, str(out), list(files))
     return manifest
+
+
+def _run_module(stage: Stage, inputs: StageInputs, out: Path, params: Params):
+    """The stage's own run(); a full disk or a read-only place is one line, not a traceback."""
+    module = importlib.import_module(f"wsss.stages.{stage.name}")
+    try:
+        return module.run(inputs, out, params)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise WsssError(f"{exc.filename or out}: cannot write ({exc.strerror})") from None
+        raise
 
 
 def _staging_dir(uri: str) -> Path:

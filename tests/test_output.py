@@ -1,0 +1,99 @@
+"""The output directory: nothing is lost. Stage then swap, refuse outputs that overlap an input
+or are not wsss artifacts, keep an old artifact complete through a failed rerun, recover from a
+kill at any point, follow a symlinked --out, and lock out a second run."""
+
+import fcntl
+import json
+import os
+import shutil
+
+import pytest
+
+from wsss.artifacts import MANIFEST, open_artifact
+from wsss.artifacts.output import staging_of
+
+
+def _prepare(cli, root, out):
+    return cli("run", "prepare_data", "--in", f"root={root}", "--out", out)
+
+
+@pytest.fixture
+def complete(cli, toy_root, tmp_path):
+    out = tmp_path / "dataset"
+    assert _prepare(cli, toy_root, out).code == 0
+    return out
+
+
+def _digest(out):
+    return open_artifact(out).manifest_digest
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "parent"])
+def test_an_output_overlapping_an_input_is_refused(cli, complete, where):
+    out = {"same": complete, "inside": complete / "sub", "parent": complete.parent}[where]
+    before = _digest(complete)
+    result = cli("run", "train_cam", "--in", f"dataset={complete}", "--out", out)
+    assert result.code == 2 and "overlap the input 'dataset'" in result.err, result.err
+    assert _digest(complete) == before and not (complete / "sub").exists()
+
+
+def test_prepare_data_cannot_write_into_its_root(cli, toy_copy):
+    result = _prepare(cli, toy_copy, toy_copy / "artifact")
+    assert result.code == 2 and "overlap the input 'root'" in result.err
+
+
+def test_only_a_wsss_artifact_is_replaced(cli, toy_root, tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / MANIFEST).write_text('{"name": "somebody else\'s"}')
+    (foreign / "notes.txt").write_text("keep me")
+    result = _prepare(cli, toy_root, foreign)
+    assert result.code == 2 and "not a wsss manifest" in result.err
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    assert _prepare(cli, toy_root, "").code == 2
+    assert "--out: empty" in _prepare(cli, toy_root, "").err
+    (tmp_path / "file").write_text("x")
+    result = _prepare(cli, toy_root, tmp_path / "file")
+    assert result.code == 2 and "is not a directory" in result.err
+
+
+def test_a_failed_rerun_keeps_the_old_artifact_complete(cli, complete, tmp_path):
+    before = _digest(complete)
+    (tmp_path / "not_voc").mkdir()
+    result = _prepare(cli, tmp_path / "not_voc", complete)
+    assert result.code == 2
+    assert _digest(complete) == before  # still complete, still the old one
+
+
+def test_a_kill_at_any_point_leaves_something_a_rerun_accepts(cli, toy_root, complete):
+    before = _digest(complete)
+    staging = staging_of(complete)
+    staging.mkdir()
+    (staging / "half-written.npz").write_text("")  # killed while the stage wrote
+    assert _prepare(cli, toy_root, complete).code == 0
+    assert not staging.exists() and "half-written.npz" not in open_artifact(complete).manifest.files
+    # killed in the middle of the swap: the old artifact moved aside, the new one not yet in place
+    os.rename(complete, complete.with_name(f".{complete.name}.old"))
+    assert _prepare(cli, toy_root, complete).code == 0
+    assert open_artifact(complete).manifest.kind == "dataset"
+    assert not complete.with_name(f".{complete.name}.old").exists()
+    assert before != _digest(complete)  # a new run (created_at differs)
+
+
+def test_a_symlinked_out_is_written_through(cli, toy_root, complete, tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(complete)
+    assert _prepare(cli, toy_root, link).code == 0
+    assert link.is_symlink() and link.resolve() == complete.resolve()
+    assert json.loads((complete / MANIFEST).read_text())["kind"] == "dataset"
+
+
+def test_a_second_run_on_one_out_is_refused(cli, toy_root, complete):
+    lock = complete.with_name(f".{complete.name}.lock")
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = _prepare(cli, toy_root, complete)
+    assert result.code == 2 and "another run is writing it" in result.err
+    assert open_artifact(complete).manifest.kind == "dataset"
+    shutil.rmtree(complete)
+    assert _prepare(cli, toy_root, complete).code == 0  # the lock went with the first run

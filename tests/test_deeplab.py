@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from tests.helpers import seal, tiny_params
 from wsss.artifacts import MANIFEST, open_artifact
+from wsss.artifacts.output import staging_of
 from wsss.data.io import read_mask
 from wsss.methods.segmentation import pseudo_mask_loss
 from wsss.models.backbones import TorchvisionResNet
@@ -99,6 +100,12 @@ def test_train_deeplab_artifact(seg_model):
 
 def test_select_on_val_keeps_the_best_epoch_and_says_so(dataset_artifact, gt_masks, tmp_path):
     params = tiny_params(tmp_path / "p.yaml", train_deeplab={"select_on_val": True})
+    # an interrupted run with other params left a better-looking best epoch and a torn checkpoint
+    staging = staging_of(tmp_path / "s")
+    staging.mkdir()
+    torch.save({"miou": 2.0, "epoch": 7, "state_dict": {}, "resume_key": "other"},
+               staging / "best.pt")  # fmt: skip
+    (staging / "checkpoint.pt").write_bytes(b"torn")
     result = _run("run", "train_deeplab", "--in", f"dataset={dataset_artifact}",
                   "--in", f"pseudo_masks={gt_masks}", "--out", tmp_path / "s",
                   "--params", params)  # fmt: skip
@@ -107,6 +114,7 @@ def test_select_on_val_keeps_the_best_epoch_and_says_so(dataset_artifact, gt_mas
     assert m.params["train_deeplab"]["select_on_val"] is True
     assert m.metrics["selected_epoch"] in (0.0, 1.0) and 0 <= m.metrics["selected_val_miou"] <= 1
     assert "best.pt" not in m.files
+    assert "warning:" in result.stderr and "unreadable checkpoint" in result.stderr
 
 
 def test_evaluate_writes_predictions_scores_and_a_self_contained_report(

@@ -11,6 +11,8 @@ import pytest
 
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.output import staging_of
+from wsss.params import TrainCamParams
+from wsss.training import resume_key
 
 
 def _prepare(cli, root, out):
@@ -97,3 +99,16 @@ def test_a_second_run_on_one_out_is_refused(cli, toy_root, complete):
     assert open_artifact(complete).manifest.kind == "dataset"
     shutil.rmtree(complete)
     assert _prepare(cli, toy_root, complete).code == 0  # the lock went with the first run
+
+
+def test_a_checkpoint_resumes_only_with_the_same_inputs(complete, tmp_path):
+    params = TrainCamParams()
+    same = resume_key("train_cam", params, 0, {"dataset": open_artifact(complete)})
+    assert same == resume_key("train_cam", params, 0, {"dataset": open_artifact(complete)})
+    other = tmp_path / "other"
+    shutil.copytree(complete, other)
+    manifest = json.loads((other / MANIFEST).read_text())
+    manifest["created_at"] = "2026-01-01T00:00:00+00:00"  # another dataset artifact
+    (other / MANIFEST).write_text(json.dumps(manifest))
+    assert same != resume_key("train_cam", params, 0, {"dataset": open_artifact(other)})
+    assert same != resume_key("train_cam", params, 1, {"dataset": open_artifact(complete)})

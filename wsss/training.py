@@ -11,17 +11,21 @@ steps. What differs between stages (the data, the loss) comes in as two callable
 import json
 import math
 import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from wsss.artifacts import Artifact
 from wsss.data.pairs import EpochSampler
 from wsss.errors import Diverged, WsssError
+from wsss.params import digest
 from wsss.plots import plot_curves
 from wsss.runtime import (
     Dist,
@@ -43,6 +47,13 @@ LoaderFn = Callable[[int, int], Iterable[dict]]  # (epoch, batches to skip) -> b
 def poly_factor(step: int, horizon: int, power: float) -> float:
     """(1 - step/horizon)^power, the poly schedule (held at its last value past the horizon)."""
     return (1 - min(step, horizon - 1) / horizon) ** power
+
+
+def resume_key(section: str, p: BaseModel, seed: int, inputs: dict) -> str:
+    """What a checkpoint must have been made with to be resumed: the stage's params, the seed
+    and the exact input artifacts (their manifest digests)."""
+    digests = {n: a.manifest_digest for n, a in inputs.items() if isinstance(a, Artifact)}
+    return digest({section: p.model_dump(mode="json"), "seed": seed, "inputs": digests})
 
 
 def step_seed(seed: int, rank: int, step: int) -> int:
@@ -151,8 +162,15 @@ class Loop:
         path = self.out / CHECKPOINT
         if not path.exists():
             return 0, []
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        if ckpt["resume_key"] != self.resume_key or ckpt["world_size"] != self.dist.world_size:
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            matches = ckpt["resume_key"] == self.resume_key
+        except Exception as exc:  # a torn or foreign file: any error of any unpickler
+            if self.dist.is_main:
+                print(f"warning: {path}: unreadable checkpoint ({type(exc).__name__}); "
+                      "training from the start", file=sys.stderr, flush=True)  # fmt: skip
+            return 0, []
+        if not matches or ckpt["world_size"] != self.dist.world_size:
             return 0, []
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])

@@ -19,7 +19,7 @@ from wsss.models.backbones import build_backbone
 from wsss.models.cam import CamNet
 from wsss.models.mxnet import load_weights
 from wsss.models.vit import FsrNet
-from wsss.params import Params, TrainCamParams, digest
+from wsss.params import Params, TrainCamParams
 from wsss.runtime import (
     autocast,
     describe,
@@ -31,6 +31,7 @@ from wsss.training import (
     epoch_loader,
     load_model_file,
     place_model,
+    resume_key,
     start,
 )
 
@@ -111,7 +112,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         out=out,
         steps=steps,
         lr_factor=lambda step: method.lr_factor(step, total),
-        resume_key=digest({"train_cam": p.model_dump(mode="json"), "seed": rt.seed}),
+        resume_key=resume_key("train_cam", p, rt.seed, inputs),
         seed=rt.seed,
         checkpoint_every=p.checkpoint_every,
         log_interval=rt.log_interval,

@@ -21,7 +21,7 @@ from wsss.data.transforms import eval_transforms, train_transforms
 from wsss.methods.segmentation import pseudo_mask_loss
 from wsss.metrics import ConfusionMatrix
 from wsss.models.deeplab import DeepLabV2, build_deeplab, segment
-from wsss.params import Params, digest
+from wsss.params import Params
 from wsss.runtime import (
     describe,
     finish_distributed,
@@ -34,6 +34,7 @@ from wsss.training import (
     load_model_file,
     place_model,
     poly_factor,
+    resume_key,
     save_atomic,
     start,
 )
@@ -113,7 +114,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         out=out,
         steps=steps,
         lr_factor=lambda step: max(poly_factor(step, total, p.poly_power), floor),
-        resume_key=digest({"train_deeplab": p.model_dump(mode="json"), "seed": rt.seed}),
+        resume_key=resume_key("train_deeplab", p, rt.seed, inputs),
         seed=rt.seed,
         checkpoint_every=p.checkpoint_every,
         log_interval=rt.log_interval,
@@ -131,8 +132,14 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             return
         miou = val_miou(model, index, p.val_split, device, rt.num_workers)
         best = out / BEST
-        if not best.exists() or torch.load(best, weights_only=True)["miou"] < miou:
-            save_atomic({"miou": miou, "epoch": epoch, "state_dict": model.state_dict()}, best)
+        try:  # only a best epoch of this very run (params, seed, inputs) competes
+            saved = torch.load(best, weights_only=True)
+            kept = saved["resume_key"] == loop.resume_key and saved["miou"] >= miou
+        except Exception:  # absent, torn or from another run
+            kept = False
+        if not kept:
+            state = {"miou": miou, "epoch": epoch, "state_dict": model.state_dict()}
+            save_atomic(state | {"resume_key": loop.resume_key}, best)
 
     loader = epoch_loader(dataset, lambda epoch: sampler, rt.num_workers, device)
     history = loop.run(loader, loss_fn, on_epoch_end=keep_best if p.select_on_val else None)

@@ -27,7 +27,7 @@ from wsss.data.pairs import EpochSampler
 from wsss.data.transforms import irn_train_transforms
 from wsss.errors import WsssError
 from wsss.models.irn import IRNet, build_irnet
-from wsss.params import Params, TrainIrnParams, digest
+from wsss.params import Params, TrainIrnParams
 from wsss.refine.affinity import (
     affinity_loss,
     displacement_loss,
@@ -49,6 +49,7 @@ from wsss.training import (
     load_model_file,
     place_model,
     poly_factor,
+    resume_key,
     start,
 )
 
@@ -167,7 +168,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         out=out,
         steps=steps,
         lr_factor=lambda step: poly_factor(step, total, p.poly_power),
-        resume_key=digest({"train_irn": p.model_dump(mode="json"), "seed": rt.seed}),
+        resume_key=resume_key("train_irn", p, rt.seed, inputs),
         seed=rt.seed,
         checkpoint_every=p.checkpoint_every,
         log_interval=rt.log_interval,

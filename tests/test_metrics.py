@@ -94,3 +94,26 @@ def test_score_bad_input(cli, tmp_path):
     write_mask(tmp_path / "pred" / "a.png", np.zeros((4, 5), np.uint8))
     result = cli("score", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt")
     assert result.code == 2 and "differs from GT" in result.err
+
+
+@pytest.mark.parametrize("value", ["1", "0", "-5", "256", "x"])
+def test_score_refuses_a_class_count_outside_2_to_255(cli, tmp_path, value):
+    result = cli("score", "--pred", tmp_path, "--gt", tmp_path, "--num-classes", value)
+    assert result.code == 2 and "--num-classes" in result.err and result.err.count("\n") == 1
+
+
+def test_score_refuses_gt_values_beyond_the_class_count(cli, tmp_path):
+    for folder in ("pred", "gt"):
+        (tmp_path / folder).mkdir()
+        write_mask(tmp_path / folder / "a.png", np.array([[0, 1], [4, 255]], np.uint8))
+    result = cli(
+        "score", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--num-classes", "3"
+    )
+    assert result.code == 2 and "GT value 4 is not a class of 0..2" in result.err
+    ok = cli("score", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--num-classes", "5")
+    assert ok.code == 0
+
+
+def test_toy_refuses_a_negative_seed(cli, tmp_path):
+    result = cli("data", "toy", "--out", tmp_path / "t", "--seed", "-1")
+    assert result.code == 2 and "--seed" in result.err and not (tmp_path / "t").exists()

@@ -155,6 +155,17 @@ def test_unknown_params_key(cli, toy_root, tmp_path):
         ("- just\n- a list\n", "mapping"),
         ("dataset: [unclosed\n", "not valid YAML"),
         ("dataset:\n  mask_splits: [test]\n", "dataset.mask_splits"),
+        # values that pass a type check but would crash (or silently mislead) a stage later
+        ("runtime:\n  seed: 9223372036854775808\n", "runtime.seed"),
+        ("extract_seeds:\n  scales: [0]\n", "extract_seeds.scales.0"),
+        ("extract_seeds:\n  scales: []\n", "extract_seeds.scales"),
+        ("evaluate:\n  scales: [-1.0]\n", "evaluate.scales.0"),
+        ("extract_seeds:\n  sweep: [0.3, 0.1, 0.01]\n", "extract_seeds.sweep"),
+        ("extract_seeds:\n  sweep: [0.1, 0.3, 0]\n", "extract_seeds.sweep"),
+        ("train_cam:\n  long_side: [88, 64]\n", "train_cam.long_side: Value error, the low"),
+        ("train_cam:\n  par_dilations: []\n", "train_cam.par_dilations"),
+        ("train_deeplab:\n  aspp_rates: [0]\n", "train_deeplab.aspp_rates.0"),
+        ("train_irn:\n  scale: [1.5, 0.5]\n", "train_irn.scale"),
     ],
 )
 def test_bad_params_name_the_key(cli, toy_root, tmp_path, text, expected):

@@ -23,6 +23,21 @@ def key_value(text: str) -> tuple[str, str]:
     return name, uri
 
 
+def int_in(low: int, high: int):
+    """An argparse type: an integer in [LOW, HIGH]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {low}..{high}, got {value}")
+        return value
+
+    return parse
+
+
 def _cmd_toy(args: argparse.Namespace) -> None:
     from wsss.data.toy import ToyConfig, generate
 
@@ -93,10 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=Parser)
     toy = data_commands.add_parser("toy", help="write ToyVOC (VOC 2012 layout) to DIR")
     toy.add_argument("--out", type=Path, required=True, metavar="DIR")
-    toy.add_argument("--seed", type=int, default=0, metavar="N")
-    toy.add_argument("--train", type=int, default=400, metavar="N", help="train_aug images")
-    toy.add_argument("--val", type=int, default=100, metavar="N", help="val images")
-    toy.add_argument("--size", type=int, default=96, metavar="PX", help="image side")
+    toy.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, metavar="N")
+    toy.add_argument(
+        "--train", type=int_in(1, 10**6), default=400, metavar="N", help="train_aug images"
+    )
+    toy.add_argument("--val", type=int_in(1, 10**6), default=100, metavar="N", help="val images")
+    toy.add_argument("--size", type=int_in(32, 4096), default=96, metavar="PX", help="image side")
     toy.set_defaults(func=_cmd_toy)
     coco = data_commands.add_parser(
         "coco-masks", help="render a COCO instances JSON into per-image semantic PNG masks"
@@ -128,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     score = commands.add_parser("score", help="mIoU of predicted PNG masks against GT masks")
     score.add_argument("--pred", type=Path, required=True, metavar="DIR")
     score.add_argument("--gt", type=Path, required=True, metavar="DIR")
-    score.add_argument("--num-classes", type=int, default=21, metavar="N")
+    score.add_argument(
+        "--num-classes", type=int_in(2, 255), default=21, metavar="N", help="with background"
+    )
     score.add_argument("--list", type=Path, metavar="FILE", help="image ids to score")
     score.set_defaults(func=_cmd_score)
 

@@ -86,5 +86,10 @@ def score_directories(
             raise WsssError(
                 f"{pred_path}: size {pred.shape[::-1]} differs from GT {gt.shape[::-1]}"
             )
+        if (unknown := gt[(gt != IGNORE) & (gt >= num_classes)]).size:
+            raise WsssError(
+                f"{gt_path}: GT value {int(unknown[0])} is not a class of 0..{num_classes - 1} "
+                "or 255 (--num-classes)"
+            )
         matrix.update(pred, gt)
     return matrix.summary() | {"images": len(ids)}

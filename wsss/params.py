@@ -7,13 +7,39 @@ ToyVOC preset, so a missing section means "the ToyVOC settings".
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from wsss.errors import WsssError
 from wsss.refine.crf import CrfParams
+
+
+def _ascending(pair: tuple) -> tuple:
+    if pair[0] > pair[1]:
+        raise ValueError(f"the low end {pair[0]} is above the high end {pair[1]}")
+    return pair
+
+
+def _sweep(sweep: tuple[float, float, float]) -> tuple[float, float, float]:
+    start, stop, step = sweep
+    if not (0 <= start < stop <= 1 and step > 0):
+        raise ValueError("expected [start, stop, step] with 0 <= start < stop <= 1 and step > 0")
+    return sweep
+
+
+# Inference scales: each a factor in (0, 8]; at least one
+Scales = Annotated[tuple[Annotated[float, Field(gt=0, le=8)], ...], Field(min_length=1)]
+# Random rescale ranges: positive factors, low <= high
+Range = Annotated[
+    tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]], AfterValidator(_ascending)
+]
+# Dilations and ASPP rates: positive integers; at least one
+Rates = Annotated[tuple[Annotated[int, Field(ge=1)], ...], Field(min_length=1)]
+LongSide = Annotated[
+    tuple[Annotated[int, Field(ge=8)], Annotated[int, Field(ge=8)]], AfterValidator(_ascending)
+]
 
 
 class Section(BaseModel):
@@ -61,7 +87,7 @@ class TrainCamParams(Section):
     weight_decay: float = Field(default=5e-4, ge=0)
     poly_power: float = Field(default=0.9, ge=0)
     poly_horizon_steps: int | None = Field(default=None, ge=1)  # None: the steps actually run
-    long_side: tuple[int, int] = (64, 88)  # random resize of the longer side, then crop
+    long_side: LongSide = (64, 88)  # random resize of the longer side, then crop
     crop: int = Field(default=64, ge=16)
     hflip: float = Field(default=0.5, ge=0, le=1)
     tau_fg: float = Field(default=0.3, gt=0, lt=1)
@@ -77,7 +103,7 @@ class TrainCamParams(Section):
     mga_gradients: Literal["both", "paper"] = "both"
     margin: float = Field(default=0.05, ge=0)
     num_pair: int = Field(default=4, ge=1)  # anchors per batch that get a simulated pair
-    par_dilations: tuple[int, ...] = (1, 2, 4, 8, 12, 24)
+    par_dilations: Rates = (1, 2, 4, 8, 12, 24)
     par_iterations: int = Field(default=10, ge=0)
     checkpoint_every: int = Field(default=50, ge=1)  # steps
     # Destruction learning (method: destruction). The abstract fixes none of these:
@@ -122,10 +148,14 @@ class ExtractSeedsParams(Section):
 
     split: str = "train_aug"  # images to extract: IRN trains on their CAMs
     score_split: str = "train"  # seeds scored against GT on these (METHOD §4: VOC train)
-    scales: tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
+    scales: Scales = (1.0, 0.5, 1.5, 2.0)
     flip: bool = True
     threshold: float = Field(default=0.2, gt=0, lt=1)  # the fixed, honest background threshold
-    sweep: tuple[float, float, float] = (0.10, 0.30, 0.01)  # start, stop (exclusive), step
+    sweep: Annotated[tuple[float, float, float], AfterValidator(_sweep)] = (
+        0.10,
+        0.30,
+        0.01,
+    )  # start, stop (exclusive), step
     batch_size: int = Field(default=8, ge=1)
     overlays: int = Field(default=12, ge=0)  # images in the CAM overlay grid
 
@@ -148,7 +178,7 @@ class TrainIrnParams(Section):
     bg_threshold: float = Field(default=0.10, gt=0, lt=1)  # KTSE: 0.10 (IRN: 0.05)
     crf: CrfParams | None = CrfParams()  # null: IR labels straight from the thresholds
     radius: int = Field(default=10, ge=2)  # pair radius on the stride-4 grid
-    scale: tuple[float, float] = (0.5, 1.5)  # random rescale range
+    scale: Range = (0.5, 1.5)  # random rescale range
     crop: int = Field(default=64, ge=16)
     hflip: float = Field(default=0.5, ge=0, le=1)
     batch_size: int = Field(default=8, ge=1)
@@ -187,10 +217,10 @@ class TrainDeeplabParams(Section):
     backbone: Literal["toy", "resnet101"] = "toy"
     weights: str | None = None  # torchvision ResNet-101 ImageNet state dict: path or s3://
     toy_width: int = Field(default=16, ge=8)
-    aspp_rates: tuple[int, ...] = Field(default=(1, 2, 4, 6), min_length=1)  # VOC: 6/12/18/24
+    aspp_rates: Rates = (1, 2, 4, 6)  # VOC: 6/12/18/24
     split: str = "train_aug"
     crop: int = Field(default=64, ge=16)
-    scale: tuple[float, float] = (0.5, 1.0)  # RandomResizedCrop area fraction (BECO: 0.5-0.75)
+    scale: Range = (0.5, 1.0)  # RandomResizedCrop area fraction (BECO: 0.5-0.75)
     hflip: float = Field(default=0.5, ge=0, le=1)
     # Outside the confidence mask pixels weigh low_confidence_weight: "off" uses every
     # pseudo-label pixel alike, "weight" down-weights the others, "ignore" drops them.
@@ -215,7 +245,7 @@ class EvaluateParams(Section):
     """evaluate (and `wsss predict`): multi-scale + flip inference, optional CRF, the report."""
 
     split: str = "val"
-    scales: tuple[float, ...] = Field(default=(1.0, 0.75, 1.25), min_length=1)
+    scales: Scales = (1.0, 0.75, 1.25)
     flip: bool = True
     merge: Literal["max", "mean"] = "max"  # over scales; BECO takes the pixel-wise max
     crf: CrfParams | None = None  # METHOD §6 uses CRF(10 it, gaussian 1/3, bilateral 67/3/4)
@@ -233,7 +263,7 @@ class RuntimeParams(Section):
     """How stages run: device, seed and data loading; never what they compute."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, lt=2**32)  # numpy and torch take any 32-bit seed
     num_workers: int = Field(default=0, ge=0)
     log_interval: int = Field(default=20, ge=1)
 

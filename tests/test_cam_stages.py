@@ -222,3 +222,16 @@ def test_irn_cams_relu_after_the_flip_sum_seed_cams_relu_before():
     absent = multiscale_cams(model, [torch.zeros(1, 3, 20, 20)], torch.tensor([[0.0, 1]]),
                              (20, 20), flip=True)  # fmt: skip
     assert (absent.cam[0, 0] == 0).all() and (absent.irn_high_res[0, 0] == 0).all()
+
+
+def test_a_closed_stdout_does_not_abort_training(dataset_artifact, tmp_path):
+    """`wsss run train_cam … | head -1`: the reader leaves after one line, the run finishes."""
+    out = tmp_path / "cam_model"
+    cmd = [WSSS, "run", "train_cam", "--in", f"dataset={dataset_artifact}", "--out", str(out),
+           "--params", str(tiny_params(tmp_path / "p.yaml"))]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline()  # the first log line, then the reader is gone
+    proc.stdout.close()
+    stderr = proc.communicate(timeout=300)[1].decode()
+    assert proc.returncode == 0, stderr
+    assert "BrokenPipe" not in stderr and open_artifact(out, "cam_model")

@@ -4,7 +4,10 @@ Exit codes: 0 done; 2 bad input or params (one `error:` line on stderr); 1 inter
 """
 
 import argparse
+import contextlib
+import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -162,14 +165,49 @@ def main(argv: list[str] | None = None) -> int:
     return run_parser(build_parser(), argv)
 
 
+class QuietWhenClosed(io.TextIOBase):
+    """A stdout that falls silent when its reader goes away (`wsss run … | head -1`) instead of
+    aborting the run: what was being computed still finishes and is written."""
+
+    def __init__(self, stream):
+        self.stream, self.gone = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._silence()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._silence()
+
+    def isatty(self) -> bool:
+        return not self.gone and self.stream.isatty()
+
+    def _silence(self) -> None:
+        self.gone = True
+        with contextlib.suppress(OSError, ValueError):  # no real descriptor (captured output)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+
+
 def run_parser(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     """Parse ARGV and run its command; a WsssError becomes one `error:` line and exit 2."""
     args = parser.parse_args(argv)
+    stdout, sys.stdout = sys.stdout, QuietWhenClosed(sys.stdout)
     try:
         args.func(args)
     except WsssError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
     return 0
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import wsss.artifacts.lineage as lineage_module
 from tests.helpers import seal
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.lineage import lineage
@@ -113,3 +114,32 @@ def test_lineage_of_an_incomplete_artifact_is_exit_2(cli, tmp_path):
     (tmp_path / "x").mkdir()
     result = cli("lineage", tmp_path / "x")
     assert result.code == 2 and "incomplete artifact" in result.err
+
+
+def test_lineage_survives_a_cycle_and_reads_each_manifest_once(cli, tmp_path, monkeypatch):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for art in (a, b):
+        art.mkdir()
+        (art / "x.txt").write_text(art.name)
+    seal(a, "cams", "extract_seeds", {})
+    seal(b, "cams", "extract_seeds", {"cams": a})
+    manifest = json.loads((a / MANIFEST).read_text())  # a now claims b as its input: a cycle
+    manifest["inputs"] = {"cams": {"uri": "../b", "kind": "cams", "manifest_digest": None}}
+    (a / MANIFEST).write_text(json.dumps(manifest))
+    result = cli("lineage", b)
+    assert result.code == 0 and "a cycle" in result.out
+
+    chain = [tmp_path / "level0"]  # 18 levels, each reading the one below through two inputs
+    chain[0].mkdir()
+    seal(chain[0], "dataset", "prepare_data", {})
+    for i in range(1, 19):
+        chain.append(tmp_path / f"level{i}")
+        chain[i].mkdir()
+        seal(
+            chain[i], "cams", "extract_seeds", {"dataset": chain[i - 1], "cam_model": chain[i - 1]}
+        )
+    reads = []
+    real = lineage_module.read_manifest
+    monkeypatch.setattr(lineage_module, "read_manifest", lambda uri: reads.append(uri) or real(uri))
+    tree = lineage_module.lineage(chain[-1])
+    assert len(reads) == 19 and tree["inputs"]["cam_model"]["repeated"]

@@ -6,6 +6,7 @@ when the upstream artifact found at the recorded URI is not the one that was use
 """
 
 import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,37 @@ def read_manifest(uri: str) -> tuple[Manifest, str]:
     return artifact.manifest, artifact.manifest_digest
 
 
-def walk(uri: str, expected_digest: str | None = None) -> dict[str, Any]:
-    """A JSON-ready tree: this artifact's facts and, under "inputs", its inputs' trees."""
-    try:
-        m, manifest_digest = read_manifest(uri)
-    except WsssError as exc:
-        return {"uri": uri, "error": str(exc)}
+@dataclass
+class _Seen:
+    """What one lineage walk has met: manifests read (or why not), artifacts expanded."""
+
+    read: dict[str, tuple[Manifest, str] | WsssError] = field(default_factory=dict)
+    expanded: set[str] = field(default_factory=set)
+
+
+def walk(
+    uri: str,
+    expected_digest: str | None = None,
+    seen: _Seen | None = None,
+    path: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """A JSON-ready tree: this artifact's facts and, under "inputs", its inputs' trees. Each
+    manifest is read once and each artifact's inputs are given once: a later occurrence is
+    marked "repeated" without them, so the tree grows with the artifacts, not with the paths
+    between them. An artifact that is its own ancestor (PATH: the URIs above) ends the branch
+    as an error."""
+    seen = _Seen() if seen is None else seen
+    if uri in path:
+        return {"uri": uri, "error": "a cycle: this artifact is among its own inputs"}
+    if uri not in seen.read:
+        try:
+            seen.read[uri] = read_manifest(uri)
+        except WsssError as exc:
+            seen.read[uri] = exc
+    found = seen.read[uri]
+    if isinstance(found, WsssError):
+        return {"uri": uri, "error": str(found)}
+    m, manifest_digest = found
     node: dict[str, Any] = {
         "uri": uri,
         "kind": m.kind,
@@ -45,10 +71,15 @@ def walk(uri: str, expected_digest: str | None = None) -> dict[str, Any]:
     }
     if expected_digest is not None and expected_digest != manifest_digest:
         node["changed"] = True  # rewritten since the downstream artifact used it
+    if uri in seen.expanded:
+        return node | {"repeated": True}
+    seen.expanded.add(uri)
     for name, ref in m.inputs.items():
         where = resolve_uri(uri, ref.uri)
         node["inputs"][name] = (
-            {"uri": where, "kind": "root"} if ref.kind is None else walk(where, ref.manifest_digest)
+            {"uri": where, "kind": "root"}
+            if ref.kind is None
+            else walk(where, ref.manifest_digest, seen, (*path, uri))
         )
     return node
 
@@ -89,5 +120,5 @@ def format_tree(
 
 def lineage(uri: str | Path) -> dict[str, Any]:
     """The tree for URI; the artifact itself must be readable."""
-    read_manifest(str(uri))
-    return walk(str(uri))
+    seen = _Seen(read={str(uri): read_manifest(str(uri))})
+    return walk(str(uri), seen=seen)

@@ -235,3 +235,15 @@ def test_a_closed_stdout_does_not_abort_training(dataset_artifact, tmp_path):
     stderr = proc.communicate(timeout=300)[1].decode()
     assert proc.returncode == 0, stderr
     assert "BrokenPipe" not in stderr and open_artifact(out, "cam_model")
+
+
+def test_an_image_corrupted_after_prepare_data_is_one_line(cli, cam_model, toy_copy, tmp_path):
+    dataset = tmp_path / "dataset"
+    assert cli("run", "prepare_data", "--in", f"root={toy_copy}", "--out", dataset).code == 0
+    victim = sorted((toy_copy / "JPEGImages").glob("*.jpg"))[0]
+    victim.write_bytes(b"\xff\xd8 not a jpeg any more")
+    result = cli("run", "extract_seeds", "--in", f"dataset={dataset}",
+                 "--in", f"cam_model={cam_model}", "--out", tmp_path / "cams",
+                 "--params", tiny_params(tmp_path / "p.yaml"))  # fmt: skip
+    assert result.code == 2 and victim.name in result.err and result.err.count("\n") == 1
+    assert not (tmp_path / "cams").exists()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from tests.helpers import seal, tiny_params
 from wsss.artifacts import MANIFEST, open_artifact
@@ -144,10 +145,12 @@ def test_predict_labels_a_folder_and_skips_what_is_not_an_image(seg_model, toy_r
     for jpg in sorted((toy_root / "JPEGImages").glob("*.jpg"))[:2]:
         shutil.copy(jpg, images / jpg.name)
     (images / "notes.txt").write_text("not an image")
+    Image.new("L", (5000, 4000)).save(images / "huge.png")  # 20 MP: over the pixel limit
     out = tmp_path / "pred"
     result = _run("predict", "--model", seg_model, "--images", images, "--out", out)
     assert result.returncode == 0, result.stderr
     assert "warning: skipping" in result.stderr and "notes.txt" in result.stderr
+    assert "huge.png" in result.stderr and "over the limit" in result.stderr
     names = sorted(p.name for p in out.glob("*.png"))
     assert len([n for n in names if n.endswith("_overlay.png")]) == 2
     label = read_mask(next(p for p in out.glob("*.png") if "overlay" not in p.name))

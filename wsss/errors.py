@@ -1,6 +1,7 @@
 """The error types that mean "bad input or params": the CLI turns them into one line, exit 2."""
 
 import math
+import pickle
 
 
 class WsssError(Exception):
@@ -18,3 +19,11 @@ class Diverged(WsssError):
             "lower the learning rate or check the data"
         )
         self.step = step
+
+
+def load_problem(exc: Exception) -> str:
+    """One line saying why torch.load failed, never torch's advice to unpickle code."""
+    if isinstance(exc, pickle.UnpicklingError):  # the safe loader refused what the file holds
+        return "it holds objects other than tensors and plain data; wsss never unpickles code"
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]

@@ -88,7 +88,7 @@ class TrainCamParams(Section):
     poly_power: float = Field(default=0.9, ge=0)
     poly_horizon_steps: int | None = Field(default=None, ge=1)  # None: the steps actually run
     long_side: LongSide = (64, 88)  # random resize of the longer side, then crop
-    crop: int = Field(default=64, ge=16)
+    crop: int = Field(default=64, ge=16, le=2048)
     hflip: float = Field(default=0.5, ge=0, le=1)
     tau_fg: float = Field(default=0.3, gt=0, lt=1)
     tau_bg: float = Field(default=0.15, gt=0, lt=1)
@@ -179,7 +179,7 @@ class TrainIrnParams(Section):
     crf: CrfParams | None = CrfParams()  # null: IR labels straight from the thresholds
     radius: int = Field(default=10, ge=2)  # pair radius on the stride-4 grid
     scale: Range = (0.5, 1.5)  # random rescale range
-    crop: int = Field(default=64, ge=16)
+    crop: int = Field(default=64, ge=16, le=2048)
     hflip: float = Field(default=0.5, ge=0, le=1)
     batch_size: int = Field(default=8, ge=1)
     epochs: int = Field(default=6, ge=1)
@@ -219,7 +219,7 @@ class TrainDeeplabParams(Section):
     toy_width: int = Field(default=16, ge=8)
     aspp_rates: Rates = (1, 2, 4, 6)  # VOC: 6/12/18/24
     split: str = "train_aug"
-    crop: int = Field(default=64, ge=16)
+    crop: int = Field(default=64, ge=16, le=2048)
     scale: Range = (0.5, 1.0)  # RandomResizedCrop area fraction (BECO: 0.5-0.75)
     hflip: float = Field(default=0.5, ge=0, le=1)
     # Outside the confidence mask pixels weigh low_confidence_weight: "off" uses every
@@ -285,9 +285,13 @@ def load_params(path: Path | None) -> Params:
     if path is None:
         return Params()
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise WsssError(f"{path}: params file not found") from None
+    except IsADirectoryError:
+        raise WsssError(f"{path}: a directory, expected a params YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise WsssError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise WsssError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     return parse_params(raw, str(path))

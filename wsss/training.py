@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from wsss.artifacts import Artifact
 from wsss.data.pairs import EpochSampler
-from wsss.errors import Diverged, WsssError
+from wsss.errors import Diverged, WsssError, load_problem
 from wsss.params import digest
 from wsss.plots import plot_curves
 from wsss.runtime import (
@@ -204,9 +204,10 @@ def load_model_file(
         meta, state = saved["meta"], saved["state_dict"]
         model = build(meta)
         model.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WsssError(f"{path}: not a loadable {what} checkpoint ({first})") from None
+    except WsssError:
+        raise
+    except Exception as exc:  # empty, torn, foreign, pickled code: any error is one line
+        raise WsssError(f"{path}: not a loadable {what} checkpoint ({load_problem(exc)})") from None
     model = model.to(device).eval()
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)

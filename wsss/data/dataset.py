@@ -5,13 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from wsss.data.classes import IGNORE
 from wsss.data.index import DatasetIndex
-from wsss.data.io import read_image, read_mask
+from wsss.data.io import image_size, read_image, read_mask
 from wsss.data.transforms import rescaled
 from wsss.errors import WsssError
 
@@ -141,8 +140,7 @@ def size_batches(dataset: SegmentationDataset, batch_size: int) -> list[list[int
     inference on whole images."""
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, sample in enumerate(dataset.samples):
-        with Image.open(dataset.index.image_path(sample)) as img:
-            by_size.setdefault(img.size, []).append(i)
+        by_size.setdefault(image_size(dataset.index.image_path(sample)), []).append(i)
     return [
         ids[k : k + batch_size] for ids in by_size.values() for k in range(0, len(ids), batch_size)
     ]

@@ -12,14 +12,42 @@ from wsss.errors import WsssError
 _PALETTE = voc_palette().flatten().tolist()
 
 
-def open_image(path: Path, data: bytes | None = None, what: str = "image") -> Image.Image:
-    """A fully decoded Pillow image from PATH (or its bytes DATA); bad files are a WsssError."""
+# The largest image wsss decodes (4096 x 4096): VOC and COCO images are below a megapixel, and
+# multi-scale inference on a 24-megapixel photo needs over 14 GB. It also stops decompression
+# bombs (a small file that decodes to gigabytes) before they are decoded.
+MAX_PIXELS = 4096 * 4096
+
+
+def _opened(path: Path, data: bytes | None, what: str) -> Image.Image:
+    """The image's header (nothing decoded yet), refused above MAX_PIXELS."""
     try:
         img = Image.open(io.BytesIO(data) if data is not None else path)
-        img.load()  # decodes every byte: a truncated file raises here
-        return img
     except FileNotFoundError:
         raise WsssError(f"{path}: {what} file not found") from None
+    except Image.DecompressionBombError:
+        raise WsssError(f"{path}: {what} too large (over {MAX_PIXELS} pixels)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise WsssError(f"{path}: unreadable {what} ({exc})") from None
+    if img.width * img.height > MAX_PIXELS:
+        raise WsssError(
+            f"{path}: {what} of {img.width} x {img.height} pixels is over the limit of "
+            f"{MAX_PIXELS} (4096 x 4096); resize it first"
+        )
+    return img
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(W, H) from the header only, with open_image's checks."""
+    with _opened(path, None, "image") as img:
+        return img.size
+
+
+def open_image(path: Path, data: bytes | None = None, what: str = "image") -> Image.Image:
+    """A fully decoded Pillow image from PATH (or its bytes DATA); bad files are a WsssError."""
+    img = _opened(path, data, what)
+    try:
+        img.load()  # decodes every byte: a truncated file raises here
+        return img
     except (OSError, ValueError, SyntaxError) as exc:
         raise WsssError(f"{path}: unreadable or truncated {what} ({exc})") from None
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wsss.errors import WsssError
+from wsss.errors import WsssError, load_problem
 
 LIST_MAGIC = 0x112
 V1_MAGIC = 0xF993FAC8
@@ -116,7 +116,7 @@ def load_weights(path: Path, mxnet_names: bool) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a non-torch file
         raise WsssError(
-            f"{path}: not a valid MXNet .params or torch weights file ({exc})"
+            f"{path}: not a valid MXNet .params or torch weights file ({load_problem(exc)})"
         ) from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]

@@ -32,8 +32,8 @@ def _images(folder: Path) -> list[tuple[Path, np.ndarray]]:
     for path in sorted(f for f in folder.iterdir() if f.is_file()):
         try:
             found.append((path, read_image(path)))
-        except WsssError:
-            print(f"warning: skipping {path}: not a decodable image", file=sys.stderr)
+        except WsssError as exc:
+            print(f"warning: skipping {exc}", file=sys.stderr)
     if not found:
         raise WsssError(f"{folder}: no decodable image in the folder")
     stems = [p.stem for p, _ in found]

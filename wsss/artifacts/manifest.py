@@ -145,10 +145,12 @@ def parse_manifest(raw: bytes, where: str) -> Manifest:
     return manifest
 
 
-def open_artifact(uri: str | Path, kind: str | None = None) -> Artifact:
+def open_artifact(uri: str | Path, kind: str | None = None, verify: bool = True) -> Artifact:
     """A complete artifact of the expected KIND, or a one-line WsssError saying what is wrong.
 
-    An s3:// URI is fetched (once, verified) into the local cache and opened there.
+    An s3:// URI is fetched (once, verified) into the local cache and opened there. With VERIFY
+    every listed file is hashed against the manifest (a model changed in place is refused, not
+    used); without, only their sizes are checked (lineage, which reads no file).
     """
     from wsss.artifacts.storage import fetch_artifact, is_s3
 
@@ -163,4 +165,10 @@ def open_artifact(uri: str | Path, kind: str | None = None) -> Artifact:
     if kind is not None and manifest.kind != kind:
         raise WsssError(f"{uri}: expected an artifact of kind '{kind}', got '{manifest.kind}'")
     require_files(uri, manifest, lambda rel: _size(path / rel))
+    if verify:
+        for rel, entry in manifest.files.items():
+            if sha256_file(path / rel) != entry.sha256:
+                raise WsssError(
+                    f"{uri}: {rel} differs from its manifest (changed after its stage wrote it)"
+                )
     return Artifact(path=path, manifest=manifest, manifest_digest=hashlib.sha256(raw).hexdigest())

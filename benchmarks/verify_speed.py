@@ -1,0 +1,62 @@
+"""What verifying an input artifact costs: open_artifact with every file hashed against its
+manifest, against the size check alone, on `make run`'s artifacts and on a synthetic artifact
+of 10,000 files (100 KB each, about 1 GB: a VOC-sized `cams` artifact). Warm page cache; the
+median of three.
+
+    python -m benchmarks.verify_speed [--artifacts artifacts] [--files 10000] [--kb 100]
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+from benchmarks.common import scratch, write_json
+from tests.helpers import seal
+from wsss.artifacts import open_artifact
+
+
+def median_seconds(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(path: Path) -> dict[str, float]:
+    return {
+        "files": len(open_artifact(path, verify=False).manifest.files),
+        "verified_s": median_seconds(lambda: open_artifact(path)),
+        "size_only_s": median_seconds(lambda: open_artifact(path, verify=False)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--kb", type=int, default=100)
+    args = parser.parse_args()
+    results = {}
+    for kind in sorted(p.name for p in args.artifacts.iterdir() if (p / "manifest.json").is_file()):
+        results[kind] = measure(args.artifacts / kind)
+    work = scratch()
+    big = work / "cams"
+    (big / "cams").mkdir(parents=True)
+    for i in range(args.files):
+        (big / "cams" / f"{i:06d}.npz").write_bytes(os.urandom(args.kb * 1024))
+    seal(big, "cams", "extract_seeds", {})
+    results[f"synthetic_{args.files}_files"] = measure(big)
+    shutil.rmtree(work)
+    for name, row in results.items():
+        print(f"{name:<24} {row['files']:>6} files  verified {row['verified_s']:.3f} s  "
+              f"size only {row['size_only_s']:.3f} s")  # fmt: skip
+    write_json("verify_speed", results)
+
+
+if __name__ == "__main__":
+    main()

@@ -82,8 +82,8 @@ def test_compiled_pipeline_asks_for_gpus_secrets_and_caching(tmp_path):
 
 def test_compile_from_a_stage_imports_its_upstream_artifacts(tmp_path):
     spec, _ = _compile(
-        tmp_path, "--from", "train_irn", "--artifact", "dataset=s3://b/run/dataset",
-        "--artifact", "cams=s3://b/run/cams",
+        tmp_path, "--from", "train_irn", "--artifact", "dataset=s3://bkt/run/dataset",
+        "--artifact", "cams=s3://bkt/run/cams",
     )  # fmt: skip
     tasks = spec["root"]["dag"]["tasks"]
     ran = sorted(t for t in tasks if not t.startswith("importer"))
@@ -93,17 +93,18 @@ def test_compile_from_a_stage_imports_its_upstream_artifacts(tmp_path):
         for t in tasks
         if t.startswith("importer")
     }
-    assert uris == {"s3://b/run/dataset", "s3://b/run/cams"}
+    assert uris == {"s3://bkt/run/dataset", "s3://bkt/run/cams"}
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--from", "train_irn", "--artifact", "dataset=s3://b/d"], "needs --artifact cams=URI"),
+        (["--from", "train_irn", "--artifact", "dataset=s3://bkt/d"], "needs --artifact cams=URI"),
         (["--from", "nope"], "--from: unknown stage 'nope'"),
-        (["--artifact", "cams=s3://b/c"], "only meaningful with --from"),
-        (["--from", "evaluate", "--artifact", "dataset=s3://b/d", "--artifact", "seg_model=s3://b/s",
-          "--artifact", "cams=s3://b/c"], "--artifact cams: not read when starting from evaluate"),
+        (["--artifact", "cams=s3://bkt/c"], "only meaningful with --from"),
+        (["--from", "evaluate", "--artifact", "dataset=s3://bkt/d",
+          "--artifact", "seg_model=s3://bkt/s", "--artifact", "cams=s3://bkt/c"],
+         "--artifact cams: not read when starting from evaluate"),
         (["--params", "missing.yaml"], "missing.yaml: params file not found"),
     ],
 )  # fmt: skip
@@ -214,8 +215,8 @@ def test_submit_to_an_unreachable_host_is_one_line(monkeypatch, capsys):
     ],
 )
 def test_component_refuses_bad_params(dataset_artifact, tmp_path, capsys, params, message):
-    dataset = SimpleNamespace(path=str(dataset_artifact), uri="s3://b/dataset", metadata={})
-    out = SimpleNamespace(path=str(tmp_path / "cam_model"), uri="s3://b/cam_model", metadata={})
+    dataset = SimpleNamespace(path=str(dataset_artifact), uri="s3://bkt/dataset", metadata={})
+    out = SimpleNamespace(path=str(tmp_path / "cam_model"), uri="s3://bkt/cam_model", metadata={})
     with pytest.raises(SystemExit) as exit_info:
         run_component("train_cam", {"dataset": dataset}, out, params, "{}")
     assert exit_info.value.code == 2
@@ -227,8 +228,8 @@ def test_component_refuses_bad_params(dataset_artifact, tmp_path, capsys, params
 def test_component_runs_a_training_stage_under_torchrun(dataset_artifact, tmp_path, monkeypatch):
     """Several processes per pod (here WSSS_NPROC=2 on CPU, gloo): one artifact, from rank 0."""
     monkeypatch.setenv("WSSS_NPROC", "2")
-    dataset = SimpleNamespace(path=str(dataset_artifact), uri="s3://b/dataset", metadata={})
-    out = SimpleNamespace(path=str(tmp_path / "cam_model"), uri="s3://b/cam_model", metadata={})
+    dataset = SimpleNamespace(path=str(dataset_artifact), uri="s3://bkt/dataset", metadata={})
+    out = SimpleNamespace(path=str(tmp_path / "cam_model"), uri="s3://bkt/cam_model", metadata={})
     logged = {}
     metrics = SimpleNamespace(log_metric=logged.__setitem__)
     cam = TINY_PARAMS["train_cam"] | {"method": "baseline", "toy_norm": "group", "epochs": 1,
@@ -237,6 +238,6 @@ def test_component_runs_a_training_stage_under_torchrun(dataset_artifact, tmp_pa
                   json.dumps({"device": "cpu"}), metrics)  # fmt: skip
     manifest = open_artifact(tmp_path / "cam_model", "cam_model").manifest
     assert manifest.device == "cpu x2"
-    assert manifest.inputs["dataset"].uri == "s3://b/dataset"  # the URI, not the local copy
+    assert manifest.inputs["dataset"].uri == "s3://bkt/dataset"  # the URI, not the local copy
     assert out.metadata["params_digest"] == manifest.params_digest
     assert logged == manifest.metrics

@@ -35,7 +35,7 @@ def test_uris_resolve_relative_to_remote_artifacts(tmp_path):
     assert resolve_uri("s3://b/run/cams", "s3://c/x") == "s3://c/x"
     assert resolve_uri(tmp_path / "run" / "cams", "../dataset") == str(tmp_path / "run/dataset")
     assert relative_uri("s3://b/run/cams", str(tmp_path / "d")) == (tmp_path / "d").as_posix()
-    assert parse_s3("s3://b/a/b/").key == "a/b"
+    assert parse_s3("s3://bkt/a/b/").key == "a/b"
     assert parse_s3("minio://mlpipeline/v2/artifacts") == parse_s3("s3://mlpipeline/v2/artifacts")
 
 
@@ -152,13 +152,22 @@ def test_outage_mid_upload_fails_bounded_without_manifest(cli, toy_root, monkeyp
         ({"S3_ENDPOINT_URL": ""}, "S3_ENDPOINT_URL is not set"),
         ({"S3_ENDPOINT_URL": "minio:9000"}, "S3_ENDPOINT_URL: expected http(s)://host[:port]"),
         ({"WSSS_S3_RETRIES": "many"}, "WSSS_S3_RETRIES: expected a whole number"),
+        ({"S3_ENDPOINT_URL": "http://admin:hunter2@127.0.0.1:9"}, "credentials in the URL"),
+        ({"S3_ENDPOINT_URL": "http://127.0.0.1:9/bucket"}, "without a path"),
     ],
 )
 def test_bad_storage_environment(cli, s3, monkeypatch, env, message):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     result = cli("lineage", f"s3://{s3.bucket}/x")
-    assert result.code == 2 and message in result.err
+    assert result.code == 2 and message in result.err and "hunter2" not in result.err
+
+
+@pytest.mark.parametrize("bucket", ["Upper_Case", "ab", "-dash", "a..b", "x" * 64])
+def test_an_invalid_bucket_name_is_one_line(cli, s3, bucket):
+    result = cli("lineage", f"s3://{bucket}/runs/x")
+    assert result.code == 2 and "not a valid bucket name" in result.err
+    assert result.err.count("\n") == 1
 
 
 def test_weights_by_s3_uri_are_downloaded_once(s3, tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ digest, dataset roots by dataset digest, so a pod fetches each once.
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ ENDPOINT_ENV = "S3_ENDPOINT_URL"
 RETRIES_ENV = "WSSS_S3_RETRIES"
 CACHE_ENV = "WSSS_CACHE_DIR"
 COMPLETE = ".complete"  # marks a finished local copy in the cache
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # S3's naming rules
 
 T = TypeVar("T")
 
@@ -72,6 +74,11 @@ def parse_s3(uri: str) -> S3Path:
     bucket, _, key = uri.partition("://")[2].partition("/")
     if not bucket:
         raise WsssError(f"{uri}: the URI names no bucket")
+    if not BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
+        raise WsssError(
+            f"{uri}: '{bucket}' is not a valid bucket name (3-63 lowercase letters, digits, '.' "
+            "and '-', starting and ending with a letter or digit)"
+        )
     return S3Path(bucket, key.strip("/"))
 
 
@@ -86,6 +93,13 @@ class Store:
         parts = urlsplit(endpoint_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise WsssError(f"{ENDPOINT_ENV}: expected http(s)://host[:port], got '{endpoint_url}'")
+        if "@" in parts.netloc:  # never echo it: it may hold a password
+            raise WsssError(
+                f"{ENDPOINT_ENV}: credentials in the URL are not used; expected http(s)://host[:port]"
+                " and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+            )
+        if parts.path.strip("/") or parts.query:
+            raise WsssError(f"{ENDPOINT_ENV}: expected http(s)://host[:port] without a path")
         self.endpoint = parts.netloc
         self.retries = retries
         retry = urllib3.Retry(

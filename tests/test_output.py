@@ -10,9 +10,9 @@ import shutil
 import pytest
 
 from wsss.artifacts import MANIFEST, open_artifact
-from wsss.artifacts.output import staging_of
+from wsss.artifacts.output import begin, staging_of
 from wsss.params import TrainCamParams
-from wsss.training import resume_key
+from wsss.training import RESUME_FILES, resume_key
 
 
 def _prepare(cli, root, out):
@@ -120,3 +120,15 @@ def test_a_file_changed_in_place_is_refused_as_input(cli, complete, tmp_path):
     result = cli("run", "train_cam", "--in", f"dataset={complete}", "--out", tmp_path / "o")
     assert result.code == 2 and "labels.json differs from its manifest" in result.err
     assert cli("lineage", complete).code == 0  # lineage reads manifests only
+
+
+def test_a_rerun_keeps_only_the_checkpoints_of_the_last_run(tmp_path):
+    out = tmp_path / "irn_model"
+    staging = staging_of(out)
+    (staging / "ir_labels").mkdir(parents=True)
+    (staging / "ir_labels" / "stale.png").write_bytes(b"from a run with another split")
+    (staging / "checkpoint.pt").write_bytes(b"resume me")
+    (staging / "notes.txt").write_text("stale")
+    assert begin(out, RESUME_FILES) == staging
+    assert sorted(p.name for p in staging.iterdir()) == ["checkpoint.pt"]
+    assert begin(out) == staging and not any(staging.iterdir())

@@ -38,6 +38,8 @@ from wsss.runtime import (
 )
 
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # select_on_val: the best epoch so far (survives a resume)
+RESUME_FILES = (CHECKPOINT, BEST)  # what a rerun of a training stage keeps of the last one
 LOG = "train_log.jsonl"
 
 LossFn = Callable[[dict, int], tuple[torch.Tensor, dict[str, float]]]  # (batch, epoch)

@@ -1,12 +1,12 @@
 """Writing an artifact directory so that nothing is lost: stage, then swap.
 
 A stage writes into a staging sibling of its output, `.<name>.staging` (where a training stage
-also keeps its checkpoint, so a rerun resumes there). Only a finished artifact, its manifest
-written, replaces the output, by two renames; an interrupted swap is completed or undone by the
-next run. Until then an existing artifact at the output stays complete. An exclusive lock
-(`.<name>.lock`) keeps two runs off one output, and before anything is touched the output is
-checked: not empty, not an input or inside or above one, and either absent, an empty directory
-or a wsss artifact (a manifest that parses).
+also keeps its checkpoints, so a rerun resumes there; nothing else survives into a rerun). Only
+a finished artifact, its manifest written, replaces the output, by two renames; an interrupted
+swap is completed or undone by the next run. Until then an existing artifact at the output
+stays complete. An exclusive lock (`.<name>.lock`) keeps two runs off one output, and before
+anything is touched the output is checked: not empty, not an input or inside or above one,
+and either absent, an empty directory or a wsss artifact (a manifest that parses).
 """
 
 import fcntl
@@ -75,9 +75,10 @@ def exclusive(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def begin(out: Path, resumable: bool) -> Path:
-    """The staging directory of OUT, ready for a stage: kept when RESUMABLE (checkpoints),
-    else fresh. An interrupted swap of an earlier run is settled first."""
+def begin(out: Path, keep: tuple[str, ...] = ()) -> Path:
+    """The staging directory of OUT, ready for a stage: empty but for the files KEEP names (a
+    training stage's checkpoints, to resume), so nothing of an earlier run's other files can
+    end up in the new artifact. An interrupted swap of an earlier run is settled first."""
     old = _old_of(out)
     if old.exists():
         if out.exists():
@@ -85,9 +86,14 @@ def begin(out: Path, resumable: bool) -> Path:
         else:
             old.rename(out)  # the swap stopped halfway: the old artifact comes back
     staging = staging_of(out)
-    if staging.exists() and not resumable:
-        shutil.rmtree(staging)
     staging.mkdir(parents=True, exist_ok=True)
+    for entry in staging.iterdir():
+        if entry.name in keep and entry.is_file():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
     return staging
 
 

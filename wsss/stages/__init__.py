@@ -22,6 +22,7 @@ from wsss.artifacts.storage import cache_dir, parse_s3, push_artifact, store
 from wsss.artifacts.uri import is_remote
 from wsss.errors import WsssError
 from wsss.params import Params, digest
+from wsss.training import RESUME_FILES
 
 METRICS = "metrics.json"
 
@@ -123,7 +124,7 @@ def run_stage(
         _run_module(stage, inputs, staging_of(target), params)
         return None
     with exclusive(target):
-        staging = begin(target, stage.training)
+        staging = begin(target, RESUME_FILES if stage.training else ())
         start = time.monotonic()
         metrics, device = _run_module(stage, inputs, staging, params)
         duration = time.monotonic() - start

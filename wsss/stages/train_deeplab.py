@@ -28,6 +28,7 @@ from wsss.runtime import (
 )
 from wsss.stages.prepare_data import load_index, require_splits
 from wsss.training import (
+    BEST,
     Loop,
     epoch_loader,
     epoch_steps_or_error,
@@ -40,7 +41,6 @@ from wsss.training import (
 )
 
 MODEL = "model.pt"
-BEST = "best.pt"  # select_on_val: the best epoch so far (survives a resume)
 
 
 def build_model(meta: dict) -> DeepLabV2:

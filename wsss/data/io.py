@@ -13,8 +13,8 @@ _PALETTE = voc_palette().flatten().tolist()
 
 
 # The largest image wsss decodes (4096 x 4096): VOC and COCO images are below a megapixel, and
-# multi-scale inference on a 24-megapixel photo needs over 14 GB. It also stops decompression
-# bombs (a small file that decodes to gigabytes) before they are decoded.
+# multi-scale inference memory grows with the pixel count. It also stops decompression bombs
+# (a small file that decodes to gigabytes) before they are decoded.
 MAX_PIXELS = 4096 * 4096
 
 

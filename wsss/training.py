@@ -83,7 +83,7 @@ class Loop:
     out: Path
     steps: list[int]  # optimizer steps of each epoch
     lr_factor: Callable[[int], float]
-    resume_key: str  # a checkpoint is resumed only if made with the same key (params + seed)
+    resume_key: str  # a checkpoint is resumed only if made with the same key (`resume_key`)
     seed: int
     checkpoint_every: int
     log_interval: int

@@ -70,7 +70,8 @@ def get_stage(name: str) -> Stage:
     return STAGES[name]
 
 
-def open_inputs(stage: Stage, uris: dict[str, str]) -> StageInputs:
+def open_inputs(stage: Stage, uris: dict[str, str], verify: bool = True) -> StageInputs:
+    """The stage's inputs opened (VERIFY: every file hashed against its manifest)."""
     missing = [n for n in stage.inputs if n not in uris]
     if missing:
         raise WsssError(f"{stage.name}: missing --in {missing[0]}=URI")
@@ -80,7 +81,7 @@ def open_inputs(stage: Stage, uris: dict[str, str]) -> StageInputs:
             f"{stage.name}: unknown input '{extra[0]}' (takes: {', '.join(stage.inputs)})"
         )
     return {
-        name: uris[name] if kind is None else open_artifact(uris[name], kind)
+        name: uris[name] if kind is None else open_artifact(uris[name], kind, verify)
         for name, kind in stage.inputs.items()
     }
 
@@ -112,7 +113,8 @@ def run_stage(
     rank 0 prepares OUT and writes the manifest, the others return None.
     """
     stage = get_stage(name)
-    inputs = open_inputs(stage, uris)
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    inputs = open_inputs(stage, uris, verify=main_process)  # hashed once, not once per process
     recorded = uris | (recorded_uris or {})
     remote_out = is_remote(out)
     if remote_out:  # before hours of work, not after
@@ -120,7 +122,7 @@ def run_stage(
     local = {n: a.path if isinstance(a, Artifact) else Path(a) for n, a in inputs.items()}
     local = {n: p for n, p in local.items() if not is_remote(str(p))}
     target = _staging_dir(str(out)) if remote_out else check_out(out, local)
-    if int(os.environ.get("RANK", "0")) != 0:  # rank 0 prepares the directory and the manifest
+    if not main_process:  # rank 0 prepares the directory and the manifest
         _run_module(stage, inputs, staging_of(target), params)
         return None
     with exclusive(target):

@@ -42,11 +42,21 @@ def test_open_artifact_refuses_incomplete_and_wrong_kind(dataset_artifact, tmp_p
     with pytest.raises(WsssError, match=r"labels\.json is missing or has the wrong size"):
         open_artifact(broken)
     (broken / MANIFEST).unlink()
-    with pytest.raises(WsssError, match="incomplete artifact"):
+    with pytest.raises(WsssError, match=r"no manifest\.json"):
         open_artifact(broken)
     (broken / MANIFEST).write_text('{"kind": "dataset"}')
     with pytest.raises(WsssError, match="invalid manifest"):
         open_artifact(broken)
+
+
+def test_a_manifest_whose_params_were_edited_is_refused(dataset_artifact, tmp_path):
+    edited = tmp_path / "edited"
+    shutil.copytree(dataset_artifact, edited)
+    manifest = json.loads((edited / MANIFEST).read_text())
+    manifest["params"]["dataset"]["verify"] = not manifest["params"]["dataset"]["verify"]
+    (edited / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(WsssError, match="params do not match params_digest"):
+        open_artifact(edited)
 
 
 def test_stage_inputs_must_be_complete_and_of_the_right_kind(dataset_artifact, tmp_path):
@@ -113,7 +123,7 @@ def test_lineage_walks_back_to_the_root_and_survives_a_move(cli, toy_root, tmp_p
 def test_lineage_of_an_incomplete_artifact_is_exit_2(cli, tmp_path):
     (tmp_path / "x").mkdir()
     result = cli("lineage", tmp_path / "x")
-    assert result.code == 2 and "incomplete artifact" in result.err
+    assert result.code == 2 and "no manifest.json" in result.err
 
 
 def test_lineage_survives_a_cycle_and_reads_each_manifest_once(cli, tmp_path, monkeypatch):

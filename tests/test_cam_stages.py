@@ -20,7 +20,7 @@ from tests.helpers import tiny_params
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.output import staging_of
 from wsss.data.dataset import MultiScaleSet
-from wsss.data.io import read_mask
+from wsss.data.io import read_mask, write_mask
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD, scaled_size
 from wsss.stages.extract_seeds import multiscale_cams, seeds_from_cams
 
@@ -148,7 +148,7 @@ def test_bad_cam_inputs(cli, dataset_artifact, cam_model, tmp_path):
     broken.mkdir()
     (broken / "model.pt").write_bytes(b"x")
     result = cli(*seeds, "--in", f"cam_model={broken}")
-    assert result.code == 2 and "incomplete artifact" in result.err
+    assert result.code == 2 and "no manifest.json" in result.err
     # a checkpoint for another class count (a cam_model whose meta says 5 classes)
     other = tmp_path / "other"
     import shutil
@@ -237,13 +237,38 @@ def test_a_closed_stdout_does_not_abort_training(dataset_artifact, tmp_path):
     assert "BrokenPipe" not in stderr and open_artifact(out, "cam_model")
 
 
-def test_an_image_corrupted_after_prepare_data_is_one_line(cli, cam_model, toy_copy, tmp_path):
+def _garbage(path):
+    path.write_bytes(b"\xff\xd8 not a jpeg any more")
+
+
+def _another_valid_image(path):
+    """Still decodes, same size: only the recorded sha256 can tell."""
+    Image.open(path).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(path, quality=90)
+
+
+def _gt_mask_edited(path):
+    mask = read_mask(path)
+    mask[0, 0] = 0 if mask[0, 0] else 1
+    write_mask(path, mask)
+
+
+@pytest.mark.parametrize(
+    ("folder", "change"),
+    [("JPEGImages", _garbage), ("JPEGImages", _another_valid_image),
+     ("SegmentationClassAug", _gt_mask_edited)],
+)  # fmt: skip
+def test_a_root_file_changed_after_prepare_data_is_one_line(
+    cli, cam_model, toy_copy, tmp_path, folder, change
+):
     dataset = tmp_path / "dataset"
     assert cli("run", "prepare_data", "--in", f"root={toy_copy}", "--out", dataset).code == 0
-    victim = sorted((toy_copy / "JPEGImages").glob("*.jpg"))[0]
-    victim.write_bytes(b"\xff\xd8 not a jpeg any more")
+    first = (toy_copy / "ImageSets" / "Segmentation" / "train.txt").read_text().split()[0]
+    victim = next((toy_copy / folder).glob(f"{first}.*"))
+    change(victim)
     result = cli("run", "extract_seeds", "--in", f"dataset={dataset}",
                  "--in", f"cam_model={cam_model}", "--out", tmp_path / "cams",
                  "--params", tiny_params(tmp_path / "p.yaml"))  # fmt: skip
     assert result.code == 2 and victim.name in result.err and result.err.count("\n") == 1
+    if change is not _garbage:
+        assert "changed since prepare_data hashed it" in result.err
     assert not (tmp_path / "cams").exists()

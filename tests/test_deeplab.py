@@ -190,6 +190,6 @@ def test_bad_segmentation_inputs(cli, dataset_artifact, gt_masks, seg_model, tmp
     (broken / MANIFEST).unlink()
     result = cli("run", "evaluate", "--in", f"dataset={dataset_artifact}",
                  "--in", f"seg_model={broken}", "--out", tmp_path / "e")  # fmt: skip
-    assert result.code == 2 and "incomplete artifact" in result.err
+    assert result.code == 2 and "no manifest.json" in result.err
     result = cli("predict", "--model", gt_masks, "--images", tmp_path, "--out", tmp_path / "q")
     assert result.code == 2 and "kind 'seg_model'" in result.err

@@ -281,7 +281,7 @@ def test_bad_irn_inputs(cli, dataset_artifact, gt_cams, irn_model, tmp_path):
     shutil.copytree(irn_model, broken)
     (broken / MANIFEST).unlink()
     result = export(gt_cams, broken)
-    assert result.code == 2 and "incomplete artifact" in result.err
+    assert result.code == 2 and "no manifest.json" in result.err
 
     index = load_index(dataset_artifact)
     sample = next(s for s in index.split("train_aug") if len(s.labels) == 1)

@@ -2,6 +2,7 @@
 or are not wsss artifacts, keep an old artifact complete through a failed rerun, recover from a
 kill at any point, follow a symlinked --out, and lock out a second run."""
 
+import errno
 import fcntl
 import json
 import os
@@ -9,9 +10,11 @@ import shutil
 
 import pytest
 
+from wsss import stages
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.output import begin, staging_of
 from wsss.params import TrainCamParams
+from wsss.stages import prepare_data
 from wsss.training import RESUME_FILES, resume_key
 
 
@@ -132,3 +135,23 @@ def test_a_rerun_keeps_only_the_checkpoints_of_the_last_run(tmp_path):
     assert begin(out, RESUME_FILES) == staging
     assert sorted(p.name for p in staging.iterdir()) == ["checkpoint.pt"]
     assert begin(out) == staging and not any(staging.iterdir())
+
+
+@pytest.mark.parametrize("when", ["in the stage", "sealing the artifact"])
+@pytest.mark.parametrize("errno_", [errno.ENOSPC, errno.EROFS])
+def test_a_full_disk_is_one_line_and_keeps_the_old_artifact(
+    cli, toy_root, complete, monkeypatch, when, errno_
+):
+    before = _digest(complete)
+
+    def fail(*args, **kwargs):
+        raise OSError(errno_, os.strerror(errno_), str(complete / "x"))
+
+    if when == "in the stage":
+        monkeypatch.setattr(prepare_data, "run", fail)
+    else:
+        monkeypatch.setattr(stages, "write_manifest", fail)
+    result = _prepare(cli, toy_root, complete)
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert result.err.startswith(f"error: {complete / 'x'}: cannot write ({os.strerror(errno_)})")
+    assert _digest(complete) == before

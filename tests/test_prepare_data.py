@@ -86,6 +86,12 @@ def _split_names_missing_image(root: Path) -> Path:
     return path
 
 
+def _split_lists_an_image_twice(root: Path) -> Path:
+    path = root / "ImageSets" / "Segmentation" / "val.txt"
+    path.write_text(path.read_text() + _first(root, "val") + "\n")
+    return path
+
+
 def _xml_unknown_class(root: Path) -> Path:
     path = root / "Annotations" / f"{_first(root)}.xml"
     text = path.read_text()
@@ -121,6 +127,7 @@ def _colour_mask(root: Path) -> Path:
         _mask_wrong_size,
         _mask_bad_value,
         _split_names_missing_image,
+        _split_lists_an_image_twice,
         _xml_unknown_class,
         _no_label,
         _missing_gt_mask,
@@ -135,6 +142,12 @@ def test_bad_root_is_one_line_exit_2_and_no_manifest(cli, toy_copy, tmp_path, co
     assert result.err.startswith("error: ") and result.err.count("\n") == 1
     assert str(culprit) in result.err
     assert not (out / MANIFEST).exists()
+
+
+def test_a_split_list_may_start_with_a_byte_order_mark(cli, toy_copy, tmp_path):
+    path = toy_copy / "ImageSets" / "Segmentation" / "val.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # as Windows editors save UTF-8
+    assert _prepare(cli, toy_copy, tmp_path / "dataset").code == 0
 
 
 def test_unknown_params_key(cli, toy_root, tmp_path):
@@ -162,10 +175,19 @@ def test_unknown_params_key(cli, toy_root, tmp_path):
         ("evaluate:\n  scales: [-1.0]\n", "evaluate.scales.0"),
         ("extract_seeds:\n  sweep: [0.3, 0.1, 0.01]\n", "extract_seeds.sweep"),
         ("extract_seeds:\n  sweep: [0.1, 0.3, 0]\n", "extract_seeds.sweep"),
-        ("train_cam:\n  long_side: [88, 64]\n", "train_cam.long_side: Value error, the low"),
+        ("train_cam:\n  long_side: [88, 64]\n", "train_cam.long_side: the low"),
         ("train_cam:\n  par_dilations: []\n", "train_cam.par_dilations"),
         ("train_deeplab:\n  aspp_rates: [0]\n", "train_deeplab.aspp_rates.0"),
         ("train_irn:\n  scale: [1.5, 0.5]\n", "train_irn.scale"),
+        ("train_cam:\n  lr: .inf\n", "train_cam.lr"),
+        ("train_cam:\n  margin: .nan\n", "train_cam.margin"),
+        ("train_cam:\n  tau_bg: 0.5\n", "train_cam: tau_bg (0.5) must be below tau_fg"),
+        # SIE/SSR/MGA would never run: silently the baseline
+        ("train_cam:\n  warmup_epochs: 20\n", "train_cam: warmup_epochs (20) must be below"),
+        ("train_cam:\n  num_pair: 9\n", "train_cam: num_pair (9) must be at most batch_size"),
+        ("train_irn:\n  bg_threshold: 0.4\n", "train_irn: bg_threshold (0.4) must be below"),
+        ("train_irn:\n  radius: 17\n", "train_irn: radius (17) must be at most crop / 4 (16)"),
+        ("export_masks:\n  radius: 1000\n", "export_masks.radius"),  # offsets ~ radius^2: OOM
     ],
 )
 def test_bad_params_name_the_key(cli, toy_root, tmp_path, text, expected):

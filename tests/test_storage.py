@@ -103,7 +103,7 @@ def test_incomplete_and_missing_remote_artifacts(cli, s3, dataset_artifact):
     assert result.code == 2 and "labels.json is missing" in result.err
     s3.client.remove_object(s3.bucket, "copy/manifest.json")
     result = cli("lineage", uri)
-    assert result.code == 2 and "incomplete artifact (no manifest.json" in result.err
+    assert result.code == 2 and "no manifest.json (not a wsss artifact" in result.err
     result = cli("run", "train_cam", "--in", f"dataset={uri}", "--out", "s3://nobucket-x/out")
     assert result.code == 2 and result.err.count("\n") == 1
 

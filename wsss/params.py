@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from wsss.errors import WsssError
 from wsss.refine.crf import CrfParams
@@ -42,8 +42,20 @@ LongSide = Annotated[
 ]
 
 
+# Affinity radii: the offsets (and memory) grow with its square; IRN uses 10 and 5.
+MAX_RADIUS = 32
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A NaN or infinite number is never a setting (a NaN passes every range check unseen).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _below(section: BaseModel, low: str, high: str) -> None:
+    if getattr(section, low) >= getattr(section, high):
+        raise ValueError(
+            f"{low} ({getattr(section, low)}) must be below {high} ({getattr(section, high)})"
+        )
 
 
 class DatasetParams(Section):
@@ -142,6 +154,18 @@ class TrainCamParams(Section):
     fsr_student_temp: float = Field(default=0.1, gt=0)
     fsr_center_momentum: float = Field(default=0.9, ge=0, lt=1)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainCamParams":
+        _below(self, "tau_bg", "tau_fg")
+        if self.method == "ktse" and (self.sie or self.ssr or self.mga):
+            # otherwise SIE/SSR/MGA would never run and the model would be the baseline
+            _below(self, "warmup_epochs", "epochs")
+            if self.sie and self.num_pair > self.batch_size:
+                raise ValueError(
+                    f"num_pair ({self.num_pair}) must be at most batch_size ({self.batch_size})"
+                )
+        return self
+
 
 class ExtractSeedsParams(Section):
     """extract_seeds: multi-scale + flip CAM inference and the background-threshold seeds."""
@@ -177,7 +201,8 @@ class TrainIrnParams(Section):
     fg_threshold: float = Field(default=0.30, gt=0, lt=1)
     bg_threshold: float = Field(default=0.10, gt=0, lt=1)  # KTSE: 0.10 (IRN: 0.05)
     crf: CrfParams | None = CrfParams()  # null: IR labels straight from the thresholds
-    radius: int = Field(default=10, ge=2)  # pair radius on the stride-4 grid
+    # Pair radius on the stride-4 grid; memory grows with its square (IRN: 10).
+    radius: int = Field(default=10, ge=2, le=MAX_RADIUS)
     scale: Range = (0.5, 1.5)  # random rescale range
     crop: int = Field(default=64, ge=16, le=2048)
     hflip: float = Field(default=0.5, ge=0, le=1)
@@ -190,6 +215,14 @@ class TrainIrnParams(Section):
     poly_power: float = Field(default=0.9, ge=0)
     checkpoint_every: int = Field(default=50, ge=1)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainIrnParams":
+        _below(self, "bg_threshold", "fg_threshold")
+        if self.radius > self.crop // 4:
+            # a pair further apart than the crop's stride-4 grid never occurs
+            raise ValueError(f"radius ({self.radius}) must be at most crop / 4 ({self.crop // 4})")
+        return self
+
 
 class ExportMasksParams(Section):
     """export_masks: boundary maps, the random walk of the CAMs, pseudo and confidence masks."""
@@ -200,7 +233,7 @@ class ExportMasksParams(Section):
     # The walk takes 2^exp_times steps. IRN: 8 on a ~128-cell grid; ToyVOC's grid is 24 cells, and
     # the same relative diffusion length (~ sqrt(steps)) needs 256 * (24/128)^2 ~ 9 steps: 3.
     exp_times: int = Field(default=3, ge=0, le=12)
-    radius: int = Field(default=5, ge=2)
+    radius: int = Field(default=5, ge=2, le=MAX_RADIUS)  # IRN: 5
     bg_threshold: float = Field(default=0.25, gt=0, lt=1)  # background score after the walk
     flip: bool = True
     batch_size: int = Field(default=8, ge=1)
@@ -307,6 +340,7 @@ def parse_params(raw: object, where: str) -> Params:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "<top level>"
         what = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        what = what.removeprefix("Value error, ")
         raise WsssError(f"{where}: {key}: {what}") from None
 
 

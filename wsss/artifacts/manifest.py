@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 import wsss
 from wsss.errors import WsssError
+from wsss.params import digest
 from wsss.safe_paths import relative_path
 
 MANIFEST = "manifest.json"
@@ -122,7 +123,7 @@ def _size(path: Path) -> int | None:
 
 
 def no_manifest(uri: str | Path) -> WsssError:
-    return WsssError(f"{uri}: incomplete artifact (no {MANIFEST}; its stage did not finish)")
+    return WsssError(f"{uri}: no {MANIFEST} (not a wsss artifact, or its stage did not finish)")
 
 
 def require_files(uri: str | Path, manifest: Manifest, size_of: Callable[[str], int | None]):
@@ -139,9 +140,14 @@ def parse_manifest(raw: bytes, where: str) -> Manifest:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        raise WsssError(f"{where}: invalid manifest ({loc}: {err['msg']})") from None
+        raise WsssError(
+            f"{where}: invalid manifest ({loc + ': ' if loc else ''}{err['msg']})"
+        ) from None
     for rel in manifest.files:
         relative_path(rel, f"{where}: files")
+    if digest(manifest.params) != manifest.params_digest:
+        # the lineage would name params that did not make this artifact
+        raise WsssError(f"{where}: params do not match params_digest (edited after it was written)")
     return manifest
 
 

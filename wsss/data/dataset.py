@@ -10,7 +10,7 @@ from torchvision import tv_tensors
 
 from wsss.data.classes import IGNORE
 from wsss.data.index import DatasetIndex
-from wsss.data.io import image_size, read_image, read_mask
+from wsss.data.io import image_size, read_mask
 from wsss.data.transforms import rescaled
 from wsss.errors import WsssError
 
@@ -51,17 +51,20 @@ class SegmentationDataset(Dataset):
 
     def _mask(self, i: int, shape: tuple[int, ...]) -> np.ndarray:
         sample = self.samples[i]
-        path = self.masks / f"{sample.id}.png" if self.masks else self.index.mask_path(sample)
-        if path is None:
+        if self.masks:
+            path = self.masks / f"{sample.id}.png"
+            mask = read_mask(path)
+        else:
+            path, mask = self.index.mask_path(sample), self.index.read_gt_mask(sample)
+        if mask is None:
             return np.full(shape, IGNORE, np.uint8)
-        mask = read_mask(path)
         if mask.shape != shape:
             raise WsssError(f"{path}: mask is {mask.shape[::-1]}, the image {shape[::-1]} (W, H)")
         return mask
 
     def __getitem__(self, i: int) -> dict:
         sample = self.samples[i]
-        image = read_image(self.index.image_path(sample))
+        image = self.index.read_image(sample)
         item = {
             "id": sample.id,
             "image": tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1)),

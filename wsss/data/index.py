@@ -4,11 +4,15 @@ Readers (VOC, COCO) build a DatasetIndex from a root; the `dataset` artifact sto
 that later stages never re-parse a dataset's own layout.
 """
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from wsss.data import io
 from wsss.errors import WsssError
 from wsss.safe_paths import file_name, relative_path
 
@@ -32,6 +36,8 @@ class DatasetIndex:
     samples: dict[str, Sample] = field(default_factory=dict)
     # Root-relative paths of the other files the index was read from (split lists, annotations).
     sources: list[str] = field(default_factory=list)
+    # Root-relative path -> sha256 that prepare_data recorded; what read_image/read_gt_mask check.
+    sha256: dict[str, str] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -48,6 +54,33 @@ class DatasetIndex:
 
     def mask_path(self, sample: Sample) -> Path | None:
         return None if sample.mask is None else self.root / sample.mask
+
+    def read_image(self, sample: Sample) -> np.ndarray:
+        """The sample's RGB image, refused if its bytes are not the ones prepare_data hashed."""
+        path = self.image_path(sample)
+        return io.read_image(path, self._recorded_bytes(sample.image))
+
+    def read_gt_mask(self, sample: Sample) -> np.ndarray | None:
+        """The sample's GT label map (None without one), checked as read_image is."""
+        path = self.mask_path(sample)
+        if path is None:
+            return None
+        return io.read_mask(path, self._recorded_bytes(sample.mask))
+
+    def _recorded_bytes(self, rel: str) -> bytes | None:
+        """REL's bytes, read once and hashed (cheap beside decoding them); None when nothing
+        was recorded (an index read straight from a root)."""
+        expected = self.sha256.get(rel)
+        if expected is None:
+            return None
+        path = self.root / rel
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise WsssError(f"{path}: file not found (the dataset artifact lists it)") from None
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise WsssError(f"{path}: changed since prepare_data hashed it; rerun prepare_data")
+        return data
 
     def label_names(self, sample: Sample) -> list[str]:
         return [self.classes[c] for c in sample.labels]
@@ -83,7 +116,9 @@ class DatasetIndex:
             splits[f.stem] = f.read_text().split()
             if unknown := next((i for i in splits[f.stem] if i not in samples), None):
                 raise WsssError(f"{f}: image {unknown!r} is not in the dataset's samples.json")
-        return cls(format, root, classes, splits, samples)
+        recorded = json.loads((directory / "root_files.json").read_text())
+        sha256 = {rel: entry["sha256"] for rel, entry in recorded.items()}
+        return cls(format, root, classes, splits, samples, sha256=sha256)
 
 
 def _dump(path: Path, obj: object) -> None:
@@ -95,10 +130,11 @@ def read_split_list(path: Path, exists: Callable[[str], bool]) -> list[str]:
     if not path.is_file():
         raise WsssError(f"{path}: split list not found")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of an id
     except UnicodeDecodeError as exc:
         raise WsssError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     ids: list[str] = []
+    line_of: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
         if not tokens:
@@ -109,6 +145,13 @@ def read_split_list(path: Path, exists: Callable[[str], bool]) -> list[str]:
             raise WsssError(
                 f"{path}:{lineno}: image '{image_id}' is listed but its file is missing"
             )
+        if image_id in line_of:
+            # it would weigh twice in training and in every score
+            raise WsssError(
+                f"{path}:{lineno}: image '{image_id}' is listed again (first on line "
+                f"{line_of[image_id]})"
+            )
+        line_of[image_id] = lineno
         ids.append(image_id)
     if not ids:
         raise WsssError(f"{path}: split list is empty")

@@ -26,6 +26,8 @@ def _opened(path: Path, data: bytes | None, what: str) -> Image.Image:
         raise WsssError(f"{path}: {what} file not found") from None
     except Image.DecompressionBombError:
         raise WsssError(f"{path}: {what} too large (over {MAX_PIXELS} pixels)") from None
+    except Image.UnidentifiedImageError:
+        raise WsssError(f"{path}: unreadable {what} (not an image format Pillow reads)") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise WsssError(f"{path}: unreadable {what} ({exc})") from None
     if img.width * img.height > MAX_PIXELS:
@@ -52,9 +54,9 @@ def open_image(path: Path, data: bytes | None = None, what: str = "image") -> Im
         raise WsssError(f"{path}: unreadable or truncated {what} ({exc})") from None
 
 
-def read_image(path: Path) -> np.ndarray:
-    """An RGB uint8 array (H, W, 3)."""
-    return np.array(open_image(path).convert("RGB"))
+def read_image(path: Path, data: bytes | None = None) -> np.ndarray:
+    """An RGB uint8 array (H, W, 3) from PATH (or its bytes DATA)."""
+    return np.array(open_image(path, data).convert("RGB"))
 
 
 def read_mask(path: Path, data: bytes | None = None) -> np.ndarray:

@@ -149,7 +149,9 @@ def build_backbone(
     """A backbone by name, initialized from a local ImageNet weights file when given."""
     if name == "toy":
         if weights is not None:
-            raise WsssError("cam.weights: the toy backbone trains from scratch; set it to null")
+            raise WsssError(
+                "params: train_cam.weights: the toy backbone trains from scratch; set it to null"
+            )
         return ToyNet(width, "step" if norm == "batch" else norm)  # KTSE's derived forwards
     if name == "resnet38d":
         from wsss.models.mxnet import load_weights

@@ -11,6 +11,8 @@ import importlib
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,9 +125,10 @@ def run_stage(
     local = {n: p for n, p in local.items() if not is_remote(str(p))}
     target = _staging_dir(str(out)) if remote_out else check_out(out, local)
     if not main_process:  # rank 0 prepares the directory and the manifest
-        _run_module(stage, inputs, staging_of(target), params)
+        with _disk_errors(target):
+            _run_module(stage, inputs, staging_of(target), params)
         return None
-    with exclusive(target):
+    with _disk_errors(target), exclusive(target):
         staging = begin(target, RESUME_FILES if stage.training else ())
         start = time.monotonic()
         metrics, device = _run_module(stage, inputs, staging, params)
@@ -158,10 +161,16 @@ def run_stage(
 
 
 def _run_module(stage: Stage, inputs: StageInputs, out: Path, params: Params):
-    """The stage's own run(); a full disk or a read-only place is one line, not a traceback."""
     module = importlib.import_module(f"wsss.stages.{stage.name}")
+    return module.run(inputs, out, params)
+
+
+@contextmanager
+def _disk_errors(out: Path) -> Iterator[None]:
+    """A full disk or a read-only place, in the stage or while its artifact is sealed, is one
+    line, not a traceback (the old artifact at OUT stays: the swap comes last)."""
     try:
-        return module.run(inputs, out, params)
+        yield
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
             raise WsssError(f"{exc.filename or out}: cannot write ({exc.strerror})") from None

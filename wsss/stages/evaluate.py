@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from wsss.artifacts.lineage import format_tree, lineage
 from wsss.data.dataset import SegmentationDataset, size_batches
-from wsss.data.io import read_image, write_mask
+from wsss.data.io import write_mask
 from wsss.data.transforms import eval_transforms
 from wsss.errors import WsssError
 from wsss.metrics import ConfusionMatrix
@@ -65,7 +65,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=rt.num_workers, collate_fn=list)
     for items in tqdm(loader, total=len(batches), desc="evaluate", disable=None):
         images = torch.stack([it["image"] for it in items]).to(device)
-        raw = [read_image(index.image_path(index.samples[it["id"]])) for it in items]
+        raw = [index.read_image(index.samples[it["id"]]) for it in items]
         for item, rgb, pred in zip(items, raw, predict_batch(model, images, raw, p), strict=True):
             write_mask(out / "predictions" / f"{item['id']}.png", pred)
             gt = item["mask"].numpy().astype(np.uint8)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from wsss.data.classes import IGNORE
 from wsss.data.dataset import SegmentationDataset, size_batches
-from wsss.data.io import read_image, read_mask, write_mask
+from wsss.data.io import read_mask, write_mask
 from wsss.data.transforms import eval_transforms
 from wsss.metrics import ConfusionMatrix
 from wsss.models.irn import IRNet
@@ -118,14 +118,13 @@ def _labels(item: dict) -> tuple[int, ...]:
 def _overlays(index, dataset, model, out: Path, p: ExportMasksParams, device) -> None:
     rows = []
     for i, sample in enumerate(dataset.samples[: p.overlays]):
-        image = read_image(index.image_path(sample))
+        image = index.read_image(sample)
         tensor = dataset[i]["image"][None].to(device)
         edge = boundaries(model, tensor, p.flip)[None]
         heat = F.interpolate(edge, scale_factor=4, mode="bilinear", align_corners=False)
         heat = heat[0, 0, : image.shape[0], : image.shape[1]].cpu().numpy()
         mask = read_mask(out / "masks" / f"{sample.id}.png")
-        gt_path = index.mask_path(sample)
-        gt = read_mask(gt_path) if gt_path is not None else None
+        gt = index.read_gt_mask(sample)
         rows.append((sample.id, image, heat, mask, gt))
     if rows:
         titles = ("image", "boundary", "pseudo-mask", "GT")

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from wsss.data.classes import IGNORE
 from wsss.data.dataset import MultiScaleSet, SegmentationDataset, size_batches
-from wsss.data.io import read_image, read_mask, write_mask
+from wsss.data.io import read_mask, write_mask
 from wsss.errors import WsssError
 from wsss.metrics import ConfusionMatrix
 from wsss.models.cam import CamNet
@@ -202,14 +202,13 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
 def _overlays(index, dataset: SegmentationDataset, out: Path, count: int) -> None:
     rows = []
     for sample in dataset.samples[:count]:
-        image = read_image(index.image_path(sample))
+        image = index.read_image(sample)
         npz = np.load(out / "cams" / f"{sample.id}.npz")
         heat = (
             npz["cam"].astype(np.float32).max(0) if len(npz["keys"]) else np.zeros(image.shape[:2])
         )
         seed = read_mask(out / "seeds" / f"{sample.id}.png")
-        gt_path = index.mask_path(sample)
-        gt = read_mask(gt_path) if gt_path is not None else None
+        gt = index.read_gt_mask(sample)
         rows.append((sample.id, image, heat, seed, gt))
     if rows:
         plot_overlays(rows, out / "cam_overlays.png")

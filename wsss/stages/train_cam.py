@@ -71,8 +71,6 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     p, rt = params.train_cam, params.runtime
     index = load_index(inputs["dataset"].path)
     require_splits(index, "train_cam", p, "split")
-    if p.tau_bg >= p.tau_fg:
-        raise WsssError("params: train_cam.tau_bg: must be below train_cam.tau_fg")
     device, dist = start(rt.device, rt.seed)
 
     meta = {

@@ -22,10 +22,9 @@ from wsss.artifacts.storage import local_file
 from wsss.data.classes import IGNORE
 from wsss.data.dataset import AugmentedSet, SegmentationDataset
 from wsss.data.index import DatasetIndex
-from wsss.data.io import read_image, read_mask, write_mask
+from wsss.data.io import write_mask
 from wsss.data.pairs import EpochSampler
 from wsss.data.transforms import irn_train_transforms
-from wsss.errors import WsssError
 from wsss.models.irn import IRNet, build_irnet
 from wsss.params import Params, TrainIrnParams
 from wsss.refine.affinity import (
@@ -80,15 +79,14 @@ class _Mining(Dataset):
 
     def __getitem__(self, i: int) -> np.ndarray:
         sample = self.samples[i]
-        image = read_image(self.index.image_path(sample))
+        image = self.index.read_image(sample)
         cam, keys = read_cam(self.cams, sample.id, sample.labels, image.shape[:2], "irn_high_res")
         p = self.p
         label = ir_label(image, cam, keys, p.fg_threshold, p.bg_threshold, p.crf)
         write_mask(self.out / f"{sample.id}.png", label)
-        gt_path = self.index.mask_path(sample)
-        if gt_path is None:
+        gt = self.index.read_gt_mask(sample)
+        if gt is None:
             return np.zeros(3, np.int64)
-        gt = read_mask(gt_path)
         known, scorable = label != IGNORE, gt != IGNORE
         correct = (known & scorable & (label == gt)).sum()
         return np.array([correct, (known & scorable).sum(), scorable.sum()], np.int64)
@@ -127,8 +125,6 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     p, rt = params.train_irn, params.runtime
     index = load_index(inputs["dataset"].path)
     require_splits(index, "train_irn", p, "split")
-    if p.bg_threshold >= p.fg_threshold:
-        raise WsssError("params: train_irn.bg_threshold: must be below train_irn.fg_threshold")
     device, dist = start(rt.device, rt.seed)
 
     metrics = {}

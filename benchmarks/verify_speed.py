@@ -17,7 +17,7 @@ from pathlib import Path
 from benchmarks.common import scratch, write_json
 from tests.helpers import seal
 from wsss.artifacts import open_artifact
-from wsss.stages.prepare_data import load_index
+from wsss.kinds.dataset import load_index
 
 
 def median_seconds(fn, repeats: int = 3) -> float:

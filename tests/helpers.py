@@ -10,8 +10,8 @@ import yaml
 from wsss.artifacts import open_artifact
 from wsss.artifacts.manifest import InputRef, Manifest, hash_tree, write_manifest
 from wsss.artifacts.uri import relative_uri
+from wsss.kinds.cams import strided_size
 from wsss.params import digest
-from wsss.stages.extract_seeds import strided_size
 
 
 def seal(out: Path, kind: str, stage: str, inputs: dict[str, Path]) -> None:

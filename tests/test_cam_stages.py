@@ -22,7 +22,7 @@ from wsss.artifacts.output import staging_of
 from wsss.data.dataset import MultiScaleSet
 from wsss.data.io import read_mask, write_mask
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD, scaled_size
-from wsss.stages.extract_seeds import multiscale_cams, seeds_from_cams
+from wsss.inference import multiscale_cams, seeds_from_cams
 
 WSSS = str(Path(sys.executable).parent / "wsss")
 

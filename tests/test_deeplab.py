@@ -17,10 +17,10 @@ from tests.helpers import seal, tiny_params
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.output import staging_of
 from wsss.data.io import read_mask
+from wsss.kinds.dataset import load_index
 from wsss.methods.segmentation import pseudo_mask_loss
 from wsss.models.backbones import TorchvisionResNet
 from wsss.models.deeplab import ASPP, build_deeplab
-from wsss.stages.prepare_data import load_index
 
 WSSS = str(Path(sys.executable).parent / "wsss")
 

@@ -15,6 +15,7 @@ import torch
 from tests.helpers import seal, tiny_params, write_cams
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.data.io import read_mask
+from wsss.kinds.dataset import load_index
 from wsss.refine.affinity import (
     affinity_loss,
     displacement_loss,
@@ -27,7 +28,6 @@ from wsss.refine.affinity import (
 )
 from wsss.refine.crf import CrfParams
 from wsss.refine.ir_labels import confidence_mask, ir_label
-from wsss.stages.prepare_data import load_index
 
 WSSS = str(Path(sys.executable).parent / "wsss")
 

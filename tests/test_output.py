@@ -12,10 +12,10 @@ import pytest
 
 from wsss import stages
 from wsss.artifacts import MANIFEST, open_artifact
-from wsss.artifacts.output import begin, staging_of
+from wsss.artifacts.output import RESUME_FILES, begin, staging_of
 from wsss.params import TrainCamParams
 from wsss.stages import prepare_data
-from wsss.training import RESUME_FILES, resume_key
+from wsss.training import resume_key
 
 
 def _prepare(cli, root, out):

@@ -5,7 +5,7 @@ import torch
 
 from wsss.data.pairs import CamTrainSet, EpochSampler
 from wsss.data.transforms import cam_train_transforms
-from wsss.stages.prepare_data import load_index
+from wsss.kinds.dataset import load_index
 
 
 def _set(dataset_artifact, seed=0):

@@ -9,7 +9,7 @@ from PIL import Image
 
 from wsss.artifacts import MANIFEST
 from wsss.data.io import read_mask, write_mask
-from wsss.stages.prepare_data import load_index
+from wsss.kinds.dataset import load_index
 
 
 def _prepare(cli, root: Path, out: Path, *extra: str | Path):

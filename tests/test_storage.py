@@ -15,7 +15,7 @@ from wsss.artifacts.manifest import sha256_file
 from wsss.artifacts.storage import Store, cache_dir, local_file, parse_s3
 from wsss.artifacts.uri import relative_uri, resolve_uri
 from wsss.errors import WsssError
-from wsss.stages.prepare_data import load_index
+from wsss.kinds.dataset import load_index
 
 TINY_CAM = {
     "train_cam": {

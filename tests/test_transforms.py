@@ -10,7 +10,7 @@ from wsss.data.transforms import (
     cam_train_transforms,
     train_transforms,
 )
-from wsss.stages.prepare_data import load_index
+from wsss.kinds.dataset import load_index
 
 
 def _pair(h=40, w=60):

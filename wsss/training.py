@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from wsss.artifacts import Artifact
+from wsss.artifacts.output import CHECKPOINT
 from wsss.data.pairs import EpochSampler
 from wsss.errors import Diverged, WsssError, load_problem
 from wsss.params import digest
@@ -37,9 +38,6 @@ from wsss.runtime import (
     seed_everything,
 )
 
-CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"  # select_on_val: the best epoch so far (survives a resume)
-RESUME_FILES = (CHECKPOINT, BEST)  # what a rerun of a training stage keeps of the last one
 LOG = "train_log.jsonl"
 
 LossFn = Callable[[dict, int], tuple[torch.Tensor, dict[str, float]]]  # (batch, epoch)

@@ -19,6 +19,11 @@ from pathlib import Path
 from wsss.artifacts.manifest import MANIFEST, parse_manifest
 from wsss.errors import WsssError
 
+# A training stage's checkpoints: the files a rerun keeps of the last run's staging directory.
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # select_on_val: the best epoch so far (survives a resume)
+RESUME_FILES = (CHECKPOINT, BEST)
+
 
 def staging_of(out: Path) -> Path:
     return out.with_name(f".{out.name}.staging")

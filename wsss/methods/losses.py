@@ -9,10 +9,7 @@ import torch.nn.functional as F
 
 from wsss.data.classes import IGNORE
 from wsss.refine.par import PAR
-
-
-def up(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    return F.interpolate(x, size, mode="bilinear", align_corners=False)
+from wsss.tensors import up
 
 
 def maxnorm(x: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,6 @@ from torch import nn
 
 from wsss.errors import WsssError
 from wsss.models.backbones import TorchvisionResNet, ToyNet
-from wsss.runtime import autocast
 
 TOY_CONTEXT = 2  # the toy backbone's receptive field must span a whole ToyVOC object
 
@@ -67,35 +66,3 @@ def build_deeplab(
             backbone.load_imagenet(load_weights(weights, mxnet_names=False))
         return DeepLabV2(backbone, num_classes, rates)
     raise WsssError(f"train_deeplab.backbone: unknown '{name}' (expected toy or resnet101)")
-
-
-@torch.no_grad()
-def segment(
-    model: DeepLabV2, images: torch.Tensor, scales: tuple[float, ...], flip: bool, merge: str
-) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, C, H, W) class probabilities: logits per scale (averaged with the
-    flipped image's) at the input size, merged over scales by pixel-wise max or mean, softmax."""
-    size = images.shape[-2:]
-    merged = None
-    for scale in scales:
-        x = (
-            images
-            if scale == 1
-            else F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False)
-        )
-        batch = torch.cat([x, x.flip(-1)]) if flip else x
-        with autocast(images.device):
-            logits = model(batch).float()
-        if flip:
-            plain, flipped = logits.chunk(2)
-            logits = (plain + flipped.flip(-1)) / 2
-        logits = F.interpolate(logits, size, mode="bilinear", align_corners=False)
-        if merged is None:
-            merged = logits
-        elif merge == "max":
-            merged = torch.maximum(merged, logits)
-        else:
-            merged = merged + logits
-    if merge == "mean":
-        merged = merged / len(scales)
-    return merged.softmax(1)

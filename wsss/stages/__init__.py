@@ -19,12 +19,11 @@ from pathlib import Path
 import wsss
 from wsss.artifacts import Artifact, InputRef, Manifest, open_artifact, relative_uri, write_manifest
 from wsss.artifacts.manifest import code_revision, hash_tree, now_iso
-from wsss.artifacts.output import begin, check_out, exclusive, staging_of, swap
+from wsss.artifacts.output import RESUME_FILES, begin, check_out, exclusive, staging_of, swap
 from wsss.artifacts.storage import cache_dir, parse_s3, push_artifact, store
 from wsss.artifacts.uri import is_remote
 from wsss.errors import WsssError
 from wsss.params import Params, digest
-from wsss.training import RESUME_FILES
 
 METRICS = "metrics.json"
 

@@ -20,27 +20,14 @@ from wsss.data.dataset import SegmentationDataset, size_batches
 from wsss.data.io import write_mask
 from wsss.data.transforms import eval_transforms
 from wsss.errors import WsssError
+from wsss.inference import predict_batch
+from wsss.kinds.dataset import load_index, require_splits
+from wsss.kinds.models import load_seg_model
 from wsss.metrics import ConfusionMatrix
-from wsss.models.deeplab import DeepLabV2, segment
-from wsss.params import EvaluateParams, Params
+from wsss.params import Params
 from wsss.plots import plot_class_iou, plot_confusion, plot_examples
-from wsss.refine.crf import crf_probs
 from wsss.report import write_report
 from wsss.runtime import describe, resolve_device
-from wsss.stages.prepare_data import load_index, require_splits
-from wsss.stages.train_deeplab import load_seg_model
-
-
-def predict_batch(
-    model: DeepLabV2, images: torch.Tensor, raw: list[np.ndarray], p: EvaluateParams
-) -> list[np.ndarray]:
-    """Label maps (H, W) uint8 for a batch of normalized IMAGES (their RGB uint8 RAW for CRF)."""
-    probs = segment(model, images, p.scales, p.flip, p.merge).cpu().numpy()
-    if p.crf is not None:
-        probs = np.stack(
-            [crf_probs(rgb, prob, p.crf) for rgb, prob in zip(raw, probs, strict=True)]
-        )
-    return [prob.argmax(0).astype(np.uint8) for prob in probs]
 
 
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:

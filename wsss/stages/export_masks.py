@@ -22,6 +22,9 @@ from wsss.data.classes import IGNORE
 from wsss.data.dataset import SegmentationDataset, size_batches
 from wsss.data.io import read_mask, write_mask
 from wsss.data.transforms import eval_transforms
+from wsss.kinds.cams import read_cam, strided_size
+from wsss.kinds.dataset import load_index, require_splits
+from wsss.kinds.models import load_irn_model
 from wsss.metrics import ConfusionMatrix
 from wsss.models.irn import IRNet
 from wsss.params import ExportMasksParams, Params
@@ -29,9 +32,6 @@ from wsss.plots import plot_overlays
 from wsss.refine.affinity import random_walk, transition_weights
 from wsss.refine.ir_labels import confidence_mask
 from wsss.runtime import autocast, describe, resolve_device
-from wsss.stages.extract_seeds import read_cam, strided_size
-from wsss.stages.prepare_data import load_index, require_splits
-from wsss.stages.train_irn import load_irn_model
 
 
 @torch.no_grad()

@@ -14,12 +14,10 @@ sweep scored against GT, which is the number papers report (METHOD §4, §10.12)
 """
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -27,108 +25,14 @@ from wsss.data.classes import IGNORE
 from wsss.data.dataset import MultiScaleSet, SegmentationDataset, size_batches
 from wsss.data.io import read_mask, write_mask
 from wsss.errors import WsssError
+from wsss.inference import multiscale_cams, seeds_from_cams
+from wsss.kinds.cams import CAM_ARRAYS
+from wsss.kinds.dataset import load_index, require_splits
+from wsss.kinds.models import load_cam_model
 from wsss.metrics import ConfusionMatrix
-from wsss.models.cam import CamNet
 from wsss.params import Params
 from wsss.plots import plot_overlays, plot_threshold_sweep
-from wsss.runtime import autocast, describe, resolve_device
-from wsss.stages.prepare_data import load_index, require_splits
-from wsss.stages.train_cam import load_cam_model
-
-CAM_ARRAYS = ("cam", "irn_high_res", "irn_stride4")
-
-
-def strided_size(size: tuple[int, int], stride: int) -> tuple[int, int]:
-    """The grid of a stride-STRIDE map of an image of SIZE: ceil(H / stride) x ceil(W / stride)."""
-    return (size[0] - 1) // stride + 1, (size[1] - 1) // stride + 1
-
-
-def up(x: torch.Tensor, size) -> torch.Tensor:
-    return F.interpolate(x, tuple(size), mode="bilinear", align_corners=False)
-
-
-@dataclass
-class ImageCams:
-    """Each (B, C, ., .), absent classes zeroed, each class divided by its max (+1e-5)."""
-
-    cam: torch.Tensor  # the seed recipe, H x W
-    irn_high_res: torch.Tensor  # IRN's recipe, H x W
-    irn_stride4: torch.Tensor  # IRN's recipe, on the stride-4 grid
-
-
-@torch.no_grad()
-def multiscale_cams(
-    model: CamNet,
-    views: list[torch.Tensor],
-    labels: torch.Tensor,
-    size: tuple[int, int],
-    flip: bool,
-) -> ImageCams:
-    """The CAMs of images of SIZE from VIEWS (the images at each inference scale, (B, 3, h, w)),
-    in both recipes of the module docstring; each forward runs once and feeds both."""
-    b, c = labels.shape
-    up16 = tuple(16 * n for n in strided_size(size, 16))
-    totals = {
-        "cam": torch.zeros(b, c, *size, device=labels.device),
-        "irn_high_res": torch.zeros(b, c, *up16, device=labels.device),
-        "irn_stride4": torch.zeros(b, c, *strided_size(size, 4), device=labels.device),
-    }
-
-    for x in views:
-        batch = torch.cat([x, x.flip(-1)]) if flip else x
-        with autocast(x.device):
-            raw = model(batch).cam.float()
-        if flip:
-            plain, flipped = raw.chunk(2)
-            seed = F.relu(up(plain, size))
-            seed = seed + F.relu(up(flipped, size)).flip(-1)
-            irn = F.relu(plain + flipped.flip(-1))
-        else:
-            seed = F.relu(up(raw, size))
-            irn = F.relu(raw)
-        totals["cam"] += seed
-        for name in ("irn_high_res", "irn_stride4"):
-            totals[name] += up(irn, totals[name].shape[-2:])
-    totals["irn_high_res"] = totals["irn_high_res"][..., : size[0], : size[1]]
-    present = labels[:, :, None, None]
-    return ImageCams(
-        **{
-            k: v * present / ((v * present).amax((2, 3), keepdim=True) + 1e-5)
-            for k, v in totals.items()
-        }
-    )
-
-
-def read_cam(
-    cams: Path, image_id: str, labels: tuple[int, ...], size: tuple[int, int], array: str = "cam"
-):
-    """(CAM (K, ., .) float32, keys (K,)) of one image from a `cams` artifact directory: ARRAY is
-    one of CAM_ARRAYS. Checked against the image's labels and size (H, W); a mismatch is a
-    one-line WsssError."""
-    path = cams / "cams" / f"{image_id}.npz"
-    try:
-        with np.load(path) as npz:
-            cam, keys = npz[array].astype(np.float32), npz["keys"]
-    except FileNotFoundError:
-        raise WsssError(f"{path}: no CAM for image '{image_id}'") from None
-    except (OSError, KeyError, ValueError) as exc:
-        raise WsssError(f"{path}: not a CAM array file with '{array}' ({exc})") from None
-    if sorted(keys.tolist()) != sorted(labels):
-        raise WsssError(
-            f"{path}: CAM classes {keys.tolist()} disagree with the image labels {sorted(labels)}"
-        )
-    grid = strided_size(size, 4) if array == "irn_stride4" else size
-    if cam.shape != (len(keys), *grid):
-        raise WsssError(
-            f"{path}: {array} shape {cam.shape}, expected ({len(keys)}, {grid[0]}, {grid[1]})"
-        )
-    return cam, keys
-
-
-def seeds_from_cams(cams: torch.Tensor, threshold: float) -> torch.Tensor:
-    """argmax over [threshold; CAMs]: 0 = background, c+1 = class c. CAMS (..., C, H, W)."""
-    bg = torch.full_like(cams[..., :1, :, :], threshold)
-    return torch.cat([bg, cams], dim=-3).argmax(dim=-3)
+from wsss.runtime import describe, resolve_device
 
 
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:

@@ -19,10 +19,10 @@ from wsss.data.classes import voc_palette
 from wsss.data.io import read_image, write_mask
 from wsss.data.transforms import eval_transforms
 from wsss.errors import WsssError
+from wsss.inference import predict_batch
+from wsss.kinds.models import load_seg_model
 from wsss.params import Params
 from wsss.runtime import describe, resolve_device
-from wsss.stages.evaluate import predict_batch
-from wsss.stages.train_deeplab import load_seg_model
 
 
 def _images(folder: Path) -> list[tuple[Path, np.ndarray]]:

@@ -10,17 +10,15 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from wsss.artifacts import resolve_uri
-from wsss.artifacts.storage import cached_root, sync_root
+from wsss.artifacts.storage import sync_root
 from wsss.artifacts.uri import is_remote, relative_uri
 from wsss.data.coco import is_coco_root, read_coco
 from wsss.data.index import DatasetIndex
 from wsss.data.verify import check_samples, read_hashed
 from wsss.data.voc import is_voc_root, read_voc
 from wsss.errors import WsssError
+from wsss.kinds.dataset import ROOT_FILES, SOURCE
 from wsss.params import Params
-
-SOURCE = "source.json"
 
 
 def read_root(root: Path, params: Params) -> DatasetIndex:
@@ -80,7 +78,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         "width": [min(widths), max(widths)] if p.verify else None,
     }
     _write_json(out / "stats.json", stats)
-    _write_json(out / "root_files.json", root_files)
+    _write_json(out / ROOT_FILES, root_files)
     _write_json(
         out / SOURCE,
         {
@@ -102,28 +100,3 @@ def _write_json(path: Path, obj: object) -> None:
 def _local_root(uri: str) -> Path:
     """The root to index: a local path as it is, an s3:// prefix copied into the cache first."""
     return sync_root(uri) if is_remote(uri) else Path(uri)
-
-
-def load_index(dataset_dir: Path) -> DatasetIndex:
-    """The DatasetIndex of a `dataset` artifact, with its root resolved from the artifact.
-
-    An s3:// root is synced once per machine into WSSS_CACHE_DIR and checked file by file
-    against the digests recorded here (DESIGN §4: no dataset copy per step).
-    """
-    source = json.loads((dataset_dir / SOURCE).read_text())
-    root_uri = resolve_uri(dataset_dir, source["root"])
-    if is_remote(root_uri):
-        root_files = json.loads((dataset_dir / "root_files.json").read_text())
-        root = cached_root(root_uri, root_files, source["root_digest"])
-    else:
-        root = Path(root_uri)
-    return DatasetIndex.load(dataset_dir, root, source["format"])
-
-
-def require_splits(index: DatasetIndex, section: str, p, *keys: str) -> None:
-    """Each params field KEYS of SECTION (P) must name a split of the dataset."""
-    for key in keys:
-        if getattr(p, key) not in index.splits:
-            raise WsssError(
-                f"params: {section}.{key}: '{getattr(p, key)}' is not a split of the dataset"
-            )

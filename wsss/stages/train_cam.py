@@ -9,53 +9,26 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from wsss.artifacts import Artifact
 from wsss.artifacts.storage import local_file
 from wsss.data.pairs import CamTrainSet, EpochSampler
 from wsss.data.transforms import cam_train_transforms
 from wsss.errors import WsssError
+from wsss.kinds.dataset import load_index, require_splits
+from wsss.kinds.models import MODEL, build_cam_model
 from wsss.methods import build_method
-from wsss.models.backbones import build_backbone
-from wsss.models.cam import CamNet
-from wsss.models.mxnet import load_weights
-from wsss.models.vit import FsrNet
 from wsss.params import Params, TrainCamParams
 from wsss.runtime import (
     autocast,
     describe,
     finish_distributed,
 )
-from wsss.stages.prepare_data import load_index, require_splits
 from wsss.training import (
     Loop,
     epoch_loader,
-    load_model_file,
     place_model,
     resume_key,
     start,
 )
-
-MODEL = "model.pt"
-
-
-def build_model(meta: dict, weights: Path | None = None) -> CamNet | FsrNet:
-    """The network a `cam_model` describes: FSR's ViT network or a CNN with the CAM head;
-    initialized from ImageNet WEIGHTS when given."""
-    if meta["method"] == "fsr":
-        model = FsrNet(meta["fsr_encoder"], meta["num_classes"], tuple(meta["fsr_head"]))
-        if weights is not None:
-            if meta["fsr_encoder"] == "vit_toy":
-                raise WsssError("params: train_cam.weights: vit_toy trains from scratch; null")
-            model.encoder.load_imagenet(load_weights(weights, mxnet_names=False))
-            model.sync_teacher()
-        return model
-    backbone = build_backbone(meta["backbone"], weights, meta["toy_width"], meta["toy_norm"])
-    return CamNet(backbone, meta["num_classes"])
-
-
-def load_cam_model(artifact: Artifact, device: torch.device) -> tuple[CamNet | FsrNet, dict]:
-    """The trained network of a `cam_model` artifact, in eval mode, and its metadata."""
-    return load_model_file(artifact.path / MODEL, build_model, "CAM", device)
 
 
 def _batch_size(p: TrainCamParams, epoch: int) -> int:
@@ -83,7 +56,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         "fsr_encoder": p.fsr_encoder,
         "fsr_head": list(p.fsr_head),
     }
-    model = build_model(meta, local_file(p.weights))
+    model = build_cam_model(meta, local_file(p.weights))
     meta["stride"] = model.stride
     place_model(model, device, dist)
     method = build_method(p)

@@ -12,46 +12,33 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from wsss.artifacts import Artifact
+from wsss.artifacts.output import BEST
 from wsss.artifacts.storage import local_file
 from wsss.data.dataset import AugmentedSet, SegmentationDataset, size_batches
 from wsss.data.index import DatasetIndex
 from wsss.data.pairs import EpochSampler
 from wsss.data.transforms import eval_transforms, train_transforms
+from wsss.inference import segment
+from wsss.kinds.dataset import load_index, require_splits
+from wsss.kinds.models import MODEL
 from wsss.methods.segmentation import pseudo_mask_loss
 from wsss.metrics import ConfusionMatrix
-from wsss.models.deeplab import DeepLabV2, build_deeplab, segment
+from wsss.models.deeplab import DeepLabV2, build_deeplab
 from wsss.params import Params
 from wsss.runtime import (
     describe,
     finish_distributed,
 )
-from wsss.stages.prepare_data import load_index, require_splits
 from wsss.training import (
-    BEST,
     Loop,
     epoch_loader,
     epoch_steps_or_error,
-    load_model_file,
     place_model,
     poly_factor,
     resume_key,
     save_atomic,
     start,
 )
-
-MODEL = "model.pt"
-
-
-def build_model(meta: dict) -> DeepLabV2:
-    return build_deeplab(
-        meta["backbone"], None, meta["num_classes"], tuple(meta["aspp_rates"]), meta["toy_width"]
-    )
-
-
-def load_seg_model(artifact: Artifact, device: torch.device) -> tuple[DeepLabV2, dict]:
-    """The trained DeepLabV2 of a `seg_model` artifact, in eval mode, and its metadata."""
-    return load_model_file(artifact.path / MODEL, build_model, "segmentation", device)
 
 
 @torch.no_grad()

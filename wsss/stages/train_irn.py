@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from wsss.artifacts import Artifact
 from wsss.artifacts.storage import local_file
 from wsss.data.classes import IGNORE
 from wsss.data.dataset import AugmentedSet, SegmentationDataset
@@ -25,6 +24,9 @@ from wsss.data.index import DatasetIndex
 from wsss.data.io import write_mask
 from wsss.data.pairs import EpochSampler
 from wsss.data.transforms import irn_train_transforms
+from wsss.kinds.cams import read_cam
+from wsss.kinds.dataset import load_index, require_splits
+from wsss.kinds.models import MODEL
 from wsss.models.irn import IRNet, build_irnet
 from wsss.params import Params, TrainIrnParams
 from wsss.refine.affinity import (
@@ -39,32 +41,17 @@ from wsss.runtime import (
     describe,
     finish_distributed,
 )
-from wsss.stages.extract_seeds import read_cam
-from wsss.stages.prepare_data import load_index, require_splits
 from wsss.training import (
     Loop,
     epoch_loader,
     epoch_steps_or_error,
-    load_model_file,
     place_model,
     poly_factor,
     resume_key,
     start,
 )
 
-MODEL = "model.pt"
 IR_LABELS = "ir_labels"
-
-
-def build_model(meta: dict) -> IRNet:
-    return build_irnet(
-        meta["backbone"], None, meta["toy_width"], meta["edge_width"], meta["disp_width"]
-    )
-
-
-def load_irn_model(artifact: Artifact, device: torch.device) -> tuple[IRNet, dict]:
-    """The trained IRNet of an `irn_model` artifact, in eval mode, and its metadata."""
-    return load_model_file(artifact.path / MODEL, build_model, "IRN", device)
 
 
 class _Mining(Dataset):

@@ -1,0 +1,103 @@
+"""The layout's rules, checked on the source: stages are leaves (none imports another), and each
+dvc.yaml stage depends on exactly the code it runs (its import closure), so a code change reruns
+what it affects and nothing else."""
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wsss.stages import STAGES
+
+REPO = Path(__file__).resolve().parents[1]
+DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+# What `wsss run STAGE` executes besides the stage module: the CLI entry and the runner.
+ENTRY = ("wsss.cli", "wsss.stages")
+
+
+def _file(module: str) -> Path | None:
+    base = REPO / module.replace(".", "/")
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    """The wsss modules PATH imports, at the top or inside functions (lazy imports count: they
+    run when the code path does), with the packages each import executes."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] == "wsss" and _file(name):
+                parts = name.split(".")
+                prefixes = (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+                found |= {m for m in prefixes if _file(m)}  # not the namespace packages
+    return found
+
+
+def closure(stage: str) -> set[Path]:
+    """Every wsss source file `wsss run STAGE` can execute. The CLI counts as one file: its
+    other subcommands' lazy imports (ToyVOC, lineage, scoring) are not on this path."""
+    seen: set[str] = set()
+    todo = [f"wsss.stages.{stage}", "wsss.stages", "wsss"]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo += _imports(_file(module))
+    return {_file(m) for m in seen} | {REPO / "wsss" / "cli.py"}
+
+
+def minimal_cover(files: set[Path]) -> list[str]:
+    """FILES as dvc.yaml deps: a package folder where every module in it is in FILES, else the
+    files one by one."""
+    deps: list[str] = []
+
+    def walk(folder: Path) -> None:
+        modules = set(folder.rglob("*.py"))
+        if modules <= files:
+            deps.append(str(folder.relative_to(REPO)))
+            return
+        for path in sorted(folder.iterdir()):
+            if path.is_dir() and any(path.rglob("*.py")):
+                walk(path)
+            elif path in files:
+                deps.append(str(path.relative_to(REPO)))
+
+    walk(REPO / "wsss")
+    return deps
+
+
+def test_no_stage_imports_another_stage():
+    for stage in STAGES:
+        imported = _imports(_file(f"wsss.stages.{stage}"))
+        others = {m for m in imported if m.startswith("wsss.stages.")} - {"wsss.stages.component"}
+        assert not others, f"wsss/stages/{stage}.py imports {sorted(others)}"
+
+
+@pytest.mark.parametrize("stage", list(DVC))
+def test_dvc_deps_are_the_stages_import_closure(stage):
+    code = [d for d in DVC[stage]["deps"] if d.startswith("wsss")]
+    expected = minimal_cover(closure(stage))
+    assert code == expected, f"dvc.yaml {stage}: deps should be\n" + "\n".join(
+        f"      - {d}" for d in expected
+    )
+
+
+def test_every_pipeline_stage_is_in_dvc_yaml_with_its_inputs():
+    for name, stage in STAGES.items():
+        if name == "predict":  # `wsss predict`, not a pipeline stage
+            continue
+        cmd = " ".join(DVC[name]["cmd"].split())
+        given = {part.split("=")[0] for part in cmd.split("--in ")[1:]}
+        assert given == set(stage.inputs), f"dvc.yaml {name}: --in {sorted(given)}"
+        assert f"--out artifacts/{stage.kind} " in cmd + " "
+        assert DVC[name]["params"][0] == stage.section

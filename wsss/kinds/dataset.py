@@ -1,0 +1,38 @@
+"""The `dataset` artifact: the index of a dataset root (written by prepare_data)."""
+
+import json
+from pathlib import Path
+
+from wsss.artifacts import resolve_uri
+from wsss.artifacts.storage import cached_root
+from wsss.artifacts.uri import is_remote
+from wsss.data.index import DatasetIndex
+from wsss.errors import WsssError
+
+SOURCE = "source.json"  # the root's URI (relative to the artifact), format and digest
+ROOT_FILES = "root_files.json"  # root-relative path -> sha256, size of every file the index uses
+
+
+def load_index(dataset_dir: Path) -> DatasetIndex:
+    """The DatasetIndex of a `dataset` artifact, with its root resolved from the artifact.
+
+    An s3:// root is synced once per machine into WSSS_CACHE_DIR and checked file by file
+    against the digests recorded here (DESIGN §4: no dataset copy per step).
+    """
+    source = json.loads((dataset_dir / SOURCE).read_text())
+    root_uri = resolve_uri(dataset_dir, source["root"])
+    if is_remote(root_uri):
+        root_files = json.loads((dataset_dir / ROOT_FILES).read_text())
+        root = cached_root(root_uri, root_files, source["root_digest"])
+    else:
+        root = Path(root_uri)
+    return DatasetIndex.load(dataset_dir, root, source["format"])
+
+
+def require_splits(index: DatasetIndex, section: str, p, *keys: str) -> None:
+    """Each params field KEYS of SECTION (P) must name a split of the dataset."""
+    for key in keys:
+        if getattr(p, key) not in index.splits:
+            raise WsssError(
+                f"params: {section}.{key}: '{getattr(p, key)}' is not a split of the dataset"
+            )

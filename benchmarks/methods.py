@@ -20,7 +20,7 @@ PAPERS = {  # reported on VOC 2012
     "baseline": "54.2 seeds (KTSE's Table 6 base)",
     "ktse": "67.0 seeds (train)",
     "destruction": "69.1 segmentation (test)",
-    "fsr": "not in METHOD.md (only its abstract and code facts)",
+    "fsr": "not in docs/method.md (only its abstract and code facts)",
 }
 
 

@@ -1,4 +1,4 @@
-"""One KFP v2 lightweight component per pipeline stage (DESIGN §4).
+"""One KFP v2 lightweight component per pipeline stage (docs/design.md §4).
 
 Each is a thin function that calls `wsss.stages.component.run_component`, which runs the same
 `wsss.stages` code as the CLI and DVC. Components run in our image, which carries wsss and kfp,

@@ -128,6 +128,7 @@ def local_run(toy_root, tmp_path_factory) -> tuple[Path, Path]:
     return final, work
 
 
+@pytest.mark.slow
 def test_local_run_of_the_whole_pipeline(local_run):
     final, _ = local_run
     evaluation = open_artifact(final, "evaluation")
@@ -143,6 +144,7 @@ def test_local_run_of_the_whole_pipeline(local_run):
         assert f"{stage.kind} <- {stage.name}" in lineage
 
 
+@pytest.mark.slow
 def test_local_rerun_from_one_stage(local_run):
     """--from train_deeplab reruns train_deeplab and evaluate on the first run's artifacts."""
     final, work = local_run
@@ -225,6 +227,7 @@ def test_component_refuses_bad_params(dataset_artifact, tmp_path, capsys, params
     assert not (tmp_path / "cam_model").exists()
 
 
+@pytest.mark.slow
 def test_component_runs_a_training_stage_under_torchrun(dataset_artifact, tmp_path, monkeypatch):
     """Several processes per pod (here WSSS_NPROC=2 on CPU, gloo): one artifact, from rank 0."""
     monkeypatch.setenv("WSSS_NPROC", "2")

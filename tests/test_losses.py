@@ -156,7 +156,7 @@ def test_warmup_trains_classification_only_and_switches_add_their_terms():
 
 def test_voc_preset_reproduces_the_official_step_count():
     """10 warm-up epochs at batch 8 and 30 at 16 over 10,582 images: the 33,050 steps the
-    official code ran, on a poly horizon of 52,880 it never reaches (METHOD §10.2)."""
+    official code ran, on a poly horizon of 52,880 it never reaches (docs/method.md §10.2)."""
     from pathlib import Path
 
     from wsss.params import load_params

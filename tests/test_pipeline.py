@@ -12,6 +12,8 @@ import yaml
 
 from wsss.artifacts import open_artifact
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("prepare_data", "train_cam", "extract_seeds", "train_irn", "export_masks",
           "train_deeplab", "evaluate")  # fmt: skip

@@ -1,4 +1,5 @@
-"""The wsss KFP v2 pipeline: the stages as components, GPU-scheduled on the cluster (docs/design.md §4).
+"""The wsss KFP v2 pipeline: the stages as components, GPU-scheduled on the cluster
+(docs/design.md §4).
 
 Every params.yaml section is a pipeline parameter (the section as JSON: exact numbers, and nulls,
 which KFP's dict parameters refuse) whose default is the params file's section, so the compiled

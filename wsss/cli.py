@@ -1,4 +1,5 @@
-"""The `wsss` command line (DESIGN §2): it parses arguments and calls the library, nothing more.
+"""The `wsss` command line (docs/design.md §2): it parses arguments and calls the library,
+nothing more.
 
 Exit codes: 0 done; 2 bad input or params (one `error:` line on stderr); 1 internal failure.
 """

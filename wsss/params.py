@@ -1,4 +1,4 @@
-"""Stage parameters: one pydantic model per params.yaml section (DESIGN §3).
+"""Stage parameters: one pydantic model per params.yaml section (docs/design.md §3).
 
 Unknown keys and out-of-range values are errors naming the key. Defaults equal the embedded
 ToyVOC preset, so a missing section means "the ToyVOC settings".
@@ -75,8 +75,9 @@ class TrainCamParams(Section):
     """train_cam: the CAM network, the method and its switches, and the optimization recipe.
 
     Defaults are the ToyVOC preset; params/voc.yaml carries the official recipe's effective
-    values (METHOD §10.1-2), each named: e.g. momentum 0.0005 is what the official PolyOptimizer
-    really used, and poly_horizon_steps 52880 with 33050 steps run is its truncated schedule.
+    values (docs/method.md §10.1-2), each named: e.g. momentum 0.0005 is what the official
+    PolyOptimizer really used, and poly_horizon_steps 52880 with 33050 steps run is its
+    truncated schedule.
     """
 
     method: Literal["baseline", "ktse", "destruction", "fsr"] = "ktse"
@@ -111,7 +112,7 @@ class TrainCamParams(Section):
     # MGA's gradient flow. "both": into both sides of L_local and L_global (the official code).
     # "paper": as the paper describes each loss, only into its student: L_global distills the
     # anchor's class confidence into the erased image, L_local transfers what the erased image
-    # found back to the anchor (METHOD §3; the teacher side is detached).
+    # found back to the anchor (docs/method.md §3; the teacher side is detached).
     mga_gradients: Literal["both", "paper"] = "both"
     margin: float = Field(default=0.05, ge=0)
     num_pair: int = Field(default=4, ge=1)  # anchors per batch that get a simulated pair
@@ -128,9 +129,10 @@ class TrainCamParams(Section):
     # (8x8 cells of the toy's 16x16 map, 20x20 of VOC's 40x40), weighted like L_cls.
     mdc_grid: int = Field(default=2, ge=1)
     mdc_weight: float = Field(default=1.0, ge=0)
-    # FSR (method: fsr; METHOD §8). Its own encoder (a ViT; `backbone` is for the CNN methods),
-    # optimizer and schedules. Where ToyVOC's from-scratch ViT and 1,000 steps differ from FSR's
-    # ImageNet ViT-B/16 and 20k steps, the default says why; params/voc.yaml has FSR's values.
+    # FSR (method: fsr; docs/method.md §8). Its own encoder (a ViT; `backbone` is for the
+    # CNN methods), optimizer and schedules. Where ToyVOC's from-scratch ViT and 1,000 steps
+    # differ from FSR's ImageNet ViT-B/16 and 20k steps, the default says why; params/voc.yaml
+    # has FSR's values.
     fsr_encoder: Literal["vit_toy", "vit_b16"] = "vit_toy"
     # DINO heads' hidden, bottleneck and prototype widths, the decoder's width (toy-sized)
     fsr_head: tuple[int, int, int, int] = (256, 64, 512, 64)
@@ -171,7 +173,7 @@ class ExtractSeedsParams(Section):
     """extract_seeds: multi-scale + flip CAM inference and the background-threshold seeds."""
 
     split: str = "train_aug"  # images to extract: IRN trains on their CAMs
-    score_split: str = "train"  # seeds scored against GT on these (METHOD §4: VOC train)
+    score_split: str = "train"  # seeds scored against GT on these (docs/method.md §4: VOC train)
     scales: Scales = (1.0, 0.5, 1.5, 2.0)
     flip: bool = True
     threshold: float = Field(default=0.2, gt=0, lt=1)  # the fixed, honest background threshold
@@ -189,7 +191,7 @@ class TrainIrnParams(Section):
 
     Defaults are the ToyVOC preset (a pyramid trained from scratch, narrower branches, 64 px
     crops); params/voc.yaml carries IRN's settings (frozen ResNet-50, 512 px crops, batch 32,
-    3 epochs, effective momentum 1e-4 per METHOD §10.1).
+    3 epochs, effective momentum 1e-4 per docs/method.md §10.1).
     """
 
     backbone: Literal["toy", "resnet50"] = "toy"
@@ -244,7 +246,8 @@ class TrainDeeplabParams(Section):
     """train_deeplab: DeepLabV2 on the pseudo-masks.
 
     Defaults are the ToyVOC preset (toy backbone from scratch, ASPP rates scaled to its
-    16-cell crops); params/voc.yaml carries METHOD §6 (ResNet-101, 512 px, batch 16, lr 0.01).
+    16-cell crops); params/voc.yaml carries docs/method.md §6 (ResNet-101, 512 px, batch 16,
+    lr 0.01).
     """
 
     backbone: Literal["toy", "resnet101"] = "toy"
@@ -261,14 +264,15 @@ class TrainDeeplabParams(Section):
     low_confidence_weight: float = Field(default=0.5, ge=0, le=1)  # for "weight"
     batch_size: int = Field(default=8, ge=1)  # per process
     epochs: int = Field(default=30, ge=1)
-    lr: float = Field(default=0.05, gt=0)  # from scratch: 5x METHOD's 0.01
-    head_lr_scale: float = Field(default=1.0, gt=0)  # METHOD §6: one group, 1x
+    lr: float = Field(default=0.05, gt=0)  # from scratch: 5x method.md §6's 0.01
+    head_lr_scale: float = Field(default=1.0, gt=0)  # docs/method.md §6: one group, 1x
     momentum: float = Field(default=0.9, ge=0, lt=1)
     weight_decay: float = Field(default=1e-4, ge=0)
     poly_power: float = Field(default=0.9, ge=0)
     min_lr: float = Field(default=1e-5, ge=0)
-    # Uses GT labels: score every epoch on val_split and keep the best (BECO does, METHOD
-    # §10.12). Off by default; when on, the manifest says so and val is no longer held out.
+    # Uses GT labels: score every epoch on val_split and keep the best (BECO does,
+    # docs/method.md §10.12). Off by default; when on, the manifest says so and val is no
+    # longer held out.
     select_on_val: bool = False
     val_split: str = "val"
     checkpoint_every: int = Field(default=200, ge=1)
@@ -281,7 +285,8 @@ class EvaluateParams(Section):
     scales: Scales = (1.0, 0.75, 1.25)
     flip: bool = True
     merge: Literal["max", "mean"] = "max"  # over scales; BECO takes the pixel-wise max
-    crf: CrfParams | None = None  # METHOD §6 uses CRF(10 it, gaussian 1/3, bilateral 67/3/4)
+    # docs/method.md §6 uses CRF(10 iterations, gaussian 1/3, bilateral 67/3/4)
+    crf: CrfParams | None = None
     batch_size: int = Field(default=8, ge=1)
     examples: int = Field(default=12, ge=0)  # rows in the qualitative grid
 

@@ -1,4 +1,4 @@
-"""Artifact directories, their manifests and lineage (DESIGN §2)."""
+"""Artifact directories, their manifests and lineage (docs/design.md §2)."""
 
 from wsss.artifacts.manifest import (
     MANIFEST,

@@ -1,4 +1,5 @@
-"""Class names and the VOC colour palette (METHOD §1): id 0 is background, 255 is ignore."""
+"""Class names and the VOC colour palette (docs/method.md §1): id 0 is background, 255 is
+ignore."""
 
 import numpy as np
 

@@ -1,6 +1,6 @@
 """CAM training items: an augmented image with its labels and, for SIE, a partner image that
-shares at least one class (METHOD §2: pick one of the anchor's classes, then a random image of
-that class, possibly the anchor itself).
+shares at least one class (docs/method.md §2: pick one of the anchor's classes, then a random
+image of that class, possibly the anchor itself).
 
 Every random choice of item i in epoch e comes from a generator seeded by (seed, e, i)
 (AugmentedSet), the partner included.

@@ -1,4 +1,4 @@
-"""ToyVOC: a small, deterministic dataset in the exact VOC 2012 layout (DESIGN §6).
+"""ToyVOC: a small, deterministic dataset in the exact VOC 2012 layout (docs/design.md §6).
 
 It is built to make the weakly supervised problem real. Every class is an object made of
 - a large *body* whose texture is shared by a family of four classes (classes 4f..4f+3 share

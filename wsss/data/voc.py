@@ -1,4 +1,4 @@
-"""PASCAL VOC 2012 (+ SBD SegmentationClassAug) reader (DESIGN §2, METHOD §1).
+"""PASCAL VOC 2012 (+ SBD SegmentationClassAug) reader (docs/design.md §2, docs/method.md §1).
 
 Layout under ROOT: JPEGImages/X.jpg, Annotations/X.xml, SegmentationClassAug/X.png or
 SegmentationClass/X.png, ImageSets/Segmentation/<split>.txt. Image-level labels come from the

@@ -17,7 +17,7 @@ def load_index(dataset_dir: Path) -> DatasetIndex:
     """The DatasetIndex of a `dataset` artifact, with its root resolved from the artifact.
 
     An s3:// root is synced once per machine into WSSS_CACHE_DIR and checked file by file
-    against the digests recorded here (DESIGN §4: no dataset copy per step).
+    against the digests recorded here (docs/design.md §4: no dataset copy per step).
     """
     source = json.loads((dataset_dir / SOURCE).read_text())
     root_uri = resolve_uri(dataset_dir, source["root"])

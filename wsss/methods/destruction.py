@@ -1,4 +1,4 @@
-"""Destruction learning (Li et al., Neurocomputing 2023; METHOD §9), from its abstract.
+"""Destruction learning (Li et al., Neurocomputing 2023; docs/method.md §9), from its abstract.
 
 A plain classifier finds the few most discriminative parts and stops. Two modules, both used in
 training only and both pluggable on any backbone, make it find evidence everywhere:

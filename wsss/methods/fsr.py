@@ -1,4 +1,4 @@
-"""FSR, feature self-reinforcement (single stage; METHOD §8), as a train_cam method.
+"""FSR, feature self-reinforcement (single stage; docs/method.md §8), as a train_cam method.
 
 Each step: a second view of every image (random resized crop + flip); on it, blocks of patch
 tokens are masked, chosen at random early on and afterwards preferring blocks where the

@@ -1,4 +1,4 @@
-"""KTSE's objective (METHOD §3) with its three parts as switches; all off = the baseline.
+"""KTSE's objective (docs/method.md §3) with its three parts as switches; all off = the baseline.
 
 Before `warmup_epochs` only L_cls trains. Afterwards:
 - SSR: PAR-refined pseudo-labels Yhat from the anchor's own CAM; L_seg = L_bg + w_fg·L_fg

@@ -1,4 +1,4 @@
-"""The loss terms of KTSE (METHOD §3), each a small function on tensors.
+"""The loss terms of KTSE (docs/method.md §3), each a small function on tensors.
 
 Shapes: F (B, C, h, w) raw CAM feature; y (B, C) multi-hot; P (B, C+1, H, W) = up(ReLU Fall);
 label maps (B, H, W) with 0 = background, c+1 = class c, 255 = ignore.

@@ -11,7 +11,7 @@ class SgdPoly:
     p: TrainCamParams
 
     def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        """SGD on every trainable parameter at train_cam.lr (one group: METHOD §2)."""
+        """SGD on every trainable parameter at train_cam.lr (one group: docs/method.md §2)."""
         p = self.p
         groups = [{"params": model.trainable_parameters(), "base_lr": p.lr}]
         return torch.optim.SGD(groups, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay)

@@ -1,4 +1,5 @@
-"""The CAM network: backbone -> C+1-channel head -> gated pyramid pooling logits (METHOD §2).
+"""The CAM network: backbone -> C+1-channel head -> gated pyramid pooling logits
+(docs/method.md §2).
 
 Fall = fc9(ReLU(fc8(x))) has C+1 channels, channel 0 = background; the CAM feature is
 F = Fall[:, 1:].
@@ -83,7 +84,8 @@ class CamNet(nn.Module):
         return CamOutput(self.gpp(fall[:, 1:]), fall)
 
     def train(self, mode: bool = True) -> "CamNet":
-        """Pretrained backbones keep BatchNorm in eval mode (frozen statistics, METHOD §2)."""
+        """Pretrained backbones keep BatchNorm in eval mode (frozen statistics,
+        docs/method.md §2)."""
         super().train(mode)
         if self.backbone.pretrained_bn:
             for m in self.backbone.modules():

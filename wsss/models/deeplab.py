@@ -1,4 +1,4 @@
-"""DeepLabV2 (METHOD §6): a dilated backbone and ASPP as the sum of four 3x3 convolutions.
+"""DeepLabV2 (docs/method.md §6): a dilated backbone and ASPP as the sum of four 3x3 convolutions.
 
 ResNet-101 at output stride 8 (torchvision, strides 1/2/1/1 in layers 1-4 with dilations 2 and
 4 in layers 3 and 4), trainable BatchNorm, ASPP rates 6/12/18/24 with N(0, 0.01) weights; logits

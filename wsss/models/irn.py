@@ -1,4 +1,4 @@
-"""IRNet (METHOD §5): a boundary branch and a displacement branch on a five-level feature
+"""IRNet (docs/method.md §5): a boundary branch and a displacement branch on a five-level feature
 pyramid, trained from IR labels through inter-pixel affinities.
 
 Pyramids: torchvision ResNet-50 at output stride 16 (strides 2, 2, 2, 1, no dilation), frozen

@@ -1,4 +1,4 @@
-"""The ViT encoder of FSR (METHOD §8) and FSR's network around it.
+"""The ViT encoder of FSR (docs/method.md §8) and FSR's network around it.
 
 The encoder is built from torchvision's own ViT blocks, so torchvision's ViT-B/16 ImageNet state
 dict loads by name; position embeddings are interpolated to any input size (multi-scale CAM

@@ -1,5 +1,5 @@
-"""Inter-pixel affinities from a boundary map (IRN, METHOD §5), shared by IRN training and the
-random walk.
+"""Inter-pixel affinities from a boundary map (IRN, docs/method.md §5), shared by IRN training
+and the random walk.
 
 Pixels i and j = i + (dy, dx) are compared within a radius on the stride-4 grid. Their affinity
 is 1 - max B over the points of the path between them (IRN's set: the grid points closer than

@@ -1,6 +1,6 @@
-"""Dense CRF (Krähenbühl & Koltun) through pydensecrf2, for IR-label mining (METHOD §5) and the
-optional test-time refinement of segmentation (METHOD §6). Imported lazily: the CRF-free paths
-never need it."""
+"""Dense CRF (Krähenbühl & Koltun) through pydensecrf2, for IR-label mining (docs/method.md
+§5) and the optional test-time refinement of segmentation (docs/method.md §6). Imported lazily:
+the CRF-free paths never need it."""
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field

@@ -1,4 +1,5 @@
-"""IR labels: confident foreground, confident background and "unknown" from CAMs (METHOD §5).
+"""IR labels: confident foreground, confident background and "unknown" from CAMs
+(docs/method.md §5).
 
 fg = CRF(argmax[fg_threshold; CAMs]); bg = the same with bg_threshold (lower, so more pixels
 count as foreground and fewer as background). A pixel is its fg class where fg says a class,
@@ -47,7 +48,8 @@ def ir_label(
 
 def confidence_mask(scores: torch.Tensor) -> torch.Tensor:
     """(K+1, H, W) scores -> bool (H, W): per predicted class (background included) the
-    floor(n/2) pixels of its n with the largest top-1 - top-2 margin (METHOD §5, gen_mask)."""
+    floor(n/2) pixels of its n with the largest top-1 - top-2 margin (docs/method.md §5,
+    gen_mask)."""
     if scores.shape[0] > 1:
         top = scores.topk(2, dim=0).values
         margin = top[0] - top[1]

@@ -1,4 +1,5 @@
-"""PAR: pixel-adaptive refinement of label maps by local colour affinity (from AFA; METHOD §3).
+"""PAR: pixel-adaptive refinement of label maps by local colour affinity (from AFA;
+docs/method.md §3).
 
 Each pixel looks at 8 neighbours per dilation (48 for the default six dilations, replicate
 padding). Affinity = softmax over neighbours of -(|I_i - I_j| / (std_j I + 1e-8) / 0.3)^2

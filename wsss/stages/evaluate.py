@@ -1,4 +1,4 @@
-"""evaluate: a `seg_model` on the val split -> `evaluation` (METHOD §6).
+"""evaluate: a `seg_model` on the val split -> `evaluation` (docs/method.md §6).
 
 Multi-scale + flip inference (scales merged by pixel-wise max or mean), an optional dense CRF,
 then per-class IoU and the confusion matrix. The artifact holds the predictions

@@ -1,4 +1,4 @@
-"""export_masks: IRN boundaries + random walk of the CAMs -> `pseudo_masks` (METHOD §5).
+"""export_masks: IRN boundaries + random walk of the CAMs -> `pseudo_masks` (docs/method.md §5).
 
 Per image: B = sigmoid of the boundary logits (averaged with the flipped image's), the CAMs on
 the stride-4 grid (the `cams` artifact's `irn_stride4`, IRN's recipe) times (1 - B) walked

@@ -10,7 +10,7 @@ Per image, `cams/<id>.npz` holds the present classes' CAMs in two recipes of the
   labels from `irn_high_res`; export_masks walks `irn_stride4`.
 On the images of `score_split` that have GT masks it reports `seed_miou_fixed` (the configured
 threshold: the honest number), and `seed_miou` / `seed_threshold`, the best of a threshold
-sweep scored against GT, which is the number papers report (METHOD §4, §10.12).
+sweep scored against GT, which is the number papers report (docs/method.md §4, §10.12).
 """
 
 import json

@@ -1,7 +1,7 @@
 """prepare_data: index and validate a dataset root into the small `dataset` artifact.
 
 The artifact holds labels, classes, splits, stats, the root URI and a digest of the root's files
-that the index uses; never the images themselves (DESIGN §4: datasets are big).
+that the index uses; never the images themselves (docs/design.md §4: datasets are big).
 """
 
 import hashlib

@@ -11,7 +11,7 @@ from tests.helpers import seal
 from wsss.artifacts import MANIFEST
 from wsss.data.io import MAX_PIXELS, image_size, open_image
 from wsss.errors import WsssError
-from wsss.models.mxnet import load_weights
+from wsss.models.weights import load_weights
 
 
 class Payload:

@@ -18,7 +18,7 @@ from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.output import staging_of
 from wsss.data.io import read_mask
 from wsss.kinds.dataset import load_index
-from wsss.methods.segmentation import pseudo_mask_loss
+from wsss.losses.segmentation import pseudo_mask_loss
 from wsss.models.backbones import TorchvisionResNet
 from wsss.models.deeplab import ASPP, build_deeplab
 

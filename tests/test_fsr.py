@@ -11,9 +11,11 @@ from torchvision.models import vit_b_16
 from tests.helpers import tiny_params
 from wsss.artifacts import open_artifact
 from wsss.errors import WsssError
+from wsss.losses.dino import dino_loss
 from wsss.methods import build_method
-from wsss.methods.fsr import Fsr, block_mask, dino_loss, ema_update, second_view
-from wsss.models.vit import FsrNet, ViTEncoder
+from wsss.methods.fsr import Fsr, block_mask, ema_update, second_view
+from wsss.models.fsr import FsrNet
+from wsss.models.vit import ViTEncoder
 from wsss.params import TrainCamParams
 
 HEAD = (32, 16, 64, 16)

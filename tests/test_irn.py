@@ -16,9 +16,8 @@ from tests.helpers import seal, tiny_params, write_cams
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.data.io import read_mask
 from wsss.kinds.dataset import load_index
+from wsss.losses.irn import affinity_loss, displacement_loss
 from wsss.refine.affinity import (
-    affinity_loss,
-    displacement_loss,
     forward_offsets,
     pair_labels,
     path_affinity,

@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wsss.methods import build_method
-from wsss.methods.losses import (
+from wsss.losses.ktse import (
     global_alignment,
     inter_class_loss,
     margin_excess,
@@ -16,6 +15,7 @@ from wsss.methods.losses import (
     pseudo_labels,
     safe_ce,
 )
+from wsss.methods import build_method
 from wsss.models.backbones import StepBatchNorm2d, ToyNet
 from wsss.models.cam import PYRAMID, CamNet, Gate
 from wsss.params import TrainCamParams
@@ -179,7 +179,7 @@ def test_pseudo_labels_never_invert_a_class_without_positive_activation():
 
 def test_auxiliary_forwards_reuse_the_anchor_batch_normalization():
     torch.manual_seed(0)
-    net = CamNet(ToyNet(8, norm="step"), num_classes=2).train()
+    net = CamNet(ToyNet(8, norm="step_batch"), num_classes=2).train()
     bn = next(m for m in net.modules() if isinstance(m, StepBatchNorm2d))
     anchor = torch.randn(2, 3, 16, 16)
     out = net(anchor).fall

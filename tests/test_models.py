@@ -9,7 +9,8 @@ import torch
 
 from wsss.errors import WsssError
 from wsss.models.backbones import TorchvisionResNet, build_backbone
-from wsss.models.mxnet import (
+from wsss.models.resnet38d import ResNet38d
+from wsss.models.weights import (
     LIST_MAGIC,
     V1_MAGIC,
     V2_MAGIC,
@@ -17,7 +18,6 @@ from wsss.models.mxnet import (
     read_mxnet_params,
     resnet38d_key,
 )
-from wsss.models.resnet38d import ResNet38d
 
 
 def _array(arr: np.ndarray, version: str) -> bytes:

@@ -89,7 +89,9 @@ class TrainCamParams(Section):
         None  # ImageNet weights (MXNet .params or torch state dict): path or s3://
     )
     toy_width: int = Field(default=16, ge=8)
-    toy_norm: Literal["batch", "group"] = "batch"
+    # step_batch: BatchNorm whose derived forwards (KTSE's partner, stacked pair, erased copy)
+    # reuse the anchor batch's statistics (StepBatchNorm2d); group: GroupNorm, DDP-split invariant
+    toy_norm: Literal["step_batch", "group"] = "step_batch"
     split: str = "train_aug"
     epochs: int = Field(default=20, ge=1)
     warmup_epochs: int = Field(default=6, ge=0)  # T: L_cls only before this epoch

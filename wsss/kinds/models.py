@@ -10,9 +10,9 @@ from wsss.errors import WsssError
 from wsss.models.backbones import build_backbone
 from wsss.models.cam import CamNet
 from wsss.models.deeplab import DeepLabV2, build_deeplab
+from wsss.models.fsr import FsrNet
 from wsss.models.irn import IRNet, build_irnet
-from wsss.models.mxnet import load_weights
-from wsss.models.vit import FsrNet
+from wsss.models.weights import load_weights
 from wsss.training import load_model_file
 
 MODEL = "model.pt"

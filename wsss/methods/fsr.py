@@ -21,11 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wsss.losses.dino import dino_loss
+from wsss.losses.ktse import bg_target, fg_target, pseudo_labels, safe_ce
 from wsss.methods.ktse import denormalize
-from wsss.methods.losses import bg_target, fg_target, pseudo_labels, safe_ce, up
-from wsss.models.vit import FsrNet
+from wsss.models.fsr import FsrNet
 from wsss.params import TrainCamParams
 from wsss.refine.par import PAR
+from wsss.tensors import up
 
 
 def second_view(image: torch.Tensor, min_scale: float) -> torch.Tensor:
@@ -67,17 +69,6 @@ def block_mask(
     chosen.scatter_(1, noise.topk(count, 1).indices, True)
     blocks = chosen.reshape(-1, gh, gw)
     return blocks.repeat_interleave(block, 1).repeat_interleave(block, 2)[:, :h, :w]
-
-
-def dino_loss(
-    teacher: torch.Tensor, student: torch.Tensor, center: torch.Tensor, t_temp: float, s_temp: float
-) -> torch.Tensor:
-    """Cross-entropy of the student's prototype distribution against the centred, sharpened
-    teacher's, averaged over rows; 0 for no rows."""
-    if len(student) == 0:
-        return student.sum() * 0
-    target = F.softmax((teacher - center) / t_temp, dim=-1)
-    return -(target * F.log_softmax(student / s_temp, dim=-1)).sum(-1).mean()
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from wsss.methods.losses import (
+from wsss.losses.ktse import (
     activation_map,
     bg_target,
     fg_target,
@@ -23,12 +23,12 @@ from wsss.methods.losses import (
     mga_losses,
     pseudo_labels,
     safe_ce,
-    up,
 )
 from wsss.methods.optim import SgdPoly
 from wsss.models.cam import CamNet
 from wsss.params import TrainCamParams
 from wsss.refine.par import PAR
+from wsss.tensors import up
 
 
 def denormalize(image: torch.Tensor) -> torch.Tensor:

@@ -51,10 +51,10 @@ class StepBatchNorm2d(nn.BatchNorm2d):
 def conv_norm_relu(
     cin: int, cout: int, stride: int = 1, dilation: int = 1, norm: str = "batch"
 ) -> nn.Sequential:
-    """3x3 conv (no bias) -> norm -> ReLU: the toy networks' one block. NORM: batch, step
+    """3x3 conv (no bias) -> norm -> ReLU: the toy networks' one block. NORM: batch, step_batch
     (StepBatchNorm2d: only the CAM network has derived forwards; it costs two extra reductions
     per layer) or group (GroupNorm(8))."""
-    norms = {"batch": nn.BatchNorm2d, "step": StepBatchNorm2d}
+    norms = {"batch": nn.BatchNorm2d, "step_batch": StepBatchNorm2d}
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, stride, dilation, dilation, bias=False),
         norms[norm](cout) if norm in norms else nn.GroupNorm(8, cout),
@@ -144,7 +144,7 @@ def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -
 
 
 def build_backbone(
-    name: str, weights: Path | None, width: int = 16, norm: str = "batch"
+    name: str, weights: Path | None, width: int = 16, norm: str = "step_batch"
 ) -> nn.Module:
     """A backbone by name, initialized from a local ImageNet weights file when given."""
     if name == "toy":
@@ -152,16 +152,16 @@ def build_backbone(
             raise WsssError(
                 "params: train_cam.weights: the toy backbone trains from scratch; set it to null"
             )
-        return ToyNet(width, "step" if norm == "batch" else norm)  # KTSE's derived forwards
+        return ToyNet(width, norm)
     if name == "resnet38d":
-        from wsss.models.mxnet import load_weights
+        from wsss.models.weights import load_weights
 
         net = ResNet38d()
         if weights is not None:
             _load_strict(net, load_weights(weights, mxnet_names=True), "ResNet38d")
         return net
     if name in ("resnet50", "resnet101"):
-        from wsss.models.mxnet import load_weights
+        from wsss.models.weights import load_weights
 
         net = TorchvisionResNet(int(name[6:]))
         if weights is not None:

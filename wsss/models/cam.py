@@ -78,6 +78,7 @@ class CamNet(nn.Module):
         self.gpp = GatedPyramidPooling(num_classes)
         for conv in (self.fc8, self.fc9):
             nn.init.xavier_uniform_(conv.weight)
+        self._freeze()
 
     def forward(self, x: torch.Tensor) -> CamOutput:
         fall = self.fc9(F.relu(self.fc8(self.backbone(x))))
@@ -107,15 +108,15 @@ class CamNet(nn.Module):
             for m in norms:
                 m.reuse = False
 
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """Everything but the backbone's frozen prefixes (and pretrained BatchNorm affines)."""
-        frozen = set()
+    def _freeze(self) -> None:
+        """The backbone's frozen prefixes and pretrained BatchNorm affines never train
+        (docs/method.md §2): they stop requiring gradients once, when the network is built."""
         for name, module in self.backbone.named_modules():
-            if name.startswith(self.backbone.frozen_prefixes) and name:
-                frozen |= {id(p) for p in module.parameters()}
-            if self.backbone.pretrained_bn and isinstance(module, nn.modules.batchnorm._BatchNorm):
-                frozen |= {id(p) for p in module.parameters()}
-        params = [p for p in self.parameters() if id(p) not in frozen]
-        for p in self.parameters():
-            p.requires_grad_(id(p) not in frozen)
-        return params
+            pretrained_norm = isinstance(module, nn.modules.batchnorm._BatchNorm) and bool(
+                self.backbone.pretrained_bn
+            )
+            if (name and name.startswith(self.backbone.frozen_prefixes)) or pretrained_norm:
+                module.requires_grad_(False)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]

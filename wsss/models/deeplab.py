@@ -59,7 +59,7 @@ def build_deeplab(
             raise WsssError("train_deeplab.weights: the toy backbone trains from scratch; null")
         return DeepLabV2(ToyNet(width, context=TOY_CONTEXT), num_classes, rates)
     if name == "resnet101":
-        from wsss.models.mxnet import load_weights
+        from wsss.models.weights import load_weights
 
         backbone = TorchvisionResNet(101)
         if weights is not None:

@@ -139,7 +139,7 @@ def build_irnet(name: str, weights: Path | None, width: int, edge: int, disp: in
             raise WsssError("train_irn.weights: the toy pyramid trains from scratch; set null")
         return IRNet(ToyPyramid(width), edge, disp)
     if name == "resnet50":
-        from wsss.models.mxnet import load_weights
+        from wsss.models.weights import load_weights
 
         pyramid = ResNet50Pyramid()
         if weights is not None:

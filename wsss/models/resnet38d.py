@@ -1,7 +1,7 @@
 """ResNet38d (wide pre-activation ResNet, OS8), the KTSE/PSA/AFA CAM backbone (docs/method.md §2).
 
 Module names follow the convention the original MXNet ImageNet weights map onto (b2, b2_1, ...,
-bn_branch2a, conv_branch2a, ...), so `wsss.models.mxnet` can load them without renaming tables.
+bn_branch2a, conv_branch2a, ...), so `wsss.models.weights` can load them without renaming tables.
 """
 
 import torch

@@ -1,1 +1,1 @@
-"""Refinement of CAMs: PAR (pixel-adaptive refinement), later IR-label mining, random walk, CRF."""
+"""Refinement of CAMs: PAR (pixel-adaptive refinement), IR-label mining, random walk, CRF."""

@@ -1,4 +1,4 @@
-"""train_cam: train the CAM network (KTSE or the baseline) on a `dataset` -> `cam_model`.
+"""train_cam: train the CAM network (any CAM method) on a `dataset` -> `cam_model`.
 
 Poly SGD through the shared training loop (wsss.training: autocast, DDP gradients, checkpoint and
 resume, logging); the method object turns a batch into the loss.

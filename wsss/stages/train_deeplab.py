@@ -21,7 +21,7 @@ from wsss.data.transforms import eval_transforms, train_transforms
 from wsss.inference import segment
 from wsss.kinds.dataset import load_index, require_splits
 from wsss.kinds.models import MODEL
-from wsss.methods.segmentation import pseudo_mask_loss
+from wsss.losses.segmentation import pseudo_mask_loss
 from wsss.metrics import ConfusionMatrix
 from wsss.models.deeplab import DeepLabV2, build_deeplab
 from wsss.params import Params

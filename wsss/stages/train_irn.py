@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -27,14 +26,11 @@ from wsss.data.transforms import irn_train_transforms
 from wsss.kinds.cams import read_cam
 from wsss.kinds.dataset import load_index, require_splits
 from wsss.kinds.models import MODEL
-from wsss.models.irn import IRNet, build_irnet
+from wsss.losses.irn import irn_loss
+from wsss.models.irn import build_irnet
 from wsss.params import Params, TrainIrnParams
 from wsss.refine.affinity import (
-    affinity_loss,
-    displacement_loss,
     forward_offsets,
-    pair_labels,
-    path_affinity,
 )
 from wsss.refine.ir_labels import ir_label
 from wsss.runtime import (
@@ -95,17 +91,6 @@ def mine_ir_labels(
         "ir_label_precision": float(counts[0] / max(counts[1], 1)),  # right among labelled
         "ir_label_coverage": float(counts[1] / counts[2]),  # labelled share of GT pixels
     }
-
-
-def irn_loss(model: IRNet, batch: dict, offsets) -> tuple[torch.Tensor, dict[str, float]]:
-    """(L_pos + L_neg) / 2 + (dp_fg + dp_bg) / 2 on the pairs of the stride-4 IR label."""
-    edge, disp = model(batch["image"])
-    label = F.interpolate(batch["mask"][:, None].float(), edge.shape[-2:], mode="nearest")
-    pairs = pair_labels(label[:, 0].long(), offsets)
-    aff = path_affinity(torch.sigmoid(edge.float()[:, 0]), offsets)
-    parts = affinity_loss(aff, pairs) | displacement_loss(disp.float(), pairs, offsets)
-    total = (parts["pos"] + parts["neg"]) / 2 + (parts["dp_fg"] + parts["dp_bg"]) / 2
-    return total, {"total": total.item()} | {k: v.item() for k, v in parts.items()}
 
 
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:

@@ -160,11 +160,11 @@ def test_voc_preset_reproduces_the_official_step_count():
     from pathlib import Path
 
     from wsss.params import load_params
-    from wsss.stages.train_cam import epoch_steps
-    from wsss.training import poly_factor
+    from wsss.stages.train_cam import batch_sizes
+    from wsss.training import epoch_steps, poly_factor
 
     p = load_params(Path(__file__).parents[1] / "params" / "voc.yaml").train_cam
-    steps = epoch_steps(p, 10582)
+    steps = epoch_steps(10582, batch_sizes(p))
     assert sum(steps) == 33050 and steps[0] == 1322 and steps[-1] == 661
     lr = p.lr * poly_factor(33050, p.poly_horizon_steps, p.poly_power)
     assert lr == pytest.approx(0.01 * (1 - 33050 / 52880) ** 0.9)

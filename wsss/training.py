@@ -5,7 +5,8 @@ gradients averaged across torchrun processes, a checkpoint every `checkpoint_eve
 rerun resumes from (after a kill -9 too), the random draws of every step (dropout, jigsaws,
 masks, views) seeded by (seed, rank, step) alone, so that a resumed run draws what an
 uninterrupted one does on CPU and CUDA alike, tqdm progress and one JSON log line per `log_interval`
-steps. What differs between stages (the data, the loss) comes in as two callables.
+steps. `fit` is the whole of a stage's training: a stage supplies its model, optimizer groups,
+dataset, batch sizes, schedule and loss.
 """
 
 import json
@@ -33,12 +34,14 @@ from wsss.runtime import (
     all_reduce_gradients,
     autocast,
     broadcast_parameters,
+    finish_distributed,
     init_distributed,
     resolve_device,
     seed_everything,
 )
 
 LOG = "train_log.jsonl"
+MODEL = "model.pt"  # what a training stage saves: its network's metadata and state dict
 
 LossFn = Callable[[dict, int], tuple[torch.Tensor, dict[str, float]]]  # (batch, epoch)
 LoaderFn = Callable[[int, int], Iterable[dict]]  # (epoch, batches to skip) -> batches
@@ -75,7 +78,6 @@ class Loop:
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    trainable: list[torch.nn.Parameter]
     device: torch.device
     dist: Dist
     out: Path
@@ -86,6 +88,10 @@ class Loop:
     checkpoint_every: int
     log_interval: int
     name: str
+
+    @property
+    def _trained(self) -> list[torch.nn.Parameter]:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
 
     def run(
         self,
@@ -119,7 +125,7 @@ class Loop:
                     raise Diverged(self.name, step, parts)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                all_reduce_gradients(self.trainable, self.dist.world_size)
+                all_reduce_gradients(self._trained, self.dist.world_size)
                 self.optimizer.step()
                 step += 1
                 progress.update()
@@ -231,14 +237,82 @@ def place_model(model: torch.nn.Module, device: torch.device, dist: Dist) -> Non
     broadcast_parameters(model, dist.world_size)
 
 
-def epoch_steps_or_error(images: int, batch_size: int, world_size: int, key: str) -> int:
-    """Optimizer steps per epoch (whole global batches); none at all is a params error."""
-    steps = images // (batch_size * world_size)
-    if steps == 0:
+def epoch_steps(
+    images: int, batch_sizes: list[int], world_size: int = 1, key: str = "batch_size"
+) -> list[int]:
+    """Optimizer steps of each epoch: whole global batches at that epoch's batch size; an epoch
+    without one is a params error (KEY names the setting)."""
+    steps = [images // (size * world_size) for size in batch_sizes]
+    if min(steps) == 0:
         raise WsssError(
             f"params: {key}: {images} training images are fewer than one batch per process"
         )
     return steps
+
+
+def sgd(groups: list[tuple[list[torch.nn.Parameter], float]], p: BaseModel) -> torch.optim.SGD:
+    """SGD over GROUPS (parameters, base lr) with P's lr, momentum and weight decay; the Loop
+    sets each group's lr to its base_lr times the schedule every step."""
+    return torch.optim.SGD(
+        [{"params": params, "base_lr": lr} for params, lr in groups],
+        lr=p.lr,
+        momentum=p.momentum,
+        weight_decay=p.weight_decay,
+    )
+
+
+def fit(
+    stage: str,
+    p: BaseModel,
+    seed: int,
+    inputs: dict,
+    out: Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    dataset,
+    device: torch.device,
+    dist: Dist,
+    batch_sizes: list[int],
+    lr_factor: Callable[[int, int], float],
+    loss_fn: LossFn,
+    workers: int,
+    log_interval: int,
+    meta: dict,
+    on_epoch_end: Callable[[int], None] | None = None,
+    before_save: Callable[[], None] | None = None,
+) -> tuple[list[dict], int]:
+    """The training every training stage runs: seeded per-epoch samplers at BATCH_SIZES (one
+    per epoch of P, the stage's section), the Loop with its checkpoints and a resume keyed on
+    (P, SEED, INPUTS), LR_FACTOR(step, total steps) scaling each group's base_lr; then MODEL
+    (META, which rebuilds the network, and the state dict), the log and the loss curve, saved
+    after BEFORE_SAVE. Returns the logged history and the total step count."""
+    steps = epoch_steps(len(dataset), batch_sizes, dist.world_size, f"{stage}.batch_size")
+    total = sum(steps)
+    loop = Loop(
+        model=model,
+        optimizer=optimizer,
+        device=device,
+        dist=dist,
+        out=out,
+        steps=steps,
+        lr_factor=lambda step: lr_factor(step, total),
+        resume_key=resume_key(stage, p, seed, inputs),
+        seed=seed,
+        checkpoint_every=p.checkpoint_every,
+        log_interval=log_interval,
+        name=stage,
+    )
+
+    def sampler(epoch: int) -> EpochSampler:
+        return EpochSampler(len(dataset), batch_sizes[epoch], seed, dist.rank, dist.world_size)
+
+    history = loop.run(epoch_loader(dataset, sampler, workers, device), loss_fn, on_epoch_end)
+    if before_save is not None:
+        before_save()
+    loop.finish(history, {"meta": meta, "state_dict": model.state_dict()}, MODEL)
+    finish_distributed(dist)
+    return history, total
 
 
 def epoch_loader(

@@ -13,9 +13,7 @@ from wsss.models.deeplab import DeepLabV2, build_deeplab
 from wsss.models.fsr import FsrNet
 from wsss.models.irn import IRNet, build_irnet
 from wsss.models.weights import load_weights
-from wsss.training import load_model_file
-
-MODEL = "model.pt"
+from wsss.training import MODEL, load_model_file
 
 
 def build_cam_model(meta: dict, weights: Path | None = None) -> CamNet | FsrNet:

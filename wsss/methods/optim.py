@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from wsss.params import TrainCamParams
-from wsss.training import poly_factor
+from wsss.training import poly_factor, sgd
 
 
 class SgdPoly:
@@ -12,9 +12,7 @@ class SgdPoly:
 
     def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         """SGD on every trainable parameter at train_cam.lr (one group: docs/method.md §2)."""
-        p = self.p
-        groups = [{"params": model.trainable_parameters(), "base_lr": p.lr}]
-        return torch.optim.SGD(groups, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay)
+        return sgd([(model.trainable_parameters(), self.p.lr)], self.p)
 
     def lr_factor(self, step: int, total: int) -> float:
         return poly_factor(step, self.p.poly_horizon_steps or total, self.p.poly_power)

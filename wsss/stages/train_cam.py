@@ -10,34 +10,22 @@ import torch
 from torch.utils.data import DataLoader
 
 from wsss.artifacts.storage import local_file
-from wsss.data.pairs import CamTrainSet, EpochSampler
+from wsss.data.pairs import CamTrainSet
 from wsss.data.transforms import cam_train_transforms
-from wsss.errors import WsssError
 from wsss.kinds.dataset import load_index, require_splits
-from wsss.kinds.models import MODEL, build_cam_model
+from wsss.kinds.models import build_cam_model
 from wsss.methods import build_method
 from wsss.params import Params, TrainCamParams
 from wsss.runtime import (
     autocast,
     describe,
-    finish_distributed,
 )
-from wsss.training import (
-    Loop,
-    epoch_loader,
-    place_model,
-    resume_key,
-    start,
-)
+from wsss.training import fit, place_model, start
 
 
-def _batch_size(p: TrainCamParams, epoch: int) -> int:
-    return p.warmup_batch_size if epoch < p.warmup_epochs else p.batch_size
-
-
-def epoch_steps(p: TrainCamParams, images: int, world_size: int = 1) -> list[int]:
-    """Optimizer steps per epoch: whole global batches only, warm-up epochs at their batch size."""
-    return [images // (_batch_size(p, e) * world_size) for e in range(p.epochs)]
+def batch_sizes(p: TrainCamParams) -> list[int]:
+    """Each epoch's per-process batch size: warm-up epochs at theirs (docs/method.md §2)."""
+    return [p.warmup_batch_size if e < p.warmup_epochs else p.batch_size for e in range(p.epochs)]
 
 
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
@@ -60,40 +48,17 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     meta["stride"] = model.stride
     place_model(model, device, dist)
     method = build_method(p)
-    optimizer = method.optimizer(model)
-    transforms = cam_train_transforms(p.long_side, p.crop, p.hflip)
-    dataset = CamTrainSet(index, p.split, transforms, rt.seed, method.needs_pairs)
-    samplers = [
-        EpochSampler(len(dataset), _batch_size(p, e), rt.seed, dist.rank, dist.world_size)
-        for e in range(p.epochs)
-    ]
-    steps = epoch_steps(p, len(dataset), dist.world_size)
-    if min(steps) == 0:
-        raise WsssError(
-            f"params: train_cam.batch_size: {len(dataset)} images in '{p.split}' are fewer than "
-            f"one batch per process"
-        )
-    total = sum(steps)
-    loop = Loop(
-        model=model,
-        optimizer=optimizer,
-        trainable=model.trainable_parameters(),
-        device=device,
-        dist=dist,
-        out=out,
-        steps=steps,
-        lr_factor=lambda step: method.lr_factor(step, total),
-        resume_key=resume_key("train_cam", p, rt.seed, inputs),
-        seed=rt.seed,
-        checkpoint_every=p.checkpoint_every,
-        log_interval=rt.log_interval,
-        name="train_cam",
-    )
-
-    loader = epoch_loader(dataset, samplers.__getitem__, rt.num_workers, device)
-    history = loop.run(loader, lambda batch, epoch: method.loss(model, batch, epoch))
-    loop.finish(history, {"meta": meta, "state_dict": model.state_dict()}, MODEL)
-    finish_distributed(dist)
+    dataset = CamTrainSet(
+        index, p.split, cam_train_transforms(p.long_side, p.crop, p.hflip), rt.seed,
+        method.needs_pairs,
+    )  # fmt: skip
+    history, total = fit(
+        "train_cam", p, rt.seed, inputs, out,
+        model=model, optimizer=method.optimizer(model), dataset=dataset, device=device,
+        dist=dist, batch_sizes=batch_sizes(p), lr_factor=method.lr_factor,
+        loss_fn=lambda batch, epoch: method.loss(model, batch, epoch),
+        workers=rt.num_workers, log_interval=rt.log_interval, meta=meta,
+    )  # fmt: skip
     if not dist.is_main:  # the runner keeps rank 0's metrics only
         return {}, describe(device, dist.world_size)
     metrics = _train_metrics(model, dataset, device, rt.num_workers)

@@ -16,29 +16,17 @@ from wsss.artifacts.output import BEST
 from wsss.artifacts.storage import local_file
 from wsss.data.dataset import AugmentedSet, SegmentationDataset, size_batches
 from wsss.data.index import DatasetIndex
-from wsss.data.pairs import EpochSampler
 from wsss.data.transforms import eval_transforms, train_transforms
 from wsss.inference import segment
 from wsss.kinds.dataset import load_index, require_splits
-from wsss.kinds.models import MODEL
 from wsss.losses.segmentation import pseudo_mask_loss
 from wsss.metrics import ConfusionMatrix
 from wsss.models.deeplab import DeepLabV2, build_deeplab
 from wsss.params import Params
 from wsss.runtime import (
     describe,
-    finish_distributed,
 )
-from wsss.training import (
-    Loop,
-    epoch_loader,
-    epoch_steps_or_error,
-    place_model,
-    poly_factor,
-    resume_key,
-    save_atomic,
-    start,
-)
+from wsss.training import fit, place_model, poly_factor, resume_key, save_atomic, sgd, start
 
 
 @torch.no_grad()
@@ -76,37 +64,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     )
     place_model(model, device, dist)
     backbone, head = model.parameter_groups()
-    optimizer = torch.optim.SGD(
-        [
-            {"params": backbone, "base_lr": p.lr},
-            {"params": head, "base_lr": p.lr * p.head_lr_scale},
-        ],
-        lr=p.lr,
-        momentum=p.momentum,
-        weight_decay=p.weight_decay,
-    )
-    sampler = EpochSampler(len(dataset), p.batch_size, rt.seed, dist.rank, dist.world_size)
-    per_epoch = epoch_steps_or_error(
-        len(dataset), p.batch_size, dist.world_size, "train_deeplab.batch_size"
-    )
-    steps = [per_epoch] * p.epochs
-    total = sum(steps)
-    floor = p.min_lr / p.lr
-    loop = Loop(
-        model=model,
-        optimizer=optimizer,
-        trainable=backbone + head,
-        device=device,
-        dist=dist,
-        out=out,
-        steps=steps,
-        lr_factor=lambda step: max(poly_factor(step, total, p.poly_power), floor),
-        resume_key=resume_key("train_deeplab", p, rt.seed, inputs),
-        seed=rt.seed,
-        checkpoint_every=p.checkpoint_every,
-        log_interval=rt.log_interval,
-        name="train_deeplab",
-    )
+    key = resume_key("train_deeplab", p, rt.seed, inputs)
 
     def loss_fn(batch: dict, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
         logits = model(batch["image"])
@@ -121,21 +79,22 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         best = out / BEST
         try:  # only a best epoch of this very run (params, seed, inputs) competes
             saved = torch.load(best, weights_only=True)
-            kept = saved["resume_key"] == loop.resume_key and saved["miou"] >= miou
+            kept = saved["resume_key"] == key and saved["miou"] >= miou
         except Exception:  # absent, torn or from another run
             kept = False
         if not kept:
             state = {"miou": miou, "epoch": epoch, "state_dict": model.state_dict()}
-            save_atomic(state | {"resume_key": loop.resume_key}, best)
+            save_atomic(state | {"resume_key": key}, best)
 
-    loader = epoch_loader(dataset, lambda epoch: sampler, rt.num_workers, device)
-    history = loop.run(loader, loss_fn, on_epoch_end=keep_best if p.select_on_val else None)
-    metrics = {"train_loss": history[-1]["total"], "steps": float(total)}
-    if p.select_on_val and dist.is_main:
-        best = torch.load(out / BEST, weights_only=True)
-        model.load_state_dict(best["state_dict"])
-        metrics |= {"selected_epoch": float(best["epoch"]), "selected_val_miou": best["miou"]}
-        (out / BEST).unlink()
+    selected = {}
+
+    def adopt_best() -> None:
+        if p.select_on_val and dist.is_main:
+            best = torch.load(out / BEST, weights_only=True)
+            model.load_state_dict(best["state_dict"])
+            selected.update(selected_epoch=float(best["epoch"]), selected_val_miou=best["miou"])
+            (out / BEST).unlink()
+
     meta = {
         "backbone": p.backbone,
         "toy_width": p.toy_width,
@@ -143,6 +102,14 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         "num_classes": index.num_classes,
         "classes": ["background", *index.classes],
     }
-    loop.finish(history, {"meta": meta, "state_dict": model.state_dict()}, MODEL)
-    finish_distributed(dist)
+    floor = p.min_lr / p.lr
+    history, total = fit(
+        "train_deeplab", p, rt.seed, inputs, out,
+        model=model, optimizer=sgd([(backbone, p.lr), (head, p.lr * p.head_lr_scale)], p),
+        dataset=dataset, device=device, dist=dist, batch_sizes=[p.batch_size] * p.epochs,
+        lr_factor=lambda step, total: max(poly_factor(step, total, p.poly_power), floor),
+        loss_fn=loss_fn, workers=rt.num_workers, log_interval=rt.log_interval, meta=meta,
+        on_epoch_end=keep_best if p.select_on_val else None, before_save=adopt_best,
+    )  # fmt: skip
+    metrics = {"train_loss": history[-1]["total"], "steps": float(total)} | selected
     return metrics, describe(device, dist.world_size)

@@ -21,11 +21,9 @@ from wsss.data.classes import IGNORE
 from wsss.data.dataset import AugmentedSet, SegmentationDataset
 from wsss.data.index import DatasetIndex
 from wsss.data.io import write_mask
-from wsss.data.pairs import EpochSampler
 from wsss.data.transforms import irn_train_transforms
 from wsss.kinds.cams import read_cam
 from wsss.kinds.dataset import load_index, require_splits
-from wsss.kinds.models import MODEL
 from wsss.losses.irn import irn_loss
 from wsss.models.irn import build_irnet
 from wsss.params import Params, TrainIrnParams
@@ -35,17 +33,8 @@ from wsss.refine.affinity import (
 from wsss.refine.ir_labels import ir_label
 from wsss.runtime import (
     describe,
-    finish_distributed,
 )
-from wsss.training import (
-    Loop,
-    epoch_loader,
-    epoch_steps_or_error,
-    place_model,
-    poly_factor,
-    resume_key,
-    start,
-)
+from wsss.training import fit, place_model, poly_factor, sgd, start
 
 IR_LABELS = "ir_labels"
 
@@ -110,50 +99,23 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     model = build_irnet(p.backbone, local_file(p.weights), p.toy_width, p.edge_width, p.disp_width)
     place_model(model, device, dist)
     edge_params, disp_params = model.branch_parameters()
-    optimizer = torch.optim.SGD(
-        [
-            {"params": edge_params, "base_lr": p.lr},
-            {"params": disp_params, "base_lr": p.lr * p.disp_lr_scale},
-        ],
-        lr=p.lr,
-        momentum=p.momentum,
-        weight_decay=p.weight_decay,
-    )
     base = SegmentationDataset(index, p.split, masks=out / IR_LABELS)
-    dataset = AugmentedSet(base, irn_train_transforms(p.scale, p.crop, p.hflip), rt.seed)
-    sampler = EpochSampler(len(dataset), p.batch_size, rt.seed, dist.rank, dist.world_size)
-    per_epoch = epoch_steps_or_error(
-        len(dataset), p.batch_size, dist.world_size, "train_irn.batch_size"
-    )
-    steps = [per_epoch] * p.epochs
-    total = sum(steps)
-    loop = Loop(
-        model=model,
-        optimizer=optimizer,
-        trainable=edge_params + disp_params,
-        device=device,
-        dist=dist,
-        out=out,
-        steps=steps,
-        lr_factor=lambda step: poly_factor(step, total, p.poly_power),
-        resume_key=resume_key("train_irn", p, rt.seed, inputs),
-        seed=rt.seed,
-        checkpoint_every=p.checkpoint_every,
-        log_interval=rt.log_interval,
-        name="train_irn",
-    )
-
     offsets = forward_offsets(p.radius)
-    loader = epoch_loader(dataset, lambda epoch: sampler, rt.num_workers, device)
-    history = loop.run(loader, lambda batch, epoch: irn_loss(model, batch, offsets))
     meta = {
         "backbone": p.backbone,
         "toy_width": p.toy_width,
         "edge_width": p.edge_width,
         "disp_width": p.disp_width,
     }
-    loop.finish(history, {"meta": meta, "state_dict": model.state_dict()}, MODEL)
-    finish_distributed(dist)
+    history, total = fit(
+        "train_irn", p, rt.seed, inputs, out,
+        model=model, optimizer=sgd([(edge_params, p.lr), (disp_params, p.lr * p.disp_lr_scale)], p),
+        dataset=AugmentedSet(base, irn_train_transforms(p.scale, p.crop, p.hflip), rt.seed),
+        device=device, dist=dist, batch_sizes=[p.batch_size] * p.epochs,
+        lr_factor=lambda step, total: poly_factor(step, total, p.poly_power),
+        loss_fn=lambda batch, epoch: irn_loss(model, batch, offsets),
+        workers=rt.num_workers, log_interval=rt.log_interval, meta=meta,
+    )  # fmt: skip
     last = history[-1]
     metrics["train_loss"] = last["total"]
     metrics |= {f"loss_{k}": last[k] for k in ("pos", "neg", "dp_fg", "dp_bg")}

@@ -8,7 +8,7 @@ def train_cam(
     cam_model: Output[Model],
     metrics: Output[Metrics],
 ):
-    """Train the CAM classifier (KTSE or the baseline)."""
+    """Train the CAM classifier (any CAM method: params.train_cam.method)."""
     from wsss.stages.component import run_component
 
     run_component("train_cam", {"dataset": dataset}, cam_model, params, runtime, metrics)

@@ -122,3 +122,27 @@ def write_dvc_deps(path: Path = REPO / "dvc.yaml") -> None:
 
 if __name__ == "__main__":  # python -m tests.test_layout: after changing what a stage imports
     write_dvc_deps()
+
+
+def test_each_kfp_component_takes_its_stages_inputs_and_gives_its_kind():
+    import inspect
+
+    import components
+
+    pipeline_stages = [name for name in STAGES if name != "predict"]
+    assert list(components.FUNCTIONS) == pipeline_stages
+    for name, function in components.FUNCTIONS.items():
+        stage = STAGES[name]
+        arguments = list(inspect.signature(function).parameters)
+        expected = [*stage.inputs, "params", "runtime", stage.kind, "metrics"]
+        expected += ["report"] if name == "evaluate" else []  # its HTML for the KFP UI
+        assert arguments == expected, f"components/{name}.py: {arguments}"
+        assert f'run_component("{name}"' in inspect.getsource(function)
+
+
+def test_the_pipelines_parameters_are_the_params_sections_and_cluster_settings():
+    from pipelines.pipeline import build_pipeline, pipeline_arguments
+    from wsss.params import Params
+
+    spec = build_pipeline("gpu:img", "cpu:img").component_spec
+    assert set(spec.inputs) == set(pipeline_arguments(Params()))

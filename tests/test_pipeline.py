@@ -11,13 +11,14 @@ import pytest
 import yaml
 
 from wsss.artifacts import open_artifact
+from wsss.stages import STAGES as ALL_STAGES
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("prepare_data", "train_cam", "extract_seeds", "train_irn", "export_masks",
-          "train_deeplab", "evaluate")  # fmt: skip
-KINDS = ("dataset", "cam_model", "cams", "irn_model", "pseudo_masks", "seg_model", "evaluation")
+# the pipeline's stages in order, and their outputs' kinds (wsss predict is not one of them)
+STAGES = tuple(name for name in ALL_STAGES if name != "predict")
+KINDS = tuple(ALL_STAGES[name].kind for name in STAGES)
 
 
 def _sh(cwd: Path, *cmd: str) -> subprocess.CompletedProcess:

@@ -114,6 +114,34 @@ def test_a_changed_deeplab_param_reruns_only_train_deeplab_and_evaluate(checkout
         (checkout / "params.yaml").write_text(original)
 
 
+def test_dvc_experiments_set_queue_and_run_all(checkout):
+    """`dvc exp run -S` rewrites params.yaml as YAML 1.2 (a bare `confidence: off`, which a
+    YAML 1.1 reader takes for False): wsss reads what DVC writes. A queued pair of experiments
+    runs too, each rerunning only train_deeplab and evaluate."""
+    assert _sh(checkout, "make", "-o", "install", "run").returncode == 0
+    original = (checkout / "params.yaml").read_text()
+    for cmd in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t",
+                                       "commit", "-qm", "base"]):  # fmt: skip
+        assert _sh(checkout, *cmd).returncode == 0  # experiments branch from a commit
+    try:
+        one = _sh(checkout, ".venv/bin/dvc", "exp", "run", "-S", "train_deeplab.lr=0.02")
+        assert one.returncode == 0, one.stderr
+        assert "confidence: off" in (checkout / "params.yaml").read_text()  # as DVC wrote it
+        ran = {stage for stage in STAGES if f"Running stage '{stage}'" in one.stdout}
+        assert ran == {"train_deeplab", "evaluate"}
+        for lr in ("0.03", "0.04"):
+            queued = _sh(checkout, ".venv/bin/dvc", "exp", "run", "--queue", "-S",
+                         f"train_deeplab.lr={lr}")  # fmt: skip
+            assert queued.returncode == 0, queued.stderr
+        run_all = _sh(checkout, ".venv/bin/dvc", "exp", "run", "--run-all")
+        assert run_all.returncode == 0, run_all.stderr + run_all.stdout
+        shown = json.loads(_sh(checkout, ".venv/bin/dvc", "exp", "show", "--json").stdout)
+        experiments = [e for row in shown for e in row.get("experiments") or []]
+        assert len(experiments) == 3, shown
+    finally:
+        (checkout / "params.yaml").write_text(original)
+
+
 def test_dvc_remote_on_s3_pushes_and_pulls_the_pipeline_outputs(checkout, s3):
     """README's S3 remote (endpointurl) against a real S3-protocol server on 127.0.0.1: push
     everything, lose the workspace's outputs and the cache, pull, and the pipeline is up to date."""

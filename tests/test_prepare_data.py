@@ -167,6 +167,7 @@ def test_unknown_params_key(cli, toy_root, tmp_path):
         ("trian_cam: {}\n", "trian_cam: unknown key"),
         ("- just\n- a list\n", "mapping"),
         ("dataset: [unclosed\n", "not valid YAML"),
+        ("runtime:\n  seed: 1\n  seed: 2\n", ':3: not valid YAML (found duplicate key "seed"'),
         ("dataset:\n  mask_splits: [test]\n", "dataset.mask_splits"),
         # values that pass a type check but would crash (or silently mislead) a stage later
         ("runtime:\n  seed: 9223372036854775808\n", "runtime.seed"),

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from ruamel.yaml import YAML, YAMLError
 
 from wsss.errors import WsssError
 from wsss.refine.crf import CrfParams
@@ -325,15 +325,20 @@ def load_params(path: Path | None) -> Params:
     if path is None:
         return Params()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        # YAML 1.2, as DVC reads and rewrites params.yaml (`dvc exp run -S`): a bare `off` stays
+        # the string "off" and 1e-5 is a number (YAML 1.1 parsers make them False and a string)
+        raw = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise WsssError(f"{path}: params file not found") from None
     except IsADirectoryError:
         raise WsssError(f"{path}: a directory, expected a params YAML file") from None
     except UnicodeDecodeError as exc:
         raise WsssError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except yaml.YAMLError as exc:
-        raise WsssError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise WsssError(f"{where}: not valid YAML ({problem})") from None
     return parse_params(raw, str(path))
 
 

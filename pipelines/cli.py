@@ -12,9 +12,10 @@ from pathlib import Path
 
 import wsss
 from pipelines.pipeline import DEFAULT_ROOT, build_pipeline, pipeline_arguments
+from wsss.artifacts.uri import is_remote
 from wsss.cli import Parser, key_value, run_parser
 from wsss.errors import WsssError
-from wsss.params import load_params
+from wsss.params import Params, load_params
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -27,8 +28,30 @@ def _compile(args: argparse.Namespace, package: Path) -> None:
     from kfp import compiler
 
     pipeline = build_pipeline(args.image, args.cpu_image, args.start, _artifacts(args))
-    arguments = pipeline_arguments(load_params(args.params), args.root)
+    params = load_params(args.params)
+    _refuse_toy_networks_on_a_real_dataset(params, args)
+    for option, image in (("--image", args.image), ("--cpu-image", args.cpu_image)):
+        if "/" not in image.split("@")[0]:
+            print(
+                f"warning: {option} {image}: no registry in the name; the cluster pulls it from "
+                "its default registry (docker.io), give registry/name:tag",
+                file=sys.stderr,
+            )
+    arguments = pipeline_arguments(params, args.root)
     compiler.Compiler().compile(pipeline, str(package), pipeline_parameters=arguments)
+
+
+def _refuse_toy_networks_on_a_real_dataset(params: Params, args: argparse.Namespace) -> None:
+    """The toy networks exist for ToyVOC on a CPU: on a cluster's dataset they are almost surely
+    a forgotten --params (params.yaml is the ToyVOC preset), found here and not after hours."""
+    toy = [s for s in ("train_cam", "train_irn", "train_deeplab")
+           if getattr(params, s).backbone == "toy"]  # fmt: skip
+    if toy and is_remote(args.root) and not args.allow_toy:
+        raise WsssError(
+            f"--params {args.params}: {', '.join(f'{s}.backbone' for s in toy)} is 'toy' (the "
+            f"ToyVOC preset) with --root {args.root}; give --params params/voc.yaml or "
+            "params/coco.yaml, or --allow-toy"
+        )
 
 
 def _artifacts(args: argparse.Namespace) -> dict[str, str]:
@@ -102,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--from", dest="start", metavar="STAGE",
             help="start at STAGE; the artifacts it needs come from --artifact",
+        )  # fmt: skip
+        cmd.add_argument(
+            "--allow-toy", action="store_true",
+            help="compile the toy networks (the ToyVOC preset) for an s3:// root all the same",
         )  # fmt: skip
         cmd.add_argument(
             "--artifact", dest="artifacts", type=key_value, action="append", default=[],

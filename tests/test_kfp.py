@@ -31,7 +31,8 @@ def _pipeline(*args: str | Path) -> subprocess.CompletedProcess:
 def _compile(tmp_path: Path, *extra: str) -> tuple[dict, dict]:
     out = tmp_path / "pipeline.yaml"
     images = ["--image", "reg/wsss:cuda", "--cpu-image", "reg/wsss:cpu"]
-    result = _pipeline("compile", "--out", out, "--params", REPO / "params.yaml", *images, *extra)
+    result = _pipeline("compile", "--out", out, "--params", REPO / "params.yaml", *images,
+                       "--allow-toy", *extra)  # fmt: skip
     assert result.returncode == 0, result.stderr
     spec, platform = yaml.safe_load_all(out.read_text())
     return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
@@ -94,6 +95,22 @@ def test_compile_from_a_stage_imports_its_upstream_artifacts(tmp_path):
         if t.startswith("importer")
     }
     assert uris == {"s3://bkt/run/dataset", "s3://bkt/run/cams"}
+
+
+def test_toy_params_with_a_real_dataset_root_are_refused_and_bare_images_warned(tmp_path):
+    out = tmp_path / "p.yaml"
+    refused = _pipeline("compile", "--out", out, "--params", REPO / "params.yaml")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert (
+        "train_cam.backbone, train_irn.backbone, train_deeplab.backbone is 'toy'" in refused.stderr
+    )
+    assert not out.exists()
+    allowed = _pipeline("compile", "--out", out, "--params", REPO / "params.yaml", "--allow-toy")
+    assert allowed.returncode == 0 and out.exists(), allowed.stderr
+    assert "warning: --image wsss:" in allowed.stderr and "warning: --cpu-image" in allowed.stderr
+    voc = _pipeline("compile", "--out", out, "--params", REPO / "params" / "voc.yaml",
+                    "--image", "reg/wsss:cuda", "--cpu-image", "reg/wsss:cpu")  # fmt: skip
+    assert voc.returncode == 0 and "warning" not in voc.stderr, voc.stderr
 
 
 @pytest.mark.parametrize(
@@ -184,7 +201,7 @@ def test_submit_compiles_and_creates_a_run(monkeypatch, tmp_path, capsys):
 
     monkeypatch.setattr("kfp.Client", FakeClient)
     code = pipeline_cli.main(["submit", "--host", "http://kfp.example:8888", "--experiment",
-                              "ablation", "--params", str(REPO / "params.yaml"),
+                              "ablation", "--params", str(REPO / "params.yaml"), "--allow-toy",
                               "--root", "s3://data/VOC2012"])  # fmt: skip
     assert code == 0
     assert calls["host"] == "http://kfp.example:8888" and calls["experiment_name"] == "ablation"
@@ -200,7 +217,8 @@ def test_submit_to_an_unreachable_host_is_one_line(monkeypatch, capsys):
 
     monkeypatch.setattr("kfp.Client", refuse)
     code = pipeline_cli.main(["submit", "--host", "http://127.0.0.1:9", "--params",
-                              str(REPO / "params.yaml")])  # fmt: skip
+                              str(REPO / "params.yaml"), "--allow-toy", "--image",
+                              "reg/wsss:cuda", "--cpu-image", "reg/wsss:cpu"])  # fmt: skip
     err = capsys.readouterr().err
     assert (
         code == 2

@@ -103,6 +103,23 @@ def test_a_changed_seed_threshold_leaves_the_stages_upstream_alone(checkout):
         (checkout / "params.yaml").write_text(original)
 
 
+def test_runtime_settings_that_do_not_change_results_rerun_nothing(checkout):
+    assert _sh(checkout, "make", "-o", "install", "run").returncode == 0
+    original = (checkout / "params.yaml").read_text()
+    try:
+        _set_param(checkout, "runtime", "log_interval", 7)
+        _set_param(checkout, "runtime", "num_workers", 1)
+        dry = _sh(checkout, ".venv/bin/dvc", "repro", "--dry").stdout
+        assert "Running stage" not in dry, dry
+        _set_param(checkout, "runtime", "seed", 1)
+        assert (
+            "Running stage 'prepare_data'"
+            in _sh(checkout, ".venv/bin/dvc", "repro", "--dry").stdout
+        )
+    finally:
+        (checkout / "params.yaml").write_text(original)
+
+
 def test_a_changed_deeplab_param_reruns_only_train_deeplab_and_evaluate(checkout):
     original = _set_param(checkout, "train_deeplab", "lr", 0.02)
     try:

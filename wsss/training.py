@@ -89,10 +89,6 @@ class Loop:
     log_interval: int
     name: str
 
-    @property
-    def _trained(self) -> list[torch.nn.Parameter]:
-        return [p for group in self.optimizer.param_groups for p in group["params"]]
-
     def run(
         self,
         loader: LoaderFn,
@@ -109,6 +105,8 @@ class Loop:
         window: dict[str, list[float]] = {}
         epoch_start = 0
         self.model.train()
+        # the processes average the gradients of what the optimizer trains
+        trained = [p for group in self.optimizer.param_groups for p in group["params"]]
         for epoch, epoch_steps in enumerate(self.steps):
             if step >= epoch_start + epoch_steps:
                 epoch_start += epoch_steps
@@ -125,7 +123,7 @@ class Loop:
                     raise Diverged(self.name, step, parts)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                all_reduce_gradients(self._trained, self.dist.world_size)
+                all_reduce_gradients(trained, self.dist.world_size)
                 self.optimizer.step()
                 step += 1
                 progress.update()

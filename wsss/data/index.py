@@ -4,7 +4,6 @@ Readers (VOC, COCO) build a DatasetIndex from a root; the `dataset` artifact sto
 that later stages never re-parse a dataset's own layout.
 """
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,11 +73,8 @@ class DatasetIndex:
         if expected is None:
             return None
         path = self.root / rel
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise WsssError(f"{path}: file not found (the dataset artifact lists it)") from None
-        if hashlib.sha256(data).hexdigest() != expected:
+        data, (sha256, _) = io.read_hashed(path)
+        if sha256 != expected:
             raise WsssError(f"{path}: changed since prepare_data hashed it; rerun prepare_data")
         return data
 
@@ -96,9 +92,12 @@ class DatasetIndex:
             (out / "splits" / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids))
 
     @classmethod
-    def load(cls, directory: Path, root: Path, format: str) -> "DatasetIndex":
-        """Read what save() wrote; ROOT is where the images are now (original or local copy).
-        Ids become output file names and paths are joined to ROOT: each is checked here."""
+    def load(
+        cls, directory: Path, root: Path, format: str, sha256: dict[str, str]
+    ) -> "DatasetIndex":
+        """Read what save() wrote; ROOT is where the images are now (original or local copy),
+        SHA256 the digests of its files that reads are checked against. Ids become output file
+        names and paths are joined to ROOT: each is checked here."""
         classes = tuple(json.loads((directory / "classes.json").read_text()))
         class_id = {name: i for i, name in enumerate(classes)}
         labels = json.loads((directory / "labels.json").read_text())
@@ -116,8 +115,6 @@ class DatasetIndex:
             splits[f.stem] = f.read_text().split()
             if unknown := next((i for i in splits[f.stem] if i not in samples), None):
                 raise WsssError(f"{f}: image {unknown!r} is not in the dataset's samples.json")
-        recorded = json.loads((directory / "root_files.json").read_text())
-        sha256 = {rel: entry["sha256"] for rel, entry in recorded.items()}
         return cls(format, root, classes, splits, samples, sha256=sha256)
 
 

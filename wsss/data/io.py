@@ -1,5 +1,6 @@
-"""Image and label-map files: decoding that fails loudly, and palette PNG writing."""
+"""Image and label-map files: reading and decoding that fail loudly, and palette PNG writing."""
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -16,6 +17,15 @@ _PALETTE = voc_palette().flatten().tolist()
 # multi-scale inference memory grows with the pixel count. It also stops decompression bombs
 # (a small file that decodes to gigabytes) before they are decoded.
 MAX_PIXELS = 4096 * 4096
+
+
+def read_hashed(path: Path) -> tuple[bytes, tuple[str, int]]:
+    """A file's bytes and its (sha256, size); an unreadable file is a WsssError."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WsssError(f"{path}: cannot read ({exc.strerror})") from None
+    return data, (hashlib.sha256(data).hexdigest(), len(data))
 
 
 def _opened(path: Path, data: bytes | None, what: str) -> Image.Image:

@@ -1,16 +1,14 @@
 """Checking a dataset's files before any stage trusts them, and hashing them for its digest."""
 
-import hashlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from wsss.data.classes import IGNORE
 from wsss.data.index import DatasetIndex, Sample
-from wsss.data.io import open_image, read_mask
+from wsss.data.io import open_image, read_hashed, read_mask
 from wsss.errors import WsssError
 
 
@@ -20,15 +18,6 @@ class SampleCheck:
     height: int
     width: int
     files: dict[str, tuple[str, int]]  # relative path -> (sha256, size)
-
-
-def read_hashed(path: Path) -> tuple[bytes, tuple[str, int]]:
-    """A file's bytes and its (sha256, size); an unreadable file is a WsssError."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise WsssError(f"{path}: cannot read ({exc.strerror})") from None
-    return data, (hashlib.sha256(data).hexdigest(), len(data))
 
 
 def check_sample(index: DatasetIndex, sample: Sample, decode: bool = True) -> SampleCheck:

@@ -21,12 +21,13 @@ def load_index(dataset_dir: Path) -> DatasetIndex:
     """
     source = json.loads((dataset_dir / SOURCE).read_text())
     root_uri = resolve_uri(dataset_dir, source["root"])
+    root_files = json.loads((dataset_dir / ROOT_FILES).read_text())
     if is_remote(root_uri):
-        root_files = json.loads((dataset_dir / ROOT_FILES).read_text())
         root = cached_root(root_uri, root_files, source["root_digest"])
     else:
         root = Path(root_uri)
-    return DatasetIndex.load(dataset_dir, root, source["format"])
+    sha256 = {rel: entry["sha256"] for rel, entry in root_files.items()}
+    return DatasetIndex.load(dataset_dir, root, source["format"], sha256)
 
 
 def require_splits(index: DatasetIndex, section: str, p, *keys: str) -> None:

@@ -14,7 +14,8 @@ from wsss.artifacts.storage import sync_root
 from wsss.artifacts.uri import is_remote, relative_uri
 from wsss.data.coco import is_coco_root, read_coco
 from wsss.data.index import DatasetIndex
-from wsss.data.verify import check_samples, read_hashed
+from wsss.data.io import read_hashed
+from wsss.data.verify import check_samples
 from wsss.data.voc import is_voc_root, read_voc
 from wsss.errors import WsssError
 from wsss.kinds.dataset import ROOT_FILES, SOURCE

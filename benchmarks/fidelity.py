@@ -23,8 +23,8 @@ from wsss.artifacts import open_artifact
 from wsss.data.dataset import SegmentationDataset
 from wsss.data.pairs import CamTrainSet
 from wsss.data.transforms import cam_train_transforms, eval_transforms
+from wsss.kinds.cam_model import load_cam_model
 from wsss.kinds.dataset import load_index
-from wsss.kinds.models import load_cam_model
 from wsss.methods.ktse import denormalize
 from wsss.params import load_params
 from wsss.refine.par import PAR

@@ -1,7 +1,8 @@
 """The CAM methods side by side on ToyVOC with the same budget: seeds of each method's CAMs.
 
-Every method trains train_cam with the ToyVOC preset (params.yaml: same backbone, epochs, batch
-sizes, lr, seed), only `train_cam.method` differs, then extract_seeds scores the seeds on
+Every method trains train_cam with the ToyVOC preset (params.yaml: the keys every method shares,
+such as epochs, batch size, crops and seed, and the CNN methods' backbone and lr), each with its
+own keys at their defaults, then extract_seeds scores the seeds on
 `train`. Writes results/methods.json ({"baseline": seed_miou, ...}, fractions) and prints a table
 beside the papers' numbers (VOC, not comparable in absolute terms: a different dataset and
 backbone; the ordering is what ToyVOC can check).
@@ -10,12 +11,11 @@ backbone; the ordering is what ToyVOC can check).
 """
 
 import argparse
-import typing
 
 from benchmarks.common import cam_seeds, read_json, scratch, toy_dataset, write_json
-from wsss.params import TrainCamParams, load_params
+from wsss.methods import METHODS, switch_method
+from wsss.params import load_params
 
-METHODS = list(typing.get_args(TrainCamParams.model_fields["method"].annotation))
 PAPERS = {  # reported on VOC 2012
     "baseline": "54.2 seeds (KTSE's Table 6 base)",
     "ktse": "67.0 seeds (train)",
@@ -26,7 +26,7 @@ PAPERS = {  # reported on VOC 2012
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     work = scratch()
@@ -36,7 +36,7 @@ def main() -> None:
     for method in args.methods:
         params = base.model_copy(
             update={
-                "train_cam": base.train_cam.model_copy(update={"method": method}),
+                "train_cam": switch_method(base.train_cam, method),
                 "runtime": base.runtime.model_copy(update={"seed": args.seed}),
             }
         )

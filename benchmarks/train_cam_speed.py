@@ -16,13 +16,13 @@ import torch
 
 from benchmarks.common import write_json
 from wsss.methods import build_method
+from wsss.methods.ktse import KtseParams
 from wsss.models.backbones import build_backbone
 from wsss.models.cam import CamNet
-from wsss.params import TrainCamParams
 from wsss.runtime import autocast
 
 
-def measure(p: TrainCamParams, device: torch.device, steps: int) -> dict:
+def measure(p: KtseParams, device: torch.device, steps: int) -> dict:
     torch.manual_seed(0)
     model = CamNet(build_backbone(p.backbone, None, p.toy_width), 20).to(device).train()
     if device.type == "cuda":
@@ -81,11 +81,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
-    results = {"cpu_toy": measure(TrainCamParams(), torch.device("cpu"), args.steps)}
+    results = {"cpu_toy": measure(KtseParams(), torch.device("cpu"), args.steps)}
     if torch.cuda.is_available():
-        gpu = TrainCamParams(
-            backbone="resnet38d", batch_size=16, crop=320, momentum=0.0005, lr=0.01
-        )
+        gpu = KtseParams(backbone="resnet38d", batch_size=16, crop=320, momentum=0.0005, lr=0.01)
         results["gpu_resnet38d"] = measure(gpu, torch.device("cuda"), args.steps)
     write_json("train_cam_speed", results)
     for name, r in results.items():

@@ -50,12 +50,20 @@ def write_cams(path: Path, keys: np.ndarray, cam: np.ndarray) -> None:
     )
 
 
+# train_cam briefly on the tiny ToyVOC, per method (each method has its own keys)
+_TINY_CAM = {"epochs": 2, "batch_size": 4, "crop": 32, "long_side": [40, 56], "checkpoint_every": 2}
+_TINY_CNN = _TINY_CAM | {"toy_width": 8}
+_TINY_WARMUP = _TINY_CNN | {"warmup_epochs": 1, "warmup_batch_size": 4}
+TINY_CAM = {
+    "baseline": _TINY_WARMUP,
+    "ktse": _TINY_WARMUP | {"par_iterations": 2},
+    "destruction": _TINY_CNN,
+    "fsr": _TINY_CAM | {"head": [32, 16, 64, 16], "par_iterations": 2},
+}
+
 # Every stage, trained and run briefly on the tiny ToyVOC of conftest.TINY
 TINY_PARAMS = {
-    "train_cam": {
-        "epochs": 2, "warmup_epochs": 1, "batch_size": 4, "warmup_batch_size": 4, "crop": 32,
-        "long_side": [40, 56], "toy_width": 8, "par_iterations": 2, "checkpoint_every": 2,
-    },
+    "train_cam": TINY_CAM["ktse"],
     "extract_seeds": {"scales": [1.0, 1.5], "batch_size": 4, "overlays": 2},
     "train_irn": {"epochs": 1, "batch_size": 4, "crop": 32, "toy_width": 8, "radius": 4},
     "export_masks": {"batch_size": 4, "overlays": 2},
@@ -66,7 +74,11 @@ TINY_PARAMS = {
 
 
 def tiny_params(path: Path, **sections: dict) -> Path:
-    """TINY_PARAMS with SECTIONS' keys replaced, written to PATH."""
-    merged = {k: TINY_PARAMS.get(k, {}) | sections.get(k, {}) for k in TINY_PARAMS | sections}
+    """TINY_PARAMS with SECTIONS' keys replaced, written to PATH; train_cam starts from its
+    method's tiny keys (a method outside TINY_CAM: the CNN ones)."""
+    base = TINY_PARAMS | {
+        "train_cam": TINY_CAM.get(sections.get("train_cam", {}).get("method", "ktse"), _TINY_CNN)
+    }
+    merged = {k: base.get(k, {}) | sections.get(k, {}) for k in base | sections}
     path.write_text(yaml.safe_dump(merged))
     return path

@@ -4,12 +4,11 @@ train_cam + extract_seeds with `method: destruction`."""
 import pytest
 import torch
 
-from tests.helpers import tiny_params
-from wsss.artifacts import open_artifact
 from wsss.errors import WsssError
 from wsss.methods import build_method
 from wsss.methods.destruction import (
     Destruction,
+    DestructionParams,
     collect,
     distribute,
     distributed_mid_level,
@@ -17,7 +16,6 @@ from wsss.methods.destruction import (
 )
 from wsss.models.backbones import ToyNet
 from wsss.models.cam import CamNet
-from wsss.params import TrainCamParams
 
 
 def _numbered(batch: int, grid: int, side: int) -> torch.Tensor:
@@ -76,7 +74,7 @@ def test_destruction_loss_parts_and_gradients():
         "image": torch.randn(2, 3, 32, 32),
         "labels": torch.tensor([[1.0, 0, 0, 1], [0, 1, 0, 0]]),
     }
-    p = TrainCamParams(method="destruction", ldm_weight=0.5, mdc_weight=2.0)
+    p = DestructionParams(ldm_weight=0.5, mdc_weight=2.0)
     method = build_method(p)
     assert isinstance(method, Destruction) and not method.needs_pairs
     total, parts = method.loss(model, batch, epoch=0)
@@ -85,7 +83,7 @@ def test_destruction_loss_parts_and_gradients():
     assert parts["total"] == pytest.approx(expected, rel=1e-5)
     total.backward()
     assert model.backbone.features[0][0].weight.grad.abs().sum() > 0
-    off = TrainCamParams(method="destruction", ldm_weight=0, mdc_weight=0)
+    off = DestructionParams(ldm_weight=0, mdc_weight=0)
     _, only_cls = Destruction(off).loss(model, batch, epoch=0)
     assert set(only_cls) == {"cls", "total"}
 
@@ -94,20 +92,4 @@ def test_a_grid_that_does_not_divide_the_crop_is_a_params_error():
     model = CamNet(ToyNet(width=8), num_classes=2)
     batch = {"image": torch.randn(1, 3, 30, 30), "labels": torch.tensor([[1.0, 0]])}
     with pytest.raises(WsssError, match=r"train_cam\.ldm_grid: a 30x30 map does not split"):
-        Destruction(TrainCamParams(method="destruction", ldm_grid=4)).loss(model, batch, 0)
-
-
-def test_train_cam_and_seeds_with_destruction(cli, dataset_artifact, tmp_path):
-    params = tiny_params(tmp_path / "p.yaml", train_cam={"method": "destruction"})
-    cam = cli("run", "train_cam", "--in", f"dataset={dataset_artifact}",
-              "--out", tmp_path / "cam_model", "--params", params)  # fmt: skip
-    assert cam.code == 0, cam.err
-    model = open_artifact(tmp_path / "cam_model", "cam_model")
-    assert model.manifest.params["train_cam"]["method"] == "destruction"
-    log = (tmp_path / "cam_model" / "train_log.jsonl").read_text()
-    assert '"ldm"' in log and '"mdc"' in log
-    seeds = cli("run", "extract_seeds", "--in", f"dataset={dataset_artifact}",
-                "--in", f"cam_model={tmp_path / 'cam_model'}", "--out", tmp_path / "cams",
-                "--params", params)  # fmt: skip
-    assert seeds.code == 0, seeds.err
-    assert 0 <= open_artifact(tmp_path / "cams").manifest.metrics["seed_miou"] <= 1
+        Destruction(DestructionParams(ldm_grid=4)).loss(model, batch, 0)

@@ -8,15 +8,13 @@ import pytest
 import torch
 from torchvision.models import vit_b_16
 
-from tests.helpers import tiny_params
-from wsss.artifacts import open_artifact
 from wsss.errors import WsssError
 from wsss.losses.dino import dino_loss
 from wsss.methods import build_method
-from wsss.methods.fsr import Fsr, block_mask, ema_update, second_view
+from wsss.methods.fsr import Fsr, FsrParams, block_mask, ema_update, second_view
 from wsss.models.fsr import FsrNet
 from wsss.models.vit import ViTEncoder
-from wsss.params import TrainCamParams
+from wsss.params import parse_params
 
 HEAD = (32, 16, 64, 16)
 
@@ -107,12 +105,12 @@ def test_ema_update():
 
 def test_fsr_objective_parts_teacher_and_optimizer():
     torch.manual_seed(0)
-    p = TrainCamParams(method="fsr", epochs=10, fsr_head=HEAD, par_iterations=2)
+    p = FsrParams(epochs=10, head=HEAD, par_iterations=2)
     model = FsrNet("vit_toy", 3, HEAD)
     method = build_method(p)
     assert isinstance(method, Fsr) and not method.needs_pairs
     batch = {"image": torch.randn(2, 3, 32, 32), "labels": torch.tensor([[1.0, 0, 0], [0, 1, 1]])}
-    total, parts = method.loss(model, batch, epoch=0)  # before fsr_seg_start: no seg loss
+    total, parts = method.loss(model, batch, epoch=0)  # before seg_start: no seg loss
     assert set(parts) == {"cls", "aux", "class", "patch", "total"}
     expected = parts["cls"] + parts["aux"] + 0.1 * (parts["class"] + parts["patch"])
     assert parts["total"] == pytest.approx(expected, rel=1e-5)
@@ -122,7 +120,7 @@ def test_fsr_objective_parts_teacher_and_optimizer():
     _, later = method.loss(model, batch, epoch=5)  # guided masking, seg loss on
     assert "seg" in later
     groups = method.optimizer(model).param_groups
-    assert {g["base_lr"] for g in groups} == {p.fsr_lr, 10 * p.fsr_lr}
+    assert {g["base_lr"] for g in groups} == {p.lr, 10 * p.lr}
     decayed = [q for g in groups if g["weight_decay"] > 0 for q in g["params"]]
     assert decayed and all(q.ndim > 1 for q in decayed)
     assert method.lr_factor(0, 100) == pytest.approx(0.1)
@@ -130,19 +128,6 @@ def test_fsr_objective_parts_teacher_and_optimizer():
     assert method.lr_factor(100, 100) == pytest.approx(0.0)
 
 
-def test_train_cam_and_seeds_with_fsr(cli, dataset_artifact, tmp_path):
-    params = tiny_params(tmp_path / "p.yaml", train_cam={"method": "fsr", "fsr_head": list(HEAD)})
-    cam = cli("run", "train_cam", "--in", f"dataset={dataset_artifact}",
-              "--out", tmp_path / "cam_model", "--params", params)  # fmt: skip
-    assert cam.code == 0, cam.err
-    saved = torch.load(tmp_path / "cam_model" / "model.pt", weights_only=True)
-    assert saved["meta"]["method"] == "fsr" and saved["meta"]["stride"] == 8
-    seeds = cli("run", "extract_seeds", "--in", f"dataset={dataset_artifact}",
-                "--in", f"cam_model={tmp_path / 'cam_model'}", "--out", tmp_path / "cams",
-                "--params", params)  # fmt: skip
-    assert seeds.code == 0, seeds.err
-    assert 0 <= open_artifact(tmp_path / "cams").manifest.metrics["seed_miou"] <= 1
-    bad = tiny_params(tmp_path / "bad.yaml", train_cam={"method": "fsr", "weights": "w.pth"})
-    refused = cli("run", "train_cam", "--in", f"dataset={dataset_artifact}",
-                  "--out", tmp_path / "x", "--params", bad)  # fmt: skip
-    assert refused.code == 2 and "vit_toy trains from scratch" in refused.err
+def test_vit_toy_with_weights_is_a_params_error():
+    with pytest.raises(WsssError, match=r"train_cam: weights: vit_toy trains from scratch"):
+        parse_params({"train_cam": {"method": "fsr", "weights": "w.pth"}}, "p.yaml")

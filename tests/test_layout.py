@@ -15,6 +15,11 @@ REPO = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 # What `wsss run STAGE` executes besides the stage module: the CLI entry and the runner.
 ENTRY = ("wsss.cli", "wsss.stages")
+# Imports that only validate: reading params.yaml validates train_cam with its method's params
+# model (wsss.params imports wsss.methods for that), but only a stage that builds a method has
+# outputs its code can change (train_cam, and extract_seeds through kinds.cam_model): a method's
+# edit reruns those two (and what their outputs feed), not prepare_data.
+VALIDATION_ONLY = {"wsss.params": {"wsss.methods"}}
 
 
 def _file(module: str) -> Path | None:
@@ -53,7 +58,7 @@ def closure(stage: str) -> set[Path]:
         module = todo.pop()
         if module not in seen:
             seen.add(module)
-            todo += _imports(_file(module))
+            todo += _imports(_file(module)) - VALIDATION_ONLY.get(module, set())
     return {_file(m) for m in seen} | {REPO / "wsss" / "cli.py"}
 
 

@@ -16,9 +16,10 @@ from wsss.losses.ktse import (
     safe_ce,
 )
 from wsss.methods import build_method
+from wsss.methods.baseline import BaselineParams
+from wsss.methods.ktse import KtseParams
 from wsss.models.backbones import StepBatchNorm2d, ToyNet
 from wsss.models.cam import PYRAMID, CamNet, Gate
-from wsss.params import TrainCamParams
 from wsss.refine.par import PAR, neighbour_distances, neighbours, propagate
 
 
@@ -141,15 +142,15 @@ def test_warmup_trains_classification_only_and_switches_add_their_terms():
     y = torch.tensor([[1.0, 0, 0, 0], [1.0, 1.0, 0, 0]])
     batch = {"image": torch.randn(2, 3, 32, 32), "labels": y,
              "pair_image": torch.randn(2, 3, 32, 32), "pair_labels": y}  # fmt: skip
-    ktse = build_method(TrainCamParams(warmup_epochs=1, par_iterations=2))
+    ktse = build_method(KtseParams(warmup_epochs=1, par_iterations=2))
     _, parts = ktse.loss(net, batch, epoch=0)
     assert set(parts) == {"cls", "total"}
     _, parts = ktse.loss(net, batch, epoch=1)
     assert {"bg", "fg", "inter", "kt", "seg_two", "local", "global"} <= set(parts)
     assert all(math.isfinite(v) for v in parts.values())
-    _, parts = build_method(TrainCamParams(method="baseline")).loss(net, batch, epoch=5)
+    _, parts = build_method(BaselineParams()).loss(net, batch, epoch=5)
     assert set(parts) == {"cls", "total"}
-    only_mga = TrainCamParams(warmup_epochs=0, sie=False, ssr=False, par_iterations=1)
+    only_mga = KtseParams(warmup_epochs=0, sie=False, ssr=False, par_iterations=1)
     _, parts = build_method(only_mga).loss(net, batch, epoch=0)
     assert set(parts) == {"cls", "local", "global", "total"}
 
@@ -160,11 +161,10 @@ def test_voc_preset_reproduces_the_official_step_count():
     from pathlib import Path
 
     from wsss.params import load_params
-    from wsss.stages.train_cam import batch_sizes
     from wsss.training import epoch_steps, poly_factor
 
     p = load_params(Path(__file__).parents[1] / "params" / "voc.yaml").train_cam
-    steps = epoch_steps(10582, batch_sizes(p))
+    steps = epoch_steps(10582, build_method(p).batch_sizes())
     assert sum(steps) == 33050 and steps[0] == 1322 and steps[-1] == 661
     lr = p.lr * poly_factor(33050, p.poly_horizon_steps, p.poly_power)
     assert lr == pytest.approx(0.01 * (1 - 33050 / 52880) ** 0.9)
@@ -201,7 +201,7 @@ def test_auxiliary_forwards_reuse_the_anchor_batch_normalization():
 
 
 def test_seg_loss_splits_simple_and_complex_images():
-    ktse = build_method(TrainCamParams())
+    ktse = build_method(KtseParams())
     prob = torch.rand(2, 4, 3, 3, requires_grad=True)
     target = torch.tensor([[[1, 1, 0]] * 3, [[2, 3, 0]] * 3])
     y = torch.tensor([[1.0, 0, 0], [0, 1.0, 1.0]])  # image 0 simple, image 1 complex

@@ -13,7 +13,7 @@ import pytest
 from wsss import stages
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.output import RESUME_FILES, begin, staging_of
-from wsss.params import TrainCamParams
+from wsss.methods.ktse import KtseParams
 from wsss.stages import prepare_data
 from wsss.training import resume_key
 
@@ -103,7 +103,7 @@ def test_a_second_run_on_one_out_is_refused(cli, toy_root, complete):
 
 
 def test_a_checkpoint_resumes_only_with_the_same_inputs(complete, tmp_path):
-    params = TrainCamParams()
+    params = KtseParams()
     same = resume_key("train_cam", params, 0, {"dataset": open_artifact(complete)})
     assert same == resume_key("train_cam", params, 0, {"dataset": open_artifact(complete)})
     other = tmp_path / "other"

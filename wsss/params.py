@@ -9,7 +9,16 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    model_validator,
+)
 from ruamel.yaml import YAML, YAMLError
 
 from wsss.errors import WsssError
@@ -42,6 +51,8 @@ LongSide = Annotated[
 ]
 
 
+DEFAULT_METHOD = "ktse"
+
 # Affinity radii: the offsets (and memory) grow with its square; IRN uses 10 and 5.
 MAX_RADIUS = 32
 
@@ -51,7 +62,8 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-def _below(section: BaseModel, low: str, high: str) -> None:
+def check_below(section: BaseModel, low: str, high: str) -> None:
+    """A model validator's check that field LOW is below field HIGH."""
     if getattr(section, low) >= getattr(section, high):
         raise ValueError(
             f"{low} ({getattr(section, low)}) must be below {high} ({getattr(section, high)})"
@@ -72,103 +84,40 @@ class DatasetParams(Section):
 
 
 class TrainCamParams(Section):
-    """train_cam: the CAM network, the method and its switches, and the optimization recipe.
+    """train_cam: what every CAM method shares; each method's params model extends it with its
+    own fields (`wsss/methods/<method>.py`), chosen by `method`.
 
     Defaults are the ToyVOC preset; params/voc.yaml carries the official recipe's effective
-    values (docs/method.md §10.1-2), each named: e.g. momentum 0.0005 is what the official
-    PolyOptimizer really used, and poly_horizon_steps 52880 with 33050 steps run is its
-    truncated schedule.
+    values (docs/method.md §10.1-2).
     """
 
-    method: Literal["baseline", "ktse", "destruction", "fsr"] = "ktse"
-    sie: bool = True  # simulated inter-image erasing: L_kt (+ L_seg_two when ssr is on)
-    ssr: bool = True  # self-supervised regularization: PAR pseudo-labels, L_seg
-    mga: bool = True  # multi-granularity alignment: erase at erase_threshold, L_local + L_global
-    backbone: Literal["toy", "resnet38d", "resnet50", "resnet101"] = "toy"
-    weights: str | None = (
-        None  # ImageNet weights (MXNet .params or torch state dict): path or s3://
-    )
-    toy_width: int = Field(default=16, ge=8)
-    # step_batch: BatchNorm whose derived forwards (KTSE's partner, stacked pair, erased copy)
-    # reuse the anchor batch's statistics (StepBatchNorm2d); group: GroupNorm, DDP-split invariant
-    toy_norm: Literal["step_batch", "group"] = "step_batch"
+    method: str = DEFAULT_METHOD  # a name in wsss.methods.METHODS
+    weights: str | None = None  # ImageNet weights of the network: a local path or s3://
     split: str = "train_aug"
     epochs: int = Field(default=20, ge=1)
-    warmup_epochs: int = Field(default=6, ge=0)  # T: L_cls only before this epoch
-    warmup_batch_size: int = Field(default=8, ge=1)
     batch_size: int = Field(default=8, ge=1)  # per process
-    lr: float = Field(default=0.3, gt=0)  # ToyVOC trains from scratch: 30x the ImageNet-init lr
-    momentum: float = Field(default=0.0005, ge=0, lt=1)  # the official effective value (§10.1)
-    weight_decay: float = Field(default=5e-4, ge=0)
-    poly_power: float = Field(default=0.9, ge=0)
-    poly_horizon_steps: int | None = Field(default=None, ge=1)  # None: the steps actually run
     long_side: LongSide = (64, 88)  # random resize of the longer side, then crop
     crop: int = Field(default=64, ge=16, le=2048)
     hflip: float = Field(default=0.5, ge=0, le=1)
-    tau_fg: float = Field(default=0.3, gt=0, lt=1)
-    tau_bg: float = Field(default=0.15, gt=0, lt=1)
-    w_fg: float = Field(default=0.0125, ge=0)
-    w_inter: float = Field(default=0.005, ge=0)
-    inter_threshold: float = Field(default=0.2, ge=0, le=1)  # beta_o
-    erase_threshold: float = Field(default=0.6, ge=0, le=1)
-    # MGA's gradient flow. "both": into both sides of L_local and L_global (the official code).
-    # "paper": as the paper describes each loss, only into its student: L_global distills the
-    # anchor's class confidence into the erased image, L_local transfers what the erased image
-    # found back to the anchor (docs/method.md §3; the teacher side is detached).
-    mga_gradients: Literal["both", "paper"] = "both"
-    margin: float = Field(default=0.05, ge=0)
-    num_pair: int = Field(default=4, ge=1)  # anchors per batch that get a simulated pair
-    par_dilations: Rates = (1, 2, 4, 8, 12, 24)
-    par_iterations: int = Field(default=10, ge=0)
     checkpoint_every: int = Field(default=50, ge=1)  # steps
-    # Destruction learning (method: destruction). The abstract fixes none of these:
-    # a 4x4 jigsaw of a 64-px toy crop gives 16-px patches, about one discriminative part
-    # (320-px VOC crops: 80 px, a part of a typical object); the shuffled image's L_cls counts as
-    # much as the plain one's.
-    ldm_grid: int = Field(default=4, ge=2)
-    ldm_weight: float = Field(default=1.0, ge=0)
-    # 2x2 patches of the mid-level map: the coarsest cut that still isolates local context
-    # (8x8 cells of the toy's 16x16 map, 20x20 of VOC's 40x40), weighted like L_cls.
-    mdc_grid: int = Field(default=2, ge=1)
-    mdc_weight: float = Field(default=1.0, ge=0)
-    # FSR (method: fsr; docs/method.md §8). Its own encoder (a ViT; `backbone` is for the
-    # CNN methods), optimizer and schedules. Where ToyVOC's from-scratch ViT and 1,000 steps
-    # differ from FSR's ImageNet ViT-B/16 and 20k steps, the default says why; params/voc.yaml
-    # has FSR's values.
-    fsr_encoder: Literal["vit_toy", "vit_b16"] = "vit_toy"
-    # DINO heads' hidden, bottleneck and prototype widths, the decoder's width (toy-sized)
-    fsr_head: tuple[int, int, int, int] = (256, 64, 512, 64)
-    # from scratch; FSR's 6e-5 fine-tunes ImageNet weights
-    fsr_lr: float = Field(default=1e-3, gt=0)
-    fsr_weight_decay: float = Field(default=0.05, ge=0)
-    fsr_warmup: float = Field(default=0.075, ge=0, le=1)  # fraction of steps (1.5k of 20k)
-    fsr_ema: float = Field(default=0.99, gt=0, lt=1)  # 0.9995 averages over 10% of 20k steps
-    fsr_min_scale: float = Field(default=0.32, gt=0, le=1)  # second view's crop area
-    fsr_mask_block: int = Field(default=2, ge=1)  # tokens per block side (16 px of a 64 crop)
-    fsr_mask_ratio: float = Field(default=0.4, gt=0, lt=1)
-    fsr_random_mask: float = Field(default=0.2, ge=0, le=1)  # fraction of training (4k of 20k)
-    fsr_uncertain: tuple[float, float] = (0.2, 0.7)
-    fsr_w_class: float = Field(default=0.1, ge=0)
-    fsr_w_patch: float = Field(default=0.1, ge=0)
-    fsr_w_seg: float = Field(default=0.1, ge=0)
-    fsr_seg_start: float = Field(default=0.1, ge=0, le=1)  # fraction of training (2k of 20k)
-    fsr_seg_thresholds: tuple[float, float] = (0.7, 0.25)  # fg, bg of the decoder's labels
-    fsr_teacher_temp: tuple[float, float] = (0.04, 0.07)
-    fsr_temp_warmup: float = Field(default=0.125, gt=0, le=1)  # fraction of training (2.5k)
-    fsr_student_temp: float = Field(default=0.1, gt=0)
-    fsr_center_momentum: float = Field(default=0.9, ge=0, lt=1)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "TrainCamParams":
-        _below(self, "tau_bg", "tau_fg")
-        if self.method == "ktse" and (self.sie or self.ssr or self.mga):
-            # otherwise SIE/SSR/MGA would never run and the model would be the baseline
-            _below(self, "warmup_epochs", "epochs")
-            if self.sie and self.num_pair > self.batch_size:
-                raise ValueError(
-                    f"num_pair ({self.num_pair}) must be at most batch_size ({self.batch_size})"
-                )
-        return self
+
+def _cam_params(raw: object) -> object:
+    """train_cam is validated by the params model of its `method`: a tagged union whose tags
+    are wsss.methods.METHODS's names, so a new method is one file and one dict entry."""
+    from wsss.methods import METHODS  # the methods import torch; reading params alone does not
+
+    if isinstance(raw, TrainCamParams) or not isinstance(raw, dict):
+        return raw  # an instance is kept; anything else fails as "a valid dictionary"
+    name = raw.get("method", DEFAULT_METHOD)
+    if name not in METHODS:
+        expected = ", ".join(f"'{m}'" for m in METHODS)
+        raise ValidationError.from_exception_data(
+            "train_cam",
+            [{"type": "literal_error", "loc": ("method",), "input": name,
+              "ctx": {"expected": expected}}],
+        )  # fmt: skip
+    return METHODS[name].params.model_validate(raw)
 
 
 class ExtractSeedsParams(Section):
@@ -221,7 +170,7 @@ class TrainIrnParams(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainIrnParams":
-        _below(self, "bg_threshold", "fg_threshold")
+        check_below(self, "bg_threshold", "fg_threshold")
         if self.radius > self.crop // 4:
             # a pair further apart than the crop's stride-4 grid never occurs
             raise ValueError(f"radius ({self.radius}) must be at most crop / 4 ({self.crop // 4})")
@@ -310,7 +259,10 @@ class RuntimeParams(Section):
 
 class Params(Section):
     dataset: DatasetParams = DatasetParams()
-    train_cam: TrainCamParams = TrainCamParams()
+    # serialized as the method's own model (all its fields), not as the shared base
+    train_cam: Annotated[SerializeAsAny[TrainCamParams], BeforeValidator(_cam_params)] = Field(
+        default_factory=lambda: _cam_params({})
+    )
     extract_seeds: ExtractSeedsParams = ExtractSeedsParams()
     train_irn: TrainIrnParams = TrainIrnParams()
     export_masks: ExportMasksParams = ExportMasksParams()
@@ -353,6 +305,9 @@ def parse_params(raw: object, where: str) -> Params:
         key = ".".join(str(p) for p in err["loc"]) or "<top level>"
         what = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         what = what.removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden" and err["loc"][0] == "train_cam":
+            method = raw["train_cam"].get("method", DEFAULT_METHOD)
+            what += f" for method {method!r} (each CAM method has its own keys: README)"
         raise WsssError(f"{where}: {key}: {what}") from None
 
 

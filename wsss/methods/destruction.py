@@ -11,20 +11,35 @@ training only and both pluggable on any backbone, make it find evidence everywhe
   every class must be found from local context alone.
 The loss is L_cls(image) + ldm_weight·L_cls(shuffled) + mdc_weight·L_cls(distributed). CAMs at
 inference come from the plain forward. Every choice the abstract leaves open is a named param
-(TrainCamParams: ldm_grid, ldm_weight, mdc_grid, mdc_weight; the backbones' `mid_level`).
+(DestructionParams; the backbones' `mid_level`).
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from wsss.errors import WsssError
-from wsss.methods.optim import SgdPoly
+from wsss.methods.base import Loss, parts_to_floats
+from wsss.methods.cnn import CnnCamMethod, CnnCamParams
 from wsss.models.cam import CamNet
-from wsss.params import TrainCamParams
+
+
+class DestructionParams(CnnCamParams):
+    """The abstract fixes none of these. A 4x4 jigsaw of a 64-px toy crop gives 16-px patches,
+    about one discriminative part (320-px VOC crops: 80 px, a part of a typical object); 2x2
+    patches of the mid-level map are the coarsest cut that still isolates local context (8x8
+    cells of the toy's 16x16 map, 20x20 of VOC's 40x40); both extra losses weigh like L_cls."""
+
+    method: Literal["destruction"] = "destruction"
+    ldm_grid: int = Field(default=4, ge=2)
+    ldm_weight: float = Field(default=1.0, ge=0)
+    mdc_grid: int = Field(default=2, ge=1)
+    mdc_weight: float = Field(default=1.0, ge=0)
 
 
 def _to_patches(x: torch.Tensor, grid: int, key: str) -> torch.Tensor:
@@ -78,13 +93,11 @@ def distributed_mid_level(backbone: nn.Module, grid: int) -> Iterator[None]:
             handle.remove()
 
 
-class Destruction(SgdPoly):
-    needs_pairs = False
+class Destruction(CnnCamMethod):
+    params = DestructionParams
+    p: DestructionParams
 
-    def __init__(self, p: TrainCamParams):
-        self.p = p
-
-    def loss(self, model: CamNet, batch: dict, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, model: CamNet, batch: dict, epoch: int) -> Loss:
         p = self.p
         image, y = batch["image"], batch["labels"]
         l_cls = F.multilabel_soft_margin_loss(model(image).logits.float(), y)
@@ -100,4 +113,4 @@ class Destruction(SgdPoly):
             parts["mdc"] = F.multilabel_soft_margin_loss(local, y)
             total = total + p.mdc_weight * parts["mdc"]
         parts["total"] = total
-        return total, {k: float(v.detach()) for k, v in parts.items()}
+        return total, parts_to_floats(parts)

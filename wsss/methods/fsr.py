@@ -2,13 +2,13 @@
 
 Each step: a second view of every image (random resized crop + flip); on it, blocks of patch
 tokens are masked, chosen at random early on and afterwards preferring blocks where the
-auxiliary CAM is uncertain (between the two `fsr_uncertain` bounds). An EMA teacher sees both
+auxiliary CAM is uncertain (between the two `uncertain` bounds). An EMA teacher sees both
 views unmasked; the student learns
 - L_cls: multi-label soft margin on the top and the auxiliary classifiers (view 1);
 - patch self-distillation: its masked tokens of view 2 predict the teacher's tokens there;
 - complementary self-enhancement: its CLS of masked view 2 predicts the teacher's CLS of view 1;
-  both as DINO cross-entropies (centred, sharpened teacher), weights `fsr_w_patch`/`fsr_w_class`;
-- after `fsr_seg_start`, the LargeFOV decoder learns PAR-refined CAM labels (0.5 (CE_bg + CE_fg)).
+  both as DINO cross-entropies (centred, sharpened teacher), weights `w_patch`/`w_class`;
+- after `seg_start`, the LargeFOV decoder learns PAR-refined CAM labels (0.5 (CE_bg + CE_fg)).
 Not carried from FSR's code: its affinity loss and DenseEnergy loss (regularizers of the decoder
 beside the parts the method is named for) and multi-scale auxiliary CAMs for the masking.
 Schedules (teacher momentum, teacher temperature, masking, seg start) advance per epoch, as
@@ -16,18 +16,61 @@ fractions of training, so a resumed run follows them exactly.
 """
 
 import math
+from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 from torch import nn
 
 from wsss.losses.dino import dino_loss
 from wsss.losses.ktse import bg_target, fg_target, pseudo_labels, safe_ce
+from wsss.methods.base import CamMethod, Loss, parts_to_floats
 from wsss.methods.ktse import denormalize
 from wsss.models.fsr import FsrNet
-from wsss.params import TrainCamParams
+from wsss.models.weights import load_weights
+from wsss.params import Rates, TrainCamParams
 from wsss.refine.par import PAR
 from wsss.tensors import up
+
+
+class FsrParams(TrainCamParams):
+    """FSR's own encoder (a ViT), optimizer and schedules. Where ToyVOC's from-scratch ViT and
+    1,000 steps differ from FSR's ImageNet ViT-B/16 and 20k steps, the default says why;
+    docs/method.md §8 has FSR's VOC values."""
+
+    method: Literal["fsr"] = "fsr"
+    # weights: torchvision's ViT-B/16 state dict for vit_b16; vit_toy trains from scratch
+    encoder: Literal["vit_toy", "vit_b16"] = "vit_toy"
+    # DINO heads' hidden, bottleneck and prototype widths, the decoder's width (toy-sized)
+    head: tuple[int, int, int, int] = (256, 64, 512, 64)
+    lr: float = Field(default=1e-3, gt=0)  # from scratch; FSR's 6e-5 fine-tunes ImageNet weights
+    weight_decay: float = Field(default=0.05, ge=0)
+    warmup: float = Field(default=0.075, ge=0, le=1)  # fraction of steps (1.5k of 20k)
+    ema: float = Field(default=0.99, gt=0, lt=1)  # 0.9995 averages over 10% of 20k steps
+    min_scale: float = Field(default=0.32, gt=0, le=1)  # second view's crop area
+    mask_block: int = Field(default=2, ge=1)  # tokens per block side (16 px of a 64 crop)
+    mask_ratio: float = Field(default=0.4, gt=0, lt=1)
+    random_mask: float = Field(default=0.2, ge=0, le=1)  # fraction of training (4k of 20k)
+    uncertain: tuple[float, float] = (0.2, 0.7)
+    w_class: float = Field(default=0.1, ge=0)
+    w_patch: float = Field(default=0.1, ge=0)
+    w_seg: float = Field(default=0.1, ge=0)
+    seg_start: float = Field(default=0.1, ge=0, le=1)  # fraction of training (2k of 20k)
+    seg_thresholds: tuple[float, float] = (0.7, 0.25)  # fg, bg of the decoder's labels
+    teacher_temp: tuple[float, float] = (0.04, 0.07)
+    temp_warmup: float = Field(default=0.125, gt=0, le=1)  # fraction of training (2.5k)
+    student_temp: float = Field(default=0.1, gt=0)
+    center_momentum: float = Field(default=0.9, ge=0, lt=1)
+    par_dilations: Rates = (1, 2, 4, 8, 12, 24)
+    par_iterations: int = Field(default=10, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "FsrParams":
+        if self.encoder == "vit_toy" and self.weights is not None:
+            raise ValueError("weights: vit_toy trains from scratch; set it to null")
+        return self
 
 
 def second_view(image: torch.Tensor, min_scale: float) -> torch.Tensor:
@@ -78,31 +121,43 @@ def ema_update(teacher: nn.ModuleDict, student: dict[str, nn.Module], momentum: 
             t.mul_(momentum).add_(s.detach(), alpha=1 - momentum)
 
 
-class Fsr:
-    needs_pairs = False
+class Fsr(CamMethod):
+    params = FsrParams
+    p: FsrParams
 
-    def __init__(self, p: TrainCamParams):
-        self.p = p
+    def __init__(self, p: FsrParams):
+        super().__init__(p)
         self.par = PAR(p.par_dilations, p.par_iterations)
 
+    def network_meta(self) -> dict:
+        return {"encoder": self.p.encoder, "head": list(self.p.head)}
+
+    @staticmethod
+    def build_network(meta: dict, weights: Path | None) -> FsrNet:
+        model = FsrNet(meta["encoder"], meta["num_classes"], tuple(meta["head"]))
+        if weights is not None:
+            model.encoder.load_imagenet(load_weights(weights, mxnet_names=False))
+            model.sync_teacher()
+        return model
+
     def optimizer(self, model: FsrNet) -> torch.optim.Optimizer:
-        """AdamW: the encoder at fsr_lr, the new heads at 10x; no weight decay on biases,
+        """AdamW: the encoder at lr, the new heads at 10x; no weight decay on biases,
         norms, tokens and position embeddings."""
         groups: dict[tuple[float, float], list[nn.Parameter]] = {}
         for name, param in model.named_parameters():
             if not param.requires_grad:
                 continue
-            lr = self.p.fsr_lr * (1 if name.startswith("encoder.") else 10)
+            lr = self.p.lr * (1 if name.startswith("encoder.") else 10)
             no_decay = param.ndim <= 1 or name.endswith(("token", "pos_embedding"))
-            groups.setdefault((lr, 0.0 if no_decay else self.p.fsr_weight_decay), []).append(param)
+            groups.setdefault((lr, 0.0 if no_decay else self.p.weight_decay), []).append(param)
         return torch.optim.AdamW(
             [{"params": ps, "base_lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()],
-            lr=self.p.fsr_lr,
+            lr=self.p.lr,
         )
 
     def lr_factor(self, step: int, total: int) -> float:
-        """Linear warm-up from 0.1 over fsr_warmup of the steps, then cosine decay to 0."""
-        warm = max(1, round(self.p.fsr_warmup * total))
+        """Linear warm-up from 0.1 over `warmup` of the steps, then cosine decay to 0."""
+        warm = max(1, round(self.p.warmup * total))
         if step < warm:
             return 0.1 + 0.9 * step / warm
         return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
@@ -112,26 +167,26 @@ class Fsr:
         """The centre for this step's loss; CENTER (a model buffer) moves towards TEACHER's mean."""
         before = center.clone()
         if len(teacher):
-            m = self.p.fsr_center_momentum
+            m = self.p.center_momentum
             center.mul_(m).add_(teacher.mean(0, keepdim=True), alpha=1 - m)
         return before
 
-    def loss(self, model: FsrNet, batch: dict, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, model: FsrNet, batch: dict, epoch: int) -> Loss:
         p = self.p
         progress = epoch / p.epochs
         # the previous step's update reaches the teacher first (cosine momentum schedule to 1)
         ema_update(
             model.teacher,
             model.student(),
-            1 - (1 - p.fsr_ema) * (1 + math.cos(math.pi * progress)) / 2,
+            1 - (1 - p.ema) * (1 + math.cos(math.pi * progress)) / 2,
         )
         image, y = batch["image"], batch["labels"]
-        view2 = second_view(image, p.fsr_min_scale)
-        guided = progress >= p.fsr_random_mask
+        view2 = second_view(image, p.min_scale)
+        guided = progress >= p.random_mask
         with torch.no_grad():
             aux_cam = model.run(view2).aux_cam if guided else None
         grid = (image.shape[-2] // model.stride, image.shape[-1] // model.stride)
-        mask = block_mask(aux_cam, y, grid, p.fsr_mask_block, p.fsr_mask_ratio, p.fsr_uncertain)
+        mask = block_mask(aux_cam, y, grid, p.mask_block, p.mask_ratio, p.uncertain)
 
         first, masked = model.run(image), model.run(view2, mask)
         l_top = F.multilabel_soft_margin_loss(first.logits.float(), y)
@@ -142,9 +197,9 @@ class Fsr:
             t_patch = model.teacher["patch_head"](t2.final[mask.flatten(1)]).float()
         s_class = model.class_head(masked.tokens.cls).float()
         s_patch = model.patch_head(masked.tokens.final[mask.flatten(1)]).float()
-        t_low, t_high = p.fsr_teacher_temp
-        t_temp = t_low + (t_high - t_low) * min(1.0, progress / p.fsr_temp_warmup)
-        s_temp = p.fsr_student_temp
+        t_low, t_high = p.teacher_temp
+        t_temp = t_low + (t_high - t_low) * min(1.0, progress / p.temp_warmup)
+        s_temp = p.student_temp
         parts = {
             "cls": l_top,
             "aux": l_aux,
@@ -155,13 +210,13 @@ class Fsr:
                 t_patch, s_patch, self._center(model.patch_center, t_patch), t_temp, s_temp
             ),
         }
-        total = l_top + l_aux + p.fsr_w_class * parts["class"] + p.fsr_w_patch * parts["patch"]
-        if progress >= p.fsr_seg_start:
+        total = l_top + l_aux + p.w_class * parts["class"] + p.w_patch * parts["patch"]
+        if progress >= p.seg_start:
             self.par.to(image.device)
-            fg, bg = p.fsr_seg_thresholds
+            fg, bg = p.seg_thresholds
             yhat = pseudo_labels(first.cam.float(), y, denormalize(image), self.par, fg, bg)
             seg = up(first.seg.float(), image.shape[-2:])
             parts["seg"] = 0.5 * (safe_ce(seg, bg_target(yhat)) + safe_ce(seg, fg_target(yhat)))
-            total = total + p.fsr_w_seg * parts["seg"]
+            total = total + p.w_seg * parts["seg"]
         parts["total"] = total
-        return total, {k: float(v.detach()) for k, v in parts.items()}
+        return total, parts_to_floats(parts)

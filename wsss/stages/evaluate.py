@@ -22,7 +22,7 @@ from wsss.data.transforms import eval_transforms
 from wsss.errors import WsssError
 from wsss.inference import predict_batch
 from wsss.kinds.dataset import load_index, require_splits
-from wsss.kinds.models import load_seg_model
+from wsss.kinds.seg_model import load_seg_model
 from wsss.metrics import ConfusionMatrix
 from wsss.params import Params
 from wsss.plots import plot_class_iou, plot_confusion, plot_examples

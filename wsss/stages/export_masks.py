@@ -24,7 +24,7 @@ from wsss.data.io import read_mask, write_mask
 from wsss.data.transforms import eval_transforms
 from wsss.kinds.cams import read_cam, strided_size
 from wsss.kinds.dataset import load_index, require_splits
-from wsss.kinds.models import load_irn_model
+from wsss.kinds.irn_model import load_irn_model
 from wsss.metrics import ConfusionMatrix
 from wsss.models.irn import IRNet
 from wsss.params import ExportMasksParams, Params

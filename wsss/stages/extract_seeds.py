@@ -26,9 +26,9 @@ from wsss.data.dataset import MultiScaleSet, SegmentationDataset, size_batches
 from wsss.data.io import read_mask, write_mask
 from wsss.errors import WsssError
 from wsss.inference import multiscale_cams, seeds_from_cams
+from wsss.kinds.cam_model import load_cam_model
 from wsss.kinds.cams import CAM_ARRAYS
 from wsss.kinds.dataset import load_index, require_splits
-from wsss.kinds.models import load_cam_model
 from wsss.metrics import ConfusionMatrix
 from wsss.params import Params
 from wsss.plots import plot_overlays, plot_threshold_sweep

@@ -20,7 +20,7 @@ from wsss.data.io import read_image, write_mask
 from wsss.data.transforms import eval_transforms
 from wsss.errors import WsssError
 from wsss.inference import predict_batch
-from wsss.kinds.models import load_seg_model
+from wsss.kinds.seg_model import load_seg_model
 from wsss.params import Params
 from wsss.runtime import describe, resolve_device
 

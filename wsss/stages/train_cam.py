@@ -1,7 +1,8 @@
 """train_cam: train the CAM network (any CAM method) on a `dataset` -> `cam_model`.
 
-Poly SGD through the shared training loop (wsss.training: autocast, DDP gradients, checkpoint and
-resume, logging); the method object turns a batch into the loss.
+The method (wsss.methods, by `train_cam.method`) gives the network, optimizer, schedule and loss;
+the shared training loop (wsss.training: autocast, DDP gradients, checkpoint and resume,
+logging) runs it.
 """
 
 from pathlib import Path
@@ -12,20 +13,12 @@ from torch.utils.data import DataLoader
 from wsss.artifacts.storage import local_file
 from wsss.data.pairs import CamTrainSet
 from wsss.data.transforms import cam_train_transforms
+from wsss.kinds.cam_model import build_cam_model
 from wsss.kinds.dataset import load_index, require_splits
-from wsss.kinds.models import build_cam_model
 from wsss.methods import build_method
-from wsss.params import Params, TrainCamParams
-from wsss.runtime import (
-    autocast,
-    describe,
-)
+from wsss.params import Params
+from wsss.runtime import autocast, describe
 from wsss.training import fit, place_model, start
-
-
-def batch_sizes(p: TrainCamParams) -> list[int]:
-    """Each epoch's per-process batch size: warm-up epochs at theirs (docs/method.md §2)."""
-    return [p.warmup_batch_size if e < p.warmup_epochs else p.batch_size for e in range(p.epochs)]
 
 
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
@@ -34,20 +27,12 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     require_splits(index, "train_cam", p, "split")
     device, dist = start(rt.device, rt.seed)
 
-    meta = {
-        "backbone": p.backbone,
-        "toy_width": p.toy_width,
-        "toy_norm": p.toy_norm,
-        "num_classes": len(index.classes),
-        "classes": list(index.classes),
-        "method": p.method,
-        "fsr_encoder": p.fsr_encoder,
-        "fsr_head": list(p.fsr_head),
-    }
+    method = build_method(p)
+    meta = {"method": p.method, "num_classes": len(index.classes), "classes": list(index.classes)}
+    meta |= method.network_meta()
     model = build_cam_model(meta, local_file(p.weights))
     meta["stride"] = model.stride
     place_model(model, device, dist)
-    method = build_method(p)
     dataset = CamTrainSet(
         index, p.split, cam_train_transforms(p.long_side, p.crop, p.hflip), rt.seed,
         method.needs_pairs,
@@ -55,7 +40,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     history, total = fit(
         "train_cam", p, rt.seed, inputs, out,
         model=model, optimizer=method.optimizer(model), dataset=dataset, device=device,
-        dist=dist, batch_sizes=batch_sizes(p), lr_factor=method.lr_factor,
+        dist=dist, batch_sizes=method.batch_sizes(), lr_factor=method.lr_factor,
         loss_fn=lambda batch, epoch: method.loss(model, batch, epoch),
         workers=rt.num_workers, log_interval=rt.log_interval, meta=meta,
     )  # fmt: skip

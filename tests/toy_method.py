@@ -1,0 +1,31 @@
+"""A CAM method written outside wsss, the way docs/design.md says to add one: this file and one
+entry in wsss.methods.METHODS (tests/test_methods.py adds it). It classifies the image and its
+mirror image (a plain flip-consistency toy, not a published method)."""
+
+from typing import Literal
+
+import torch.nn.functional as F
+from pydantic import Field
+
+from wsss.methods.base import Loss, parts_to_floats
+from wsss.methods.cnn import CnnCamMethod, CnnCamParams
+from wsss.models.cam import CamNet
+
+
+class MirrorParams(CnnCamParams):
+    method: Literal["mirror"] = "mirror"
+    mirror_weight: float = Field(default=0.5, ge=0)
+
+
+class Mirror(CnnCamMethod):
+    params = MirrorParams
+    p: MirrorParams
+
+    def loss(self, model: CamNet, batch: dict, epoch: int) -> Loss:
+        image, y = batch["image"], batch["labels"]
+        parts = {
+            "cls": F.multilabel_soft_margin_loss(model(image).logits.float(), y),
+            "mirror": F.multilabel_soft_margin_loss(model(image.flip(-1)).logits.float(), y),
+        }
+        parts["total"] = parts["cls"] + self.p.mirror_weight * parts["mirror"]
+        return parts["total"], parts_to_floats(parts)

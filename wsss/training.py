@@ -93,10 +93,11 @@ class Loop:
         self,
         loader: LoaderFn,
         loss_fn: LossFn,
-        on_epoch_end: Callable[[int], None] | None = None,
+        on_epoch_end: Callable[[int, str], None] | None = None,
     ) -> list[dict]:
-        """Train (resuming a matching checkpoint); returns the logged history. ON_EPOCH_END(e)
-        runs after each epoch finished in this run (before that epoch's checkpoint)."""
+        """Train (resuming a matching checkpoint); returns the logged history. ON_EPOCH_END(e,
+        resume key) runs after each epoch finished in this run (before that epoch's checkpoint);
+        a file it keeps across epochs carries the key, so only this very run's counts."""
         step, history = self._resume()
         total = sum(self.steps)
         progress = tqdm(
@@ -141,7 +142,7 @@ class Loop:
                     self._checkpoint(step, history)
             epoch_start += epoch_steps
             if on_epoch_end is not None:
-                on_epoch_end(epoch)
+                on_epoch_end(epoch, self.resume_key)
         progress.close()
         return history
 
@@ -277,7 +278,7 @@ def fit(
     workers: int,
     log_interval: int,
     meta: dict,
-    on_epoch_end: Callable[[int], None] | None = None,
+    on_epoch_end: Callable[[int, str], None] | None = None,
     before_save: Callable[[], None] | None = None,
 ) -> tuple[list[dict], int]:
     """The training every training stage runs: seeded per-epoch samplers at BATCH_SIZES (one

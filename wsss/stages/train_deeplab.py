@@ -26,7 +26,7 @@ from wsss.params import Params
 from wsss.runtime import (
     describe,
 )
-from wsss.training import fit, place_model, poly_factor, resume_key, save_atomic, sgd, start
+from wsss.training import fit, place_model, poly_factor, save_atomic, sgd, start
 
 
 @torch.no_grad()
@@ -64,7 +64,6 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     )
     place_model(model, device, dist)
     backbone, head = model.parameter_groups()
-    key = resume_key("train_deeplab", p, rt.seed, inputs)
 
     def loss_fn(batch: dict, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
         logits = model(batch["image"])
@@ -72,7 +71,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         loss = pseudo_mask_loss(logits, batch["mask"], batch.get("confidence"), low)
         return loss, {"total": loss.item()}
 
-    def keep_best(epoch: int) -> None:
+    def keep_best(epoch: int, key: str) -> None:
         if not dist.is_main:
             return
         miou = val_miou(model, index, p.val_split, device, rt.num_workers)

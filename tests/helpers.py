@@ -27,9 +27,9 @@ def seal(out: Path, kind: str, stage: str, inputs: dict[str, Path]) -> None:
     write_manifest(
         out,
         Manifest(
-            kind=kind, stage=stage, wsss_version="0", code_revision="test",
-            created_at="2026-01-01T00:00:00+00:00", params={"x": 1}, params_digest=digest({"x": 1}),
-            inputs=refs, files=hash_tree(out), metrics={"loss": 0.5}, device="cpu", duration_s=1.0,
+            kind=kind, stage=stage, wsss_version="0", code_digest="test", params={"x": 1},
+            params_digest=digest({"x": 1}), inputs=refs, files=hash_tree(out),
+            metrics={"loss": 0.5}, device="cpu",
         ),
     )  # fmt: skip
 

@@ -113,6 +113,15 @@ def test_lineage_walks_back_to_the_root_and_survives_a_move(cli, toy_root, tmp_p
     result = cli("lineage", moved / "artifacts" / "cam_model", "--json")
     assert json.loads(result.out)["inputs"]["dataset"]["params_digest"] == dataset["params_digest"]
 
+    # The same stage on the same root and params again writes the same bytes (when and how long
+    # it ran are in run.json, outside the manifest): downstream sees the artifact it used.
+    manifest = work / "artifacts" / "dataset" / MANIFEST
+    before = manifest.read_bytes()
+    run_stage("prepare_data", {"root": str(toy_root)}, work / "artifacts" / "dataset", Params())
+    assert manifest.read_bytes() == before
+    again = lineage(work / "artifacts" / "cam_model")["inputs"]["dataset"]
+    assert "changed" not in again and again["run"]["duration_s"] > 0
+
     # Re-running the upstream stage is visible downstream: the manifest digest no longer matches.
     other = Params.model_validate({"dataset": {"verify": False}})
     run_stage("prepare_data", {"root": str(toy_root)}, work / "artifacts" / "dataset", other)

@@ -2,67 +2,20 @@
 dvc.yaml stage depends on exactly the code it runs (its import closure), so a code change reruns
 what it affects and nothing else."""
 
-import ast
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from wsss.provenance import imports, module_file, stage_sources
 from wsss.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-# What `wsss run STAGE` executes besides the stage module: the CLI entry and the runner.
-ENTRY = ("wsss.cli", "wsss.stages")
-# Imports that only validate: reading params.yaml validates train_cam with its method's params
-# model (wsss.params imports wsss.methods for that), but only a stage that builds a method has
-# outputs its code can change (train_cam, and extract_seeds through kinds.cam_model): a method's
-# edit reruns those two (and what their outputs feed), not prepare_data.
-VALIDATION_ONLY = {"wsss.params": {"wsss.methods"}}
 
 
-def _file(module: str) -> Path | None:
-    base = REPO / module.replace(".", "/")
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
-
-
-def _imports(path: Path) -> set[str]:
-    """The wsss modules PATH imports, at the top or inside functions (lazy imports count: they
-    run when the code path does), with the packages each import executes."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-        else:
-            continue
-        for name in names:
-            if name.split(".")[0] == "wsss" and _file(name):
-                parts = name.split(".")
-                prefixes = (".".join(parts[:i]) for i in range(1, len(parts) + 1))
-                found |= {m for m in prefixes if _file(m)}  # not the namespace packages
-    return found
-
-
-def closure(stage: str) -> set[Path]:
-    """Every wsss source file `wsss run STAGE` can execute. The CLI counts as one file: its
-    other subcommands' lazy imports (ToyVOC, lineage, scoring) are not on this path."""
-    seen: set[str] = set()
-    todo = [f"wsss.stages.{stage}", "wsss.stages", "wsss"]
-    while todo:
-        module = todo.pop()
-        if module not in seen:
-            seen.add(module)
-            todo += _imports(_file(module)) - VALIDATION_ONLY.get(module, set())
-    return {_file(m) for m in seen} | {REPO / "wsss" / "cli.py"}
-
-
-def minimal_cover(files: set[Path]) -> list[str]:
+def minimal_cover(files: frozenset[Path]) -> list[str]:
     """FILES as dvc.yaml deps: a package folder where every module in it is in FILES, else the
     files one by one."""
     deps: list[str] = []
@@ -84,7 +37,7 @@ def minimal_cover(files: set[Path]) -> list[str]:
 
 def test_no_stage_imports_another_stage():
     for stage in STAGES:
-        imported = _imports(_file(f"wsss.stages.{stage}"))
+        imported = imports(module_file(f"wsss.stages.{stage}"))
         others = {m for m in imported if m.startswith("wsss.stages.")} - {"wsss.stages.component"}
         assert not others, f"wsss/stages/{stage}.py imports {sorted(others)}"
 
@@ -92,7 +45,7 @@ def test_no_stage_imports_another_stage():
 @pytest.mark.parametrize("stage", list(DVC))
 def test_dvc_deps_are_the_stages_import_closure(stage):
     code = [d for d in DVC[stage]["deps"] if d.startswith("wsss")]
-    expected = minimal_cover(closure(stage))
+    expected = minimal_cover(stage_sources(stage))
     listed = "\n".join(f"      - {d}" for d in expected)
     assert code == expected, f"dvc.yaml {stage} (python -m tests.test_layout fixes it):\n{listed}"
 
@@ -118,7 +71,7 @@ def write_dvc_deps(path: Path = REPO / "dvc.yaml") -> None:
         if re.match(r"^      - wsss", lines[i]):
             while i < len(lines) and re.match(r"^      - wsss", lines[i]):
                 i += 1
-            out += [f"      - {dep}\n" for dep in minimal_cover(closure(stage))]
+            out += [f"      - {dep}\n" for dep in minimal_cover(stage_sources(stage))]
             continue
         out.append(lines[i])
         i += 1

@@ -109,7 +109,7 @@ def test_a_checkpoint_resumes_only_with_the_same_inputs(complete, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(complete, other)
     manifest = json.loads((other / MANIFEST).read_text())
-    manifest["created_at"] = "2026-01-01T00:00:00+00:00"  # another dataset artifact
+    manifest["metrics"]["images"] += 1  # another dataset artifact
     (other / MANIFEST).write_text(json.dumps(manifest))
     assert same != resume_key("train_cam", params, 0, {"dataset": open_artifact(other)})
     assert same != resume_key("train_cam", params, 1, {"dataset": open_artifact(complete)})

@@ -57,17 +57,27 @@ def _cmd_coco_masks(args: argparse.Namespace) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
+    from wsss.artifacts.manifest import write_text_atomic
+    from wsss.artifacts.uri import is_remote
     from wsss.params import load_params
-    from wsss.stages import run_stage
+    from wsss.stages import metrics_json, run_stage
 
     uris = dict(args.inputs)
     if len(uris) != len(args.inputs):
         raise WsssError("--in: an input name is given twice")
-    manifest = run_stage(args.stage, uris, args.out, load_params(args.params))
-    if manifest is None:  # a torchrun worker other than rank 0
+    if args.metrics is not None and not is_remote(args.out):
+        inside = args.metrics.resolve().is_relative_to(Path(args.out).resolve())
+        if inside:  # the new artifact replaces OUT whole: the file would vanish or be hashed
+            raise WsssError(f"--metrics {args.metrics}: inside --out {args.out}")
+    done = run_stage(args.stage, uris, args.out, load_params(args.params))
+    if done is None:  # a torchrun worker other than rank 0
         return
+    manifest, run = done
+    if args.metrics is not None:
+        args.metrics.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(args.metrics, metrics_json(manifest.metrics))
     metrics = " ".join(f"{k}={v:.4g}" for k, v in manifest.metrics.items())
-    print(f"{args.stage}: {manifest.kind} in {args.out} ({manifest.duration_s:.1f}s)  {metrics}")
+    print(f"{args.stage}: {manifest.kind} in {args.out} ({run.duration_s:.1f}s)  {metrics}")
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
@@ -134,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", required=True, metavar="DIR|s3://URI")
     run.add_argument("--params", type=Path, metavar="FILE", help="default: the ToyVOC preset")
+    run.add_argument(
+        "--metrics",
+        type=Path,
+        metavar="FILE",
+        help="also write the metrics to FILE, outside the artifact (DVC's metrics, kept in git)",
+    )
     run.set_defaults(func=_cmd_run)
 
     predict = commands.add_parser("predict", help="apply a seg_model to a folder of images")

@@ -1,8 +1,9 @@
 """Lineage: follow an artifact's inputs back to the dataset root.
 
 Answers "which CAM checkpoint and which params produced these masks?": every node shows its
-stage, kind, creation time, params digest, code revision and headline metrics, and is flagged
-when the upstream artifact found at the recorded URI is not the one that was used.
+stage, kind, params digest, code digest, device and headline metrics (and, from its run record
+when there is one, when it ran, for how long and from which commit), and is flagged when the
+upstream artifact found at the recorded URI is not the one that was used.
 """
 
 import hashlib
@@ -10,9 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wsss.artifacts.manifest import Manifest, open_artifact
+from wsss.artifacts.manifest import Manifest, RunRecord, open_artifact, read_run_record
 from wsss.artifacts.uri import is_remote, resolve_uri
 from wsss.errors import WsssError
+
+
+def read_run(uri: str) -> RunRecord | None:
+    if is_remote(uri):
+        from wsss.artifacts.storage import read_remote_run_record
+
+        return read_remote_run_record(uri)
+    return read_run_record(Path(uri))
 
 
 def read_manifest(uri: str) -> tuple[Manifest, str]:
@@ -61,14 +70,14 @@ def walk(
         "uri": uri,
         "kind": m.kind,
         "stage": m.stage,
-        "created_at": m.created_at,
         "params_digest": m.params_digest,
-        "code_revision": m.code_revision,
+        "code_digest": m.code_digest,
         "metrics": m.metrics,
         "device": m.device,
-        "duration_s": m.duration_s,
         "inputs": {},
     }
+    if (run := read_run(uri)) is not None:
+        node["run"] = run.model_dump()
     if expected_digest is not None and expected_digest != manifest_digest:
         node["changed"] = True  # rewritten since the downstream artifact used it
     if uri in seen.expanded:
@@ -106,11 +115,12 @@ def format_tree(
     if node["uri"] in seen:
         return [f"{head}  (as above)"]
     seen.add(node["uri"])
-    lines = [
-        head,
-        f"{pad}    created {node['created_at']}  params {node['params_digest'][:12]}  "
-        f"code {node['code_revision'][:12]}  {node['device']}  {node['duration_s']:.1f}s",
-    ]
+    details = f"params {node['params_digest'][:12]}  code {node['code_digest'][:12]}  "
+    details += node["device"]
+    if run := node.get("run"):
+        details += f"  created {run['created_at']}  rev {run['code_revision'][:12]}  "
+        details += f"{run['duration_s']:.1f}s"
+    lines = [head, f"{pad}    {details}"]
     if node["metrics"]:
         lines.append(f"{pad}    {_headline(node['metrics'])}")
     for input_name, child in node["inputs"].items():

@@ -1,8 +1,12 @@
 """Artifacts: directories whose manifest.json, written last and atomically, marks them complete.
 
 An artifact without a valid manifest is incomplete and every reader refuses it. The manifest
-records what produced the directory (stage, params, code revision, inputs by URI and manifest
+records what produced the directory (stage, params, code digest, inputs by URI and manifest
 digest) and what is in it (file sizes and hashes), so lineage can be walked back to the dataset.
+It holds only what determines the result: the same stage on the same code, params and inputs
+writes the same bytes, so DVC's hashes and the manifest digests stay put across reruns and
+fresh clones. When, how long and from which git commit it ran are in run.json beside it, which
+no digest covers (and .dvcignore keeps out of DVC's hash).
 """
 
 import hashlib
@@ -22,6 +26,7 @@ from wsss.params import digest
 from wsss.safe_paths import relative_path
 
 MANIFEST = "manifest.json"
+RUN_RECORD = "run.json"
 
 
 class InputRef(BaseModel):
@@ -45,15 +50,23 @@ class Manifest(BaseModel):
     kind: str
     stage: str
     wsss_version: str
-    code_revision: str
-    created_at: str
+    code_digest: str  # sha256 of the wsss sources the stage ran (wsss.provenance)
     params: dict[str, Any]
     params_digest: str
     inputs: dict[str, InputRef]
     files: dict[str, FileEntry]
     metrics: dict[str, float]
     device: str
+
+
+class RunRecord(BaseModel):
+    """The facts of one run that differ between two runs of the same work (run.json)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    created_at: str
     duration_s: float
+    code_revision: str  # the git commit of the sources (-dirty), if known
 
 
 class Artifact(BaseModel):
@@ -73,11 +86,12 @@ def sha256_file(path: Path) -> str:
 
 
 def hash_tree(directory: Path) -> dict[str, FileEntry]:
-    """Every file under DIRECTORY except the manifest, by POSIX relative path."""
+    """Every file under DIRECTORY except the manifest and the run record, by POSIX relative
+    path."""
     files = {}
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         rel = path.relative_to(directory).as_posix()
-        if rel != MANIFEST:
+        if rel not in (MANIFEST, RUN_RECORD):
             files[rel] = FileEntry(sha256=sha256_file(path), size=path.stat().st_size)
     return files
 
@@ -107,15 +121,39 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def write_manifest(directory: Path, manifest: Manifest) -> None:
-    """The last write of a stage: temp file, fsync, rename; readers see all of it or nothing."""
-    target = directory / MANIFEST
-    tmp = directory / f".{MANIFEST}.tmp-{os.getpid()}"
+def write_text_atomic(path: Path, text: str) -> None:
+    """PATH holds TEXT or what it held before, never a part (temp file, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(manifest.model_dump_json(indent=1) + "\n")
+        fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, target)
+    os.replace(tmp, path)
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    """The last write of a stage: temp file, fsync, rename; readers see all of it or nothing."""
+    write_text_atomic(directory / MANIFEST, manifest.model_dump_json(indent=1) + "\n")
+
+
+def write_run_record(directory: Path, record: RunRecord) -> None:
+    write_text_atomic(directory / RUN_RECORD, record.model_dump_json(indent=1) + "\n")
+
+
+def parse_run_record(raw: bytes | None) -> RunRecord | None:
+    """run.json's facts; None when absent or unreadable (DVC does not restore it, and no
+    digest vouches for it: it informs, it never decides)."""
+    if raw is None:
+        return None
+    try:
+        return RunRecord.model_validate_json(raw)
+    except ValidationError:
+        return None
+
+
+def read_run_record(directory: Path) -> RunRecord | None:
+    path = directory / RUN_RECORD
+    return parse_run_record(path.read_bytes() if path.is_file() else None)
 
 
 def _size(path: Path) -> int | None:

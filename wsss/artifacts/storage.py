@@ -29,9 +29,12 @@ from minio.error import MinioException, S3Error
 
 from wsss.artifacts.manifest import (
     MANIFEST,
+    RUN_RECORD,
     Manifest,
+    RunRecord,
     no_manifest,
     parse_manifest,
+    parse_run_record,
     require_files,
     sha256_file,
 )
@@ -237,13 +240,18 @@ def fetch_artifact(uri: str) -> Path:
 
 
 def push_artifact(local: Path, uri: str, files: list[str]) -> None:
-    """Upload the artifact directory LOCAL (its FILES, then its manifest) to URI."""
+    """Upload the artifact directory LOCAL (its FILES and run record, then its manifest) to
+    URI."""
     s3 = store()
     where = parse_s3(uri)
     s3.remove(where.child(MANIFEST))  # an old manifest must not vouch for new files
-    for rel in files:
+    for rel in [*files, *([RUN_RECORD] if (local / RUN_RECORD).is_file() else [])]:
         s3.upload(local / rel, where.child(rel))
     s3.upload(local / MANIFEST, where.child(MANIFEST))
+
+
+def read_remote_run_record(uri: str) -> RunRecord | None:
+    return parse_run_record(store().read(parse_s3(uri).child(RUN_RECORD)))
 
 
 def local_file(uri: str | None) -> Path | None:

@@ -1,8 +1,9 @@
 """The pipeline's stages and the one runner that every orchestrator (CLI, DVC, KFP) calls.
 
 Each stage is a module in this package with `run(inputs, out, params) -> metrics`; the runner
-checks its inputs and the output, runs the stage in the output's staging directory, times it,
-writes the manifest last and only then puts the new artifact in place (wsss.artifacts.output).
+checks its inputs and the output, runs the stage in the output's staging directory, times it
+(run.json), writes the manifest last and only then puts the new artifact in place
+(wsss.artifacts.output).
 """
 
 import errno
@@ -18,12 +19,19 @@ from pathlib import Path
 
 import wsss
 from wsss.artifacts import Artifact, InputRef, Manifest, open_artifact, relative_uri, write_manifest
-from wsss.artifacts.manifest import code_revision, hash_tree, now_iso
+from wsss.artifacts.manifest import (
+    RunRecord,
+    code_revision,
+    hash_tree,
+    now_iso,
+    write_run_record,
+)
 from wsss.artifacts.output import RESUME_FILES, begin, check_out, exclusive, staging_of, swap
 from wsss.artifacts.storage import cache_dir, parse_s3, push_artifact, store
 from wsss.artifacts.uri import is_remote
 from wsss.errors import WsssError
 from wsss.params import Params, digest
+from wsss.provenance import code_digest
 
 METRICS = "metrics.json"
 
@@ -104,8 +112,9 @@ def run_stage(
     out: str | Path,
     params: Params,
     recorded_uris: dict[str, str] | None = None,
-) -> Manifest | None:
-    """Run one stage into OUT and return its manifest (written last: OUT is complete after).
+) -> tuple[Manifest, RunRecord] | None:
+    """Run one stage into OUT and return its manifest (written last: OUT is complete after)
+    and its run record.
 
     Inputs and OUT may be s3:// URIs: inputs are fetched into the cache, OUT is written in a
     local staging directory (where a training stage also resumes) and uploaded manifest last.
@@ -129,10 +138,14 @@ def run_stage(
         return None
     with _disk_errors(target), exclusive(target):
         staging = begin(target, RESUME_FILES if stage.training else ())
-        start = time.monotonic()
+        created, start = now_iso(), time.monotonic()
         metrics, device = _run_module(stage, inputs, staging, params)
-        duration = time.monotonic() - start
-        (staging / METRICS).write_text(json.dumps(metrics, indent=1) + "\n")  # dvc metrics show
+        record = RunRecord(
+            created_at=created,
+            duration_s=round(time.monotonic() - start, 3),
+            code_revision=code_revision(),
+        )
+        (staging / METRICS).write_text(metrics_json(metrics))
         resolved = {
             section: getattr(params, section).model_dump()
             for section in (stage.section, *stage.also_reads, "runtime")
@@ -142,21 +155,25 @@ def run_stage(
             kind=stage.kind,
             stage=stage.name,
             wsss_version=wsss.__version__,
-            code_revision=code_revision(),
-            created_at=now_iso(),
+            code_digest=code_digest(stage.name),
             params=resolved,
             params_digest=digest(resolved),
             inputs={n: _input_ref(out, recorded[n], opened) for n, opened in inputs.items()},
             files=files,
             metrics=metrics,
             device=device,
-            duration_s=round(duration, 3),
         )
+        write_run_record(staging, record)
         write_manifest(staging, manifest)
         swap(staging, target)
     if remote_out:
         push_artifact(target, str(out), list(files))
-    return manifest
+    return manifest, record
+
+
+def metrics_json(metrics: dict[str, float]) -> str:
+    """A stage's metrics as the JSON of its metrics.json (and of `wsss run --metrics`)."""
+    return json.dumps(metrics, indent=1) + "\n"
 
 
 def _run_module(stage: Stage, inputs: StageInputs, out: Path, params: Params):

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import torch
 
 from wsss.artifacts import Manifest, open_artifact
+from wsss.artifacts.manifest import RunRecord, read_run_record
 from wsss.errors import WsssError
 from wsss.params import Params, parse_params
 from wsss.stages import Stage, get_stage, open_inputs, run_stage
@@ -57,15 +58,16 @@ def run_component(
         uris = {n: a.uri for n, a in inputs.items() if not isinstance(a, str)}
         nproc = _processes(stage, config)
         if nproc > 1:
-            manifest = _run_under_torchrun(stage, paths, output.path, config, uris, nproc)
+            manifest, run = _run_under_torchrun(stage, paths, output.path, config, uris, nproc)
         else:
-            manifest = run_stage(stage_name, paths, Path(output.path), config, uris)
+            manifest, run = run_stage(stage_name, paths, Path(output.path), config, uris)
     except WsssError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     output.metadata["kind"] = manifest.kind
     output.metadata["params_digest"] = manifest.params_digest
-    output.metadata["code_revision"] = manifest.code_revision
+    output.metadata["code_digest"] = manifest.code_digest
+    output.metadata["code_revision"] = run.code_revision if run else "unknown"
     if metrics is not None:
         for name, value in manifest.metrics.items():
             metrics.log_metric(name, value)
@@ -95,7 +97,7 @@ def _processes(stage: Stage, params: Params) -> int:
 
 def _run_under_torchrun(
     stage: Stage, paths: dict[str, str], out: str, params: Params, uris: dict[str, str], n: int
-) -> Manifest:
+) -> tuple[Manifest, RunRecord | None]:
     """The stage in N processes (torchrun, this machine); rank 0 writes the manifest."""
     open_inputs(stage, paths, verify=False)  # bad inputs: one line here; rank 0 hashes them
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,7 +118,8 @@ def _run_under_torchrun(
         code = subprocess.run(cmd).returncode
     if code != 0:
         raise RuntimeError(f"{stage.name}: torchrun exited with {code} (workers' errors above)")
-    return open_artifact(out, stage.kind, verify=False).manifest  # rank 0 just hashed it
+    manifest = open_artifact(out, stage.kind, verify=False).manifest  # rank 0 just hashed it
+    return manifest, read_run_record(Path(out))
 
 
 def _worker(spec_path: str) -> int:

@@ -5,6 +5,7 @@ Exit codes as `wsss`: 0 done; 2 bad input (one `error:` line); 1 an internal fai
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -16,8 +17,10 @@ from wsss.artifacts.uri import is_remote
 from wsss.cli import Parser, key_value, run_parser
 from wsss.errors import WsssError
 from wsss.params import Params, load_params
+from wsss.stages.component import ERRORS_ENV
 
 DEFAULT_PARAMS = Path("params.yaml")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours its messages
 
 
 def _default_image(flavour: str) -> str:
@@ -28,6 +31,7 @@ def _compile(args: argparse.Namespace, package: Path) -> None:
     from kfp import compiler
 
     pipeline = build_pipeline(args.image, args.cpu_image, args.start, _artifacts(args))
+    _check_artifact_kinds(args)
     params = load_params(args.params)
     _refuse_toy_networks_on_a_real_dataset(params, args)
     for option, image in (("--image", args.image), ("--cpu-image", args.cpu_image)):
@@ -41,16 +45,36 @@ def _compile(args: argparse.Namespace, package: Path) -> None:
     compiler.Compiler().compile(pipeline, str(package), pipeline_parameters=arguments)
 
 
+def _check_artifact_kinds(args: argparse.Namespace) -> None:
+    """Each --artifact is a complete artifact of the kind it is given as, read from its manifest
+    here: a wrong URI fails now, not in a pod (where KFP would retry it)."""
+    from wsss.artifacts.lineage import read_manifest
+
+    if args.no_artifact_check:
+        return
+    for kind, uri in _artifacts(args).items():
+        try:
+            manifest, _ = read_manifest(uri)
+        except WsssError as exc:
+            raise WsssError(
+                f"--artifact {kind}: {exc} (--no-artifact-check skips reading it)"
+            ) from None
+        if manifest.kind != kind:
+            raise WsssError(f"--artifact {kind}={uri}: an artifact of kind '{manifest.kind}'")
+
+
 def _refuse_toy_networks_on_a_real_dataset(params: Params, args: argparse.Namespace) -> None:
     """The toy networks exist for ToyVOC on a CPU: on a cluster's dataset they are almost surely
     a forgotten --params (params.yaml is the ToyVOC preset), found here and not after hours."""
-    toy = [s for s in ("train_cam", "train_irn", "train_deeplab")
-           if getattr(params, s).backbone == "toy"]  # fmt: skip
+    networks = [("train_cam", "backbone"), ("train_cam", "encoder"), ("train_irn", "backbone"),
+                ("train_deeplab", "backbone")]  # fmt: skip
+    toy = [f"{s}.{key}" for s, key in networks
+           if getattr(getattr(params, s), key, None) in ("toy", "vit_toy")]  # fmt: skip
     if toy and is_remote(args.root) and not args.allow_toy:
         raise WsssError(
-            f"--params {args.params}: {', '.join(f'{s}.backbone' for s in toy)} is 'toy' (the "
-            f"ToyVOC preset) with --root {args.root}; give --params params/voc.yaml or "
-            "params/coco.yaml, or --allow-toy"
+            f"--params {args.params}: {', '.join(toy)} is a toy network (the ToyVOC preset) "
+            f"with --root {args.root}; give --params params/voc.yaml or params/coco.yaml, or "
+            "--allow-toy"
         )
 
 
@@ -96,15 +120,23 @@ def _cmd_run_local(args: argparse.Namespace) -> None:
     if not args.start and not Path(args.root).is_dir():
         raise WsssError(f"--root {args.root}: dataset root not found (make data writes ToyVOC)")
     pipeline = build_pipeline(args.image, args.cpu_image, args.start, _artifacts(args))
+    _check_artifact_kinds(args)
     arguments = pipeline_arguments(load_params(args.params), str(Path(args.root).resolve()))
     args.pipeline_root.mkdir(parents=True, exist_ok=True)
     # Here the venv is the image and cluster settings do not apply: kfp.local's notes say so.
     warnings.filterwarnings("ignore", message=".*(base image|have no effect in the current local)")
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(args.pipeline_root))
-    try:
-        task = pipeline(**arguments)
-    except RuntimeError as exc:
-        raise WsssError(f"run-local: {str(exc).splitlines()[0]} (its log is above)") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        errors = Path(tmp) / "errors"
+        os.environ[ERRORS_ENV] = str(errors)  # the tasks run as subprocesses of this one
+        try:
+            task = pipeline(**arguments)
+        except RuntimeError as exc:
+            told = errors.read_text().splitlines() if errors.is_file() else []
+            what = told[-1] if told else f"{ANSI.sub('', str(exc)).splitlines()[0]} (log above)"
+            raise WsssError(f"run-local: {what}") from None
+        finally:
+            del os.environ[ERRORS_ENV]
     final = task.output.path
     print("\n".join(format_tree(lineage(final))))
     print(f"final artifact: {final}")
@@ -133,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--artifact", dest="artifacts", type=key_value, action="append", default=[],
             metavar="NAME=URI", help="an upstream artifact for --from (e.g. cams=s3://…)",
+        )  # fmt: skip
+        cmd.add_argument(
+            "--no-artifact-check", action="store_true",
+            help="do not read the --artifact manifests here (no access to their bucket)",
         )  # fmt: skip
 
     comp = commands.add_parser("compile", help="write the pipeline YAML (upload it in the KFP UI)")

@@ -132,7 +132,10 @@ def build_pipeline(
             task = built[stage.name](params=sections[stage.section], runtime=runtime, **args)
             task.set_display_name(stage.name)
             task.set_caching_options(True)
-            task.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2)
+            # Retries are for lost pods (preemption, node failure: the new pod waits for a node
+            # anyway, so the backoff adds little there). KFP cannot skip them for an exit code,
+            # and a bad input (exit 2) fails each attempt: short waits keep that to seconds.
+            task.set_retry(num_retries=2, backoff_duration="5s", backoff_factor=2)
             kubernetes.use_secret_as_env(task, s3_secret, SECRET_KEYS)
             kubernetes.empty_dir_mount(task, "wsss-cache", CACHE_MOUNT)
             if stage.name in components.CPU_STAGES:

@@ -5,6 +5,7 @@ submission through kfp.Client, and bad input to the command and the components."
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -84,7 +85,7 @@ def test_compiled_pipeline_asks_for_gpus_secrets_and_caching(tmp_path):
 def test_compile_from_a_stage_imports_its_upstream_artifacts(tmp_path):
     spec, _ = _compile(
         tmp_path, "--from", "train_irn", "--artifact", "dataset=s3://bkt/run/dataset",
-        "--artifact", "cams=s3://bkt/run/cams",
+        "--artifact", "cams=s3://bkt/run/cams", "--no-artifact-check",
     )  # fmt: skip
     tasks = spec["root"]["dag"]["tasks"]
     ran = sorted(t for t in tasks if not t.startswith("importer"))
@@ -97,12 +98,24 @@ def test_compile_from_a_stage_imports_its_upstream_artifacts(tmp_path):
     assert uris == {"s3://bkt/run/dataset", "s3://bkt/run/cams"}
 
 
+def test_a_from_artifact_of_the_wrong_kind_is_refused_before_the_run(dataset_artifact, tmp_path):
+    out = tmp_path / "p.yaml"
+    args = ["--from", "train_irn", "--artifact", f"dataset={dataset_artifact}"]
+    wrong = _pipeline("compile", "--out", out, *args, "--artifact", f"cams={dataset_artifact}")
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1, wrong.stderr
+    assert "--artifact cams=" in wrong.stderr and "of kind 'dataset'" in wrong.stderr
+    missing = _pipeline("compile", "--out", out, *args, "--artifact", f"cams={tmp_path}")
+    assert missing.returncode == 2 and "no manifest.json" in missing.stderr
+    assert "--no-artifact-check" in missing.stderr and not out.exists()
+
+
 def test_toy_params_with_a_real_dataset_root_are_refused_and_bare_images_warned(tmp_path):
     out = tmp_path / "p.yaml"
     refused = _pipeline("compile", "--out", out, "--params", REPO / "params.yaml")
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
     assert (
-        "train_cam.backbone, train_irn.backbone, train_deeplab.backbone is 'toy'" in refused.stderr
+        "train_cam.backbone, train_irn.backbone, train_deeplab.backbone is a toy network"
+        in refused.stderr
     )
     assert not out.exists()
     allowed = _pipeline("compile", "--out", out, "--params", REPO / "params.yaml", "--allow-toy")
@@ -131,6 +144,25 @@ def test_bad_pipeline_arguments(tmp_path, args, message):
     assert result.stderr.startswith("error: ")
     assert message in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "p.yaml").exists()
+
+
+def test_a_bad_input_inside_a_task_ends_run_local_with_its_error_line(toy_root, tmp_path):
+    """prepare_data finds no `nope` split list: each attempt exits 2 (KFP retries regardless of
+    the exit code) and run-local's last line is the task's own error, without colour codes."""
+    params = tiny_params(
+        tmp_path / "p.yaml", dataset={"splits": ["train_aug", "train", "val", "nope"]}
+    )
+    started = time.monotonic()
+    result = _pipeline("run-local", "--params", params, "--root", toy_root,
+                       "--pipeline-root", tmp_path / "runs")  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: run-local: prepare_data: ") and "nope" in last, last
+    assert "\x1b" not in last
+    attempts = (result.stdout + result.stderr).count("split list not found")
+    assert attempts == 4, attempts  # the task's error in each of its 3 attempts, then the summary
+    assert elapsed < 120, elapsed  # 5 s + 10 s of backoff, not minutes
 
 
 @pytest.fixture(scope="module")

@@ -88,7 +88,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     if args.overlays is not None:
         params = params.model_copy(update={"predict": PredictParams(overlays=args.overlays)})
     uris = {"seg_model": str(args.model), "images": str(args.images)}
-    manifest = run_stage("predict", uris, args.out, params)
+    manifest, _ = run_stage("predict", uris, args.out, params)
     print(f"predict: {manifest.metrics['images']:.0f} label maps in {args.out}")
 
 

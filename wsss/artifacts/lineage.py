@@ -48,12 +48,13 @@ def walk(
     expected_digest: str | None = None,
     seen: _Seen | None = None,
     path: tuple[str, ...] = (),
+    runs: bool = True,
 ) -> dict[str, Any]:
     """A JSON-ready tree: this artifact's facts and, under "inputs", its inputs' trees. Each
     manifest is read once and each artifact's inputs are given once: a later occurrence is
     marked "repeated" without them, so the tree grows with the artifacts, not with the paths
     between them. An artifact that is its own ancestor (PATH: the URIs above) ends the branch
-    as an error."""
+    as an error. RUNS: with each artifact's run record, when it has one."""
     seen = _Seen() if seen is None else seen
     if uri in path:
         return {"uri": uri, "error": "a cycle: this artifact is among its own inputs"}
@@ -76,7 +77,7 @@ def walk(
         "device": m.device,
         "inputs": {},
     }
-    if (run := read_run(uri)) is not None:
+    if runs and (run := read_run(uri)) is not None:
         node["run"] = run.model_dump()
     if expected_digest is not None and expected_digest != manifest_digest:
         node["changed"] = True  # rewritten since the downstream artifact used it
@@ -88,7 +89,7 @@ def walk(
         node["inputs"][name] = (
             {"uri": where, "kind": "root"}
             if ref.kind is None
-            else walk(where, ref.manifest_digest, seen, (*path, uri))
+            else walk(where, ref.manifest_digest, seen, (*path, uri), runs)
         )
     return node
 
@@ -128,7 +129,8 @@ def format_tree(
     return lines
 
 
-def lineage(uri: str | Path) -> dict[str, Any]:
-    """The tree for URI; the artifact itself must be readable."""
+def lineage(uri: str | Path, runs: bool = True) -> dict[str, Any]:
+    """The tree for URI; the artifact itself must be readable. Without RUNS the tree holds only
+    what the manifests vouch for (an artifact that embeds it stays reproducible bytes)."""
     seen = _Seen(read={str(uri): read_manifest(str(uri))})
-    return walk(str(uri), seen=seen)
+    return walk(str(uri), seen=seen, runs=runs)

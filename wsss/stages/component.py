@@ -25,6 +25,9 @@ from wsss.params import Params, parse_params
 from wsss.stages import Stage, get_stage, open_inputs, run_stage
 
 NPROC_ENV = "WSSS_NPROC"
+# `wsss-pipeline run-local` names a file here: a failing task adds its `error:` line to it, so the
+# run's last line can repeat it (kfp.local reports only that the task failed)
+ERRORS_ENV = "WSSS_ERRORS_FILE"
 
 
 class KfpArtifact(Protocol):
@@ -63,6 +66,9 @@ def run_component(
             manifest, run = run_stage(stage_name, paths, Path(output.path), config, uris)
     except WsssError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if errors := os.environ.get(ERRORS_ENV):
+            with open(errors, "a", encoding="utf-8") as fh:
+                fh.write(f"{stage_name}: {exc}\n")
         raise SystemExit(2) from None
     output.metadata["kind"] = manifest.kind
     output.metadata["params_digest"] = manifest.params_digest

@@ -81,7 +81,8 @@ def _report(out, metrics, per_class, matrix, names, examples, inputs, params) ->
     if examples:
         figures.append((out / "examples.png", "image | GT | prediction"))
         plot_examples(examples, figures[-1][0])
-    tree = format_tree(lineage(inputs["seg_model"].path), "seg_model")
+    # without run records: the report is part of the artifact, whose bytes must not depend on when
+    tree = format_tree(lineage(inputs["seg_model"].path, runs=False), "seg_model")
     write_report(
         out / "report.html",
         "wsss evaluation",

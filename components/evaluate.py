@@ -1,4 +1,13 @@
-from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import (
+    HTML,
+    Artifact,
+    ClassificationMetrics,
+    Dataset,
+    Input,
+    Metrics,
+    Model,
+    Output,
+)
 
 
 def evaluate(
@@ -9,9 +18,10 @@ def evaluate(
     evaluation: Output[Artifact],
     metrics: Output[Metrics],
     report: Output[HTML],
+    confusion: Output[ClassificationMetrics],
 ):
     """Segment the val split, score it, and publish the HTML report."""
     from wsss.stages.component import run_component
 
     inputs = {"dataset": dataset, "seg_model": seg_model}
-    run_component("evaluate", inputs, evaluation, params, runtime, metrics, report)
+    run_component("evaluate", inputs, evaluation, params, runtime, metrics, report, confusion)

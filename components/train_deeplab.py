@@ -1,4 +1,4 @@
-from kfp.dsl import Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
 
 
 def train_deeplab(
@@ -8,9 +8,10 @@ def train_deeplab(
     runtime: str,
     seg_model: Output[Model],
     metrics: Output[Metrics],
+    summary: Output[HTML],
 ):
     """Train DeepLabV2 on the pseudo-masks."""
     from wsss.stages.component import run_component
 
     inputs = {"dataset": dataset, "pseudo_masks": pseudo_masks}
-    run_component("train_deeplab", inputs, seg_model, params, runtime, metrics)
+    run_component("train_deeplab", inputs, seg_model, params, runtime, metrics, summary)

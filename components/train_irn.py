@@ -1,4 +1,4 @@
-from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
 
 def train_irn(
@@ -8,9 +8,10 @@ def train_irn(
     runtime: str,
     irn_model: Output[Model],
     metrics: Output[Metrics],
+    summary: Output[HTML],
 ):
     """Train IRNet on inter-pixel relations mined from the CAMs."""
     from wsss.stages.component import run_component
 
     inputs = {"dataset": dataset, "cams": cams}
-    run_component("train_irn", inputs, irn_model, params, runtime, metrics)
+    run_component("train_irn", inputs, irn_model, params, runtime, metrics, summary)

@@ -14,7 +14,7 @@ import yaml
 
 from pipelines import cli as pipeline_cli
 from pipelines.pipeline import CLUSTER_DEFAULTS, PIPELINE_STAGES, SECTIONS
-from tests.helpers import TINY_PARAMS, tiny_params
+from tests.helpers import TINY_CAM, tiny_params
 from wsss.artifacts import open_artifact
 from wsss.params import load_params
 from wsss.stages.component import run_component
@@ -187,6 +187,12 @@ def test_local_run_of_the_whole_pipeline(local_run):
     logged = json.loads((task_dir / "executor_output.json").read_text())
     metrics = logged["artifacts"]["metrics"]["artifacts"][0]["metadata"]
     assert metrics["miou"] == pytest.approx(evaluation.manifest.metrics["miou"])
+    assert "iou_background" in metrics  # per class, for the run's comparison view
+    matrix = logged["artifacts"]["confusion"]["artifacts"][0]["metadata"]["confusionMatrix"]
+    assert len(matrix["annotationSpecs"]) == len(matrix["rows"]) == 21
+    for training in ("train-cam", "train-irn", "train-deeplab"):
+        page = (task_dir.parent / training / "summary").read_text()
+        assert "data:image/png;base64," in page and "steps" in page  # metrics and loss curve
     lineage = subprocess.run([str(BIN / "wsss"), "lineage", str(final)],
                              capture_output=True, text=True).stdout  # fmt: skip
     for stage in PIPELINE_STAGES:
@@ -285,8 +291,8 @@ def test_component_runs_a_training_stage_under_torchrun(dataset_artifact, tmp_pa
     out = SimpleNamespace(path=str(tmp_path / "cam_model"), uri="s3://bkt/cam_model", metadata={})
     logged = {}
     metrics = SimpleNamespace(log_metric=logged.__setitem__)
-    cam = TINY_PARAMS["train_cam"] | {"method": "baseline", "toy_norm": "group", "epochs": 1,
-                                      "warmup_epochs": 0}  # fmt: skip
+    cam = TINY_CAM["baseline"] | {"method": "baseline", "toy_norm": "group", "epochs": 1,
+                                  "warmup_epochs": 0}  # fmt: skip
     run_component("train_cam", {"dataset": dataset}, out, json.dumps(cam),
                   json.dumps({"device": "cpu"}), metrics)  # fmt: skip
     manifest = open_artifact(tmp_path / "cam_model", "cam_model").manifest

@@ -117,3 +117,16 @@ def test_score_refuses_gt_values_beyond_the_class_count(cli, tmp_path):
 def test_toy_refuses_a_negative_seed(cli, tmp_path):
     result = cli("data", "toy", "--out", tmp_path / "t", "--seed", "-1")
     assert result.code == 2 and "--seed" in result.err and not (tmp_path / "t").exists()
+
+
+def test_confusion_rows_give_each_true_class_a_hundred_rows_in_proportion():
+    from collections import Counter
+
+    from wsss.plots import confusion_rows
+
+    rows = confusion_rows(np.array([[7, 2, 1, 0], [0, 0, 0, 0], [1, 1, 0, 1]]), ["a", "b", "c"])
+    counts = Counter((r["actual"], r["predicted"]) for r in rows)
+    assert counts[("a", "a")] == 70 and counts[("a", "b")] == 20 and counts[("a", "c")] == 10
+    assert not any(a == "b" for a, _ in counts)  # no pixels of b: no rows
+    assert sorted(n for (a, _), n in counts.items() if a == "c") == [33, 33, 34]
+    assert counts[("c", "none")] == 33 and ("c", "c") not in counts  # the no-prediction column

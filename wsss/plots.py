@@ -1,5 +1,7 @@
-"""Figures written into artifacts (PNG, matplotlib's Agg backend: no display needed)."""
+"""Figures written into artifacts: PNG (matplotlib's Agg backend: no display needed) and, for
+`dvc plots show/diff` (which overlays runs), the data behind them as JSON lists of records."""
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -7,6 +9,29 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+
+
+def write_plot_data(path: Path, rows: list[dict]) -> None:
+    """ROWS (flat records) as a JSON list, the form `dvc plots` reads."""
+    path.write_text(json.dumps(rows, indent=0) + "\n")
+
+
+def confusion_rows(counts: np.ndarray, names: list[str], per_class: int = 100) -> list[dict]:
+    """DVC's confusion templates count rows: PER_CLASS rows for each true class present, split
+    over the predicted classes in proportion to its pixels (largest remainders). A last column
+    beyond NAMES (ConfusionMatrix's "no valid prediction") is predicted "none"."""
+    predicted_names = [*names, "none"][: counts.shape[1]]
+    rows = []
+    for actual, row in zip(names, counts, strict=True):
+        if row.sum() == 0:
+            continue
+        share = row / row.sum() * per_class
+        whole = np.floor(share).astype(int)
+        for i in np.argsort(whole - share, kind="stable")[: per_class - whole.sum()]:
+            whole[i] += 1
+        for predicted, n in zip(predicted_names, whole, strict=True):
+            rows += [{"actual": actual, "predicted": predicted}] * int(n)
+    return rows
 
 
 def plot_curves(history: list[dict], path: Path, title: str) -> None:

@@ -28,7 +28,7 @@ from wsss.artifacts.output import CHECKPOINT
 from wsss.data.pairs import EpochSampler
 from wsss.errors import Diverged, WsssError, load_problem
 from wsss.params import digest
-from wsss.plots import plot_curves
+from wsss.plots import plot_curves, write_plot_data
 from wsss.runtime import (
     Dist,
     all_reduce_gradients,
@@ -153,6 +153,7 @@ class Loop:
             with open(self.out / LOG, "w") as fh:
                 fh.writelines(json.dumps(line) + "\n" for line in history)
             plot_curves(history, self.out / "loss_curve.png", f"{self.name} losses")
+            write_plot_data(self.out / "loss.json", history)
         (self.out / CHECKPOINT).unlink(missing_ok=True)
 
     def _to_device(self, value):

@@ -7,6 +7,8 @@ torchrun, one process per GPU (`WSSS_NPROC` overrides the count). Artifacts are 
 library never imports kfp.
 """
 
+import base64
+import html
 import json
 import os
 import shutil
@@ -44,12 +46,15 @@ def run_component(
     runtime: str,
     metrics: Any = None,
     report: KfpArtifact | None = None,
+    confusion: Any = None,
 ) -> None:
     """Run STAGE_NAME with INPUTS (KFP artifacts, or strings for raw roots) into OUTPUT.
 
     PARAMS is the stage's params section and RUNTIME the runtime section, as JSON (pipeline
-    parameters). Headline metrics go to METRICS (KFP's Metrics output); evaluate's report.html
-    to REPORT. Bad input exits 2 with one `error:` line, as the CLI does.
+    parameters). What the KFP UI shows: the headline metrics (and evaluate's IoU per class) in
+    METRICS (a Metrics output); in REPORT (HTML), evaluate's report.html or a training stage's
+    summary with its loss curve; evaluate's confusion matrix in CONFUSION (ClassificationMetrics).
+    Bad input exits 2 with one `error:` line, as the CLI does.
     """
     try:
         stage = get_stage(stage_name)
@@ -74,11 +79,35 @@ def run_component(
     output.metadata["params_digest"] = manifest.params_digest
     output.metadata["code_digest"] = manifest.code_digest
     output.metadata["code_revision"] = run.code_revision if run else "unknown"
+    out = Path(output.path)
+    scores = json.loads((out / "scores.json").read_text()) if stage.name == "evaluate" else {}
     if metrics is not None:
         for name, value in manifest.metrics.items():
             metrics.log_metric(name, value)
+        for name, iou in scores.get("iou_per_class", {}).items():
+            if iou is not None:
+                metrics.log_metric(f"iou_{name}", iou)
+    if confusion is not None and scores:
+        names = list(scores["iou_per_class"])  # the last column (no valid prediction) is left out
+        confusion.log_confusion_matrix(names, [row[: len(names)] for row in scores["confusion"]])
     if report is not None:
-        shutil.copyfile(Path(output.path) / "report.html", report.path)
+        if (out / "report.html").is_file():
+            shutil.copyfile(out / "report.html", report.path)
+        else:
+            Path(report.path).write_text(training_summary(out, manifest), encoding="utf-8")
+
+
+def training_summary(out: Path, manifest: Manifest) -> str:
+    """A training stage's page for the KFP UI: its metrics, its loss curve, what made it."""
+    rows = "".join(f"<tr><td>{k}</td><td>{v:.4g}</td></tr>" for k, v in manifest.metrics.items())
+    curve = base64.b64encode((out / "loss_curve.png").read_bytes()).decode()
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{manifest.stage}</title></head>"
+        f"<body><h1>{manifest.stage}: {manifest.kind}</h1><table>{rows}</table>"
+        f"<img alt='loss curve' src='data:image/png;base64,{curve}'>"
+        f"<p>params {manifest.params_digest[:12]} · code {manifest.code_digest[:12]} · "
+        f"{html.escape(manifest.device)}</p></body></html>\n"
+    )
 
 
 def _json(text: str, section: str) -> object:

@@ -25,7 +25,13 @@ from wsss.kinds.dataset import load_index, require_splits
 from wsss.kinds.seg_model import load_seg_model
 from wsss.metrics import ConfusionMatrix
 from wsss.params import Params
-from wsss.plots import plot_class_iou, plot_confusion, plot_examples
+from wsss.plots import (
+    confusion_rows,
+    plot_class_iou,
+    plot_confusion,
+    plot_examples,
+    write_plot_data,
+)
 from wsss.report import write_report
 from wsss.runtime import describe, resolve_device
 
@@ -78,6 +84,9 @@ def _report(out, metrics, per_class, matrix, names, examples, inputs, params) ->
     ]
     plot_class_iou(list(per_class.values()), names, figures[0][0])
     plot_confusion(matrix.counts, names, figures[1][0])
+    iou_rows = [{"class": c, "iou": v} for c, v in per_class.items() if v is not None]
+    write_plot_data(out / "class_iou.json", iou_rows)
+    write_plot_data(out / "confusion.json", confusion_rows(matrix.counts, names))
     if examples:
         figures.append((out / "examples.png", "image | GT | prediction"))
         plot_examples(examples, figures[-1][0])

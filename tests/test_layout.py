@@ -93,7 +93,10 @@ def test_each_kfp_component_takes_its_stages_inputs_and_gives_its_kind():
         stage = STAGES[name]
         arguments = list(inspect.signature(function).parameters)
         expected = [*stage.inputs, "params", "runtime", stage.kind, "metrics"]
-        expected += ["report"] if name == "evaluate" else []  # its HTML for the KFP UI
+        # what the KFP UI shows beside the metrics: evaluate's report and confusion matrix, a
+        # training stage's summary page
+        expected += ["report", "confusion"] if name == "evaluate" else []
+        expected += ["summary"] if stage.training else []
         assert arguments == expected, f"components/{name}.py: {arguments}"
         assert f'run_component("{name}"' in inspect.getsource(function)
 

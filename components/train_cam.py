@@ -5,6 +5,10 @@ def train_cam(
     dataset: Input[Dataset],
     params: str,
     runtime: str,
+    method: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
     cam_model: Output[Model],
     metrics: Output[Metrics],
     summary: Output[HTML],
@@ -12,4 +16,14 @@ def train_cam(
     """Train the CAM classifier (any CAM method: params.train_cam.method)."""
     from wsss.stages.component import run_component
 
-    run_component("train_cam", {"dataset": dataset}, cam_model, params, runtime, metrics, summary)
+    overrides = {"method": method, "epochs": epochs, "batch_size": batch_size, "lr": lr}
+    run_component(
+        "train_cam",
+        {"dataset": dataset},
+        cam_model,
+        params,
+        runtime,
+        metrics,
+        summary,
+        overrides=overrides,
+    )

@@ -6,6 +6,9 @@ def train_deeplab(
     pseudo_masks: Input[Dataset],
     params: str,
     runtime: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
     seg_model: Output[Model],
     metrics: Output[Metrics],
     summary: Output[HTML],
@@ -14,4 +17,7 @@ def train_deeplab(
     from wsss.stages.component import run_component
 
     inputs = {"dataset": dataset, "pseudo_masks": pseudo_masks}
-    run_component("train_deeplab", inputs, seg_model, params, runtime, metrics, summary)
+    overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
+    run_component(
+        "train_deeplab", inputs, seg_model, params, runtime, metrics, summary, overrides=overrides
+    )

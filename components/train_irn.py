@@ -6,6 +6,9 @@ def train_irn(
     cams: Input[Artifact],
     params: str,
     runtime: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
     irn_model: Output[Model],
     metrics: Output[Metrics],
     summary: Output[HTML],
@@ -14,4 +17,7 @@ def train_irn(
     from wsss.stages.component import run_component
 
     inputs = {"dataset": dataset, "cams": cams}
-    run_component("train_irn", inputs, irn_model, params, runtime, metrics, summary)
+    overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
+    run_component(
+        "train_irn", inputs, irn_model, params, runtime, metrics, summary, overrides=overrides
+    )

@@ -48,12 +48,23 @@ CLUSTER_DEFAULTS: dict[str, Any] = {
     "s3_secret": "wsss-s3",
 }
 DEFAULT_ROOT = "s3://datasets/VOC2012"
+# The knobs people change per run, as typed parameters (`<section>_<key>`) beside each training
+# section's JSON; their default, empty or 0, means "as in the JSON", and a value overrides it.
+KNOBS: dict[str, dict[str, type]] = {
+    "train_cam": {"method": str, "epochs": int, "batch_size": int, "lr": float},
+    "train_irn": {"epochs": int, "batch_size": int, "lr": float},
+    "train_deeplab": {"epochs": int, "batch_size": int, "lr": float},
+}
+KNOB_DEFAULTS = {
+    f"{section}_{key}": kind() for section, knobs in KNOBS.items() for key, kind in knobs.items()
+}
 
 
 def pipeline_arguments(params: Params, root: str = DEFAULT_ROOT) -> dict[str, Any]:
-    """Every pipeline parameter: the params sections, the dataset root, the cluster settings."""
+    """Every pipeline parameter: the params sections, the dataset root, the typed knobs (unset),
+    the cluster settings."""
     sections = {s: getattr(params, s).model_dump_json() for s in SECTIONS}
-    return {"root": root, **sections, **CLUSTER_DEFAULTS}
+    return {"root": root, **sections, **KNOB_DEFAULTS, **CLUSTER_DEFAULTS}
 
 
 def upstream_kinds(start: str) -> list[str]:
@@ -103,6 +114,16 @@ def build_pipeline(
         train_deeplab: str,
         evaluate: str,
         runtime: str,
+        train_cam_method: str,
+        train_cam_epochs: int,
+        train_cam_batch_size: int,
+        train_cam_lr: float,
+        train_irn_epochs: int,
+        train_irn_batch_size: int,
+        train_irn_lr: float,
+        train_deeplab_epochs: int,
+        train_deeplab_batch_size: int,
+        train_deeplab_lr: float,
         accelerator: str,
         gpus: int,
         cpu_request: str,
@@ -120,6 +141,14 @@ def build_pipeline(
             "train_deeplab": train_deeplab,
             "evaluate": evaluate,
         }
+        knobs = {
+            "train_cam": {"method": train_cam_method, "epochs": train_cam_epochs,
+                          "batch_size": train_cam_batch_size, "lr": train_cam_lr},
+            "train_irn": {"epochs": train_irn_epochs, "batch_size": train_irn_batch_size,
+                          "lr": train_irn_lr},
+            "train_deeplab": {"epochs": train_deeplab_epochs,
+                              "batch_size": train_deeplab_batch_size, "lr": train_deeplab_lr},
+        }  # fmt: skip
         produced = {}
         for kind, uri in imported.items():
             importer = dsl.importer(
@@ -129,6 +158,7 @@ def build_pipeline(
         for stage in stages:
             args = {"root": root} if stage.name == "prepare_data" else {}
             args |= {name: produced[name] for name in stage.inputs if name in produced}
+            args |= knobs.get(stage.section, {})
             task = built[stage.name](params=sections[stage.section], runtime=runtime, **args)
             task.set_display_name(stage.name)
             task.set_caching_options(True)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from pipelines import cli as pipeline_cli
-from pipelines.pipeline import CLUSTER_DEFAULTS, PIPELINE_STAGES, SECTIONS
+from pipelines.pipeline import CLUSTER_DEFAULTS, KNOBS, PIPELINE_STAGES, SECTIONS
 from tests.helpers import TINY_CAM, tiny_params
 from wsss.artifacts import open_artifact
 from wsss.params import load_params
@@ -49,6 +49,10 @@ def test_compiled_pipeline_asks_for_gpus_secrets_and_caching(tmp_path):
         task, container = tasks[name], executors[f"exec-{name}"]["container"]
         assert task["cachingOptions"] == {"enableCache": True}
         assert task["retryPolicy"]["maxRetryCount"] == 2
+        knobs = KNOBS.get(stage.section, {})
+        given = task["inputs"]["parameters"]
+        for key in knobs:  # each typed knob reaches its stage from the run's parameter
+            assert given[key] == {"componentInputParameter": f"{stage.section}_{key}"}
         assert "kfp.dsl.executor_main" in container["command"][2]
         assert "pip install" not in container["command"][2]  # kfp comes with our image
         assert "wsss.stages.component" in container["command"][3]  # the stage's one call
@@ -284,6 +288,24 @@ def test_component_refuses_bad_params(dataset_artifact, tmp_path, capsys, params
 
 
 @pytest.mark.slow
+def test_typed_knobs_override_the_section_and_another_method_takes_its_keys(
+    dataset_artifact, tmp_path
+):
+    dataset = SimpleNamespace(path=str(dataset_artifact), uri="s3://bkt/dataset", metadata={})
+    out = SimpleNamespace(path=str(tmp_path / "cam_model"), uri="s3://bkt/cam_model", metadata={})
+    ktse = json.dumps(TINY_CAM["ktse"] | {"method": "ktse"})  # KTSE's keys, as the JSON holds
+    knobs = {"method": "destruction", "epochs": 1, "batch_size": 0, "lr": 0.05}
+    run_component("train_cam", {"dataset": dataset}, out, ktse, json.dumps({"device": "cpu"}),
+                  overrides=knobs)  # fmt: skip
+    used = open_artifact(tmp_path / "cam_model", "cam_model").manifest.params["train_cam"]
+    assert used["method"] == "destruction" and "ldm_grid" in used and "sie" not in used
+    assert used["epochs"] == 1 and used["lr"] == 0.05
+    assert used["batch_size"] == TINY_CAM["ktse"]["batch_size"]  # 0: as in the JSON
+    with pytest.raises(SystemExit):
+        run_component("train_cam", {"dataset": dataset}, out, ktse, json.dumps({"device": "cpu"}),
+                      overrides={"method": "nope"})  # fmt: skip
+
+
 def test_component_runs_a_training_stage_under_torchrun(dataset_artifact, tmp_path, monkeypatch):
     """Several processes per pod (here WSSS_NPROC=2 on CPU, gloo): one artifact, from rank 0."""
     monkeypatch.setenv("WSSS_NPROC", "2")

@@ -92,13 +92,16 @@ def test_each_kfp_component_takes_its_stages_inputs_and_gives_its_kind():
     for name, function in components.FUNCTIONS.items():
         stage = STAGES[name]
         arguments = list(inspect.signature(function).parameters)
-        expected = [*stage.inputs, "params", "runtime", stage.kind, "metrics"]
+        from pipelines.pipeline import KNOBS
+
+        knobs = list(KNOBS.get(stage.section, {}))  # the run's typed knobs for its section
+        expected = [*stage.inputs, "params", "runtime", *knobs, stage.kind, "metrics"]
         # what the KFP UI shows beside the metrics: evaluate's report and confusion matrix, a
         # training stage's summary page
         expected += ["report", "confusion"] if name == "evaluate" else []
         expected += ["summary"] if stage.training else []
         assert arguments == expected, f"components/{name}.py: {arguments}"
-        assert f'run_component("{name}"' in inspect.getsource(function)
+        assert re.search(rf'run_component\(\s*"{name}"', inspect.getsource(function))
 
 
 def test_the_pipelines_parameters_are_the_params_sections_and_cluster_settings():

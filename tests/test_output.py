@@ -60,6 +60,14 @@ def test_only_a_wsss_artifact_is_replaced(cli, toy_root, tmp_path):
     (tmp_path / "file").write_text("x")
     result = _prepare(cli, toy_root, tmp_path / "file")
     assert result.code == 2 and "is not a directory" in result.err
+    # an artifact an older wsss wrote (its manifest had created_at, code_revision, duration_s)
+    older = tmp_path / "older"
+    older.mkdir()
+    core = {"kind": "dataset", "stage": "prepare_data", "wsss_version": "0.0.9", "params": {},
+            "params_digest": "x", "inputs": {}, "files": {}, "created_at": "2026"}  # fmt: skip
+    (older / MANIFEST).write_text(json.dumps(core))
+    assert _prepare(cli, toy_root, older).code == 0
+    assert open_artifact(older).manifest.wsss_version != "0.0.9"
 
 
 def test_a_failed_rerun_keeps_the_old_artifact_complete(cli, complete, tmp_path):

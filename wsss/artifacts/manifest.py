@@ -10,6 +10,7 @@ no digest covers (and .dvcignore keeps out of DVC's hash).
 """
 
 import hashlib
+import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -187,6 +188,19 @@ def parse_manifest(raw: bytes, where: str) -> Manifest:
         # the lineage would name params that did not make this artifact
         raise WsssError(f"{where}: params do not match params_digest (edited after it was written)")
     return manifest
+
+
+# What every version's manifest holds: an artifact an older wsss wrote may be replaced.
+MANIFEST_CORE = frozenset({"kind", "stage", "wsss_version", "params_digest", "inputs", "files"})
+
+
+def is_wsss_manifest(raw: bytes) -> bool:
+    """Whether RAW is a manifest wsss wrote, of this version or an older one."""
+    try:
+        found = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(found, dict) and found.keys() >= MANIFEST_CORE
 
 
 def open_artifact(uri: str | Path, kind: str | None = None, verify: bool = True) -> Artifact:

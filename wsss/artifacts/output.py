@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from wsss.artifacts.manifest import MANIFEST, parse_manifest
+from wsss.artifacts.manifest import MANIFEST, is_wsss_manifest
 from wsss.errors import WsssError
 
 # A training stage's checkpoints: the files a rerun keeps of the last run's staging directory.
@@ -54,10 +54,8 @@ def check_out(out: str | Path, inputs: dict[str, Path]) -> Path:
             raise WsssError(
                 f"{out}: exists, is not empty and is not an artifact; refusing to use it"
             )
-        try:
-            parse_manifest(manifest.read_bytes(), str(manifest))
-        except WsssError:
-            raise WsssError(f"{manifest}: not a wsss manifest; refusing to replace {out}") from None
+        if not is_wsss_manifest(manifest.read_bytes()):  # an older wsss's artifact is replaced
+            raise WsssError(f"{manifest}: not a wsss manifest; refusing to replace {out}")
     return target
 
 

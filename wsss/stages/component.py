@@ -47,6 +47,7 @@ def run_component(
     metrics: Any = None,
     report: KfpArtifact | None = None,
     confusion: Any = None,
+    overrides: dict[str, Any] | None = None,
 ) -> None:
     """Run STAGE_NAME with INPUTS (KFP artifacts, or strings for raw roots) into OUTPUT.
 
@@ -54,13 +55,14 @@ def run_component(
     parameters). What the KFP UI shows: the headline metrics (and evaluate's IoU per class) in
     METRICS (a Metrics output); in REPORT (HTML), evaluate's report.html or a training stage's
     summary with its loss curve; evaluate's confusion matrix in CONFUSION (ClassificationMetrics).
-    Bad input exits 2 with one `error:` line, as the CLI does.
+    OVERRIDES: the run's typed knobs for this section (a set one replaces its key). Bad input
+    exits 2 with one `error:` line, as the CLI does.
     """
     try:
         stage = get_stage(stage_name)
+        section = _with_overrides(_json(params, stage.section), stage.section, overrides or {})
         config = parse_params(
-            {stage.section: _json(params, stage.section), "runtime": _json(runtime, "runtime")},
-            "pipeline parameters",
+            {stage.section: section, "runtime": _json(runtime, "runtime")}, "pipeline parameters"
         )
         paths = {n: a if isinstance(a, str) else a.path for n, a in inputs.items()}
         uris = {n: a.uri for n, a in inputs.items() if not isinstance(a, str)}
@@ -108,6 +110,24 @@ def training_summary(out: Path, manifest: Manifest) -> str:
         f"<p>params {manifest.params_digest[:12]} · code {manifest.code_digest[:12]} · "
         f"{html.escape(manifest.device)}</p></body></html>\n"
     )
+
+
+def _with_overrides(section: object, name: str, overrides: dict[str, Any]) -> object:
+    """SECTION with each set knob (not empty, not 0) in place of its key. Another `method`
+    takes that method's own keys: the shared ones are kept (wsss.methods.switch_method)."""
+    chosen = {k: v for k, v in overrides.items() if v not in ("", 0, 0.0, None)}
+    if not chosen or not isinstance(section, dict):
+        return section
+    method = chosen.pop("method", None)
+    if method is not None and method != section.get("method"):
+        from wsss.methods import METHODS, switch_method
+
+        if method not in METHODS:
+            raise WsssError(f"pipeline parameter {name}_method: {method!r} is none of "
+                            f"{', '.join(METHODS)}")  # fmt: skip
+        current = parse_params({name: section}, "pipeline parameters").train_cam
+        section = switch_method(current, method).model_dump(mode="json")
+    return section | chosen
 
 
 def _json(text: str, section: str) -> object:

@@ -130,3 +130,11 @@ def test_confusion_rows_give_each_true_class_a_hundred_rows_in_proportion():
     assert not any(a == "b" for a, _ in counts)  # no pixels of b: no rows
     assert sorted(n for (a, _), n in counts.items() if a == "c") == [33, 33, 34]
     assert counts[("c", "none")] == 33 and ("c", "c") not in counts  # the no-prediction column
+
+
+def test_plot_data_rows_all_carry_every_key(tmp_path):
+    from wsss.plots import write_plot_data
+
+    write_plot_data(tmp_path / "loss.json", [{"step": 1, "cls": 0.5}, {"step": 2, "kt": 0.1}])
+    rows = json.loads((tmp_path / "loss.json").read_text())
+    assert rows == [{"step": 1, "cls": 0.5, "kt": None}, {"step": 2, "cls": None, "kt": 0.1}]

@@ -181,6 +181,15 @@ def test_dvc_experiments_set_queue_and_run_all(checkout):
         shown = json.loads(_sh(checkout, ".venv/bin/dvc", "exp", "show", "--json").stdout)
         experiments = [e for row in shown for e in row.get("experiments") or []]
         assert len(experiments) == 3, shown
+        names = _sh(checkout, ".venv/bin/dvc", "exp", "list", "--name-only").stdout.split()
+        first, second = names[:2]
+        metrics = _sh(checkout, ".venv/bin/dvc", "metrics", "diff", first, second, "--json")
+        assert metrics.returncode == 0, metrics.stderr
+        assert "metrics/train_deeplab.json" in json.loads(metrics.stdout)  # lr changed its loss
+        plots = _sh(checkout, ".venv/bin/dvc", "plots", "diff", first, second, "--json")
+        assert plots.returncode == 0, plots.stderr
+        loss = json.loads(plots.stdout)["train_deeplab loss"][0]["content"]["data"]["values"]
+        assert {row["rev"] for row in loss} == {first, second}  # both runs, overlaid
     finally:
         (checkout / "params.yaml").write_text(original)
 

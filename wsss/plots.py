@@ -12,8 +12,11 @@ import numpy as np
 
 
 def write_plot_data(path: Path, rows: list[dict]) -> None:
-    """ROWS (flat records) as a JSON list, the form `dvc plots` reads."""
-    path.write_text(json.dumps(rows, indent=0) + "\n")
+    """ROWS (flat records) as a JSON list, the form `dvc plots` reads; each row gets every key
+    (null where it has none: DVC fails on a key missing from some rows, e.g. KTSE's parts
+    before the warm-up ends)."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    path.write_text(json.dumps([{k: row.get(k) for k in keys} for row in rows], indent=0) + "\n")
 
 
 def confusion_rows(counts: np.ndarray, names: list[str], per_class: int = 100) -> list[dict]:

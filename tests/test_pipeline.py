@@ -188,7 +188,8 @@ def test_dvc_experiments_set_queue_and_run_all(checkout):
         assert "metrics/train_deeplab.json" in json.loads(metrics.stdout)  # lr changed its loss
         plots = _sh(checkout, ".venv/bin/dvc", "plots", "diff", first, second, "--json")
         assert plots.returncode == 0, plots.stderr
-        loss = json.loads(plots.stdout)["train_deeplab loss"][0]["content"]["data"]["values"]
+        plotted = json.loads(plots.stdout)["data"]["train_deeplab loss"]
+        loss = plotted[0]["content"]["data"]["values"]
         assert {row["rev"] for row in loss} == {first, second}  # both runs, overlaid
     finally:
         (checkout / "params.yaml").write_text(original)

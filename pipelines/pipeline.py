@@ -141,14 +141,9 @@ def build_pipeline(
             "train_deeplab": train_deeplab,
             "evaluate": evaluate,
         }
-        knobs = {
-            "train_cam": {"method": train_cam_method, "epochs": train_cam_epochs,
-                          "batch_size": train_cam_batch_size, "lr": train_cam_lr},
-            "train_irn": {"epochs": train_irn_epochs, "batch_size": train_irn_batch_size,
-                          "lr": train_irn_lr},
-            "train_deeplab": {"epochs": train_deeplab_epochs,
-                              "batch_size": train_deeplab_batch_size, "lr": train_deeplab_lr},
-        }  # fmt: skip
+        given = locals()  # the knobs' parameters, by their `<section>_<key>` names
+        knobs = {section: {key: given[f"{section}_{key}"] for key in keys}
+                 for section, keys in KNOBS.items()}  # fmt: skip
         produced = {}
         for kind, uri in imported.items():
             importer = dsl.importer(

@@ -73,11 +73,16 @@ TINY_PARAMS = {
 }  # fmt: skip
 
 
+def tiny_cam(method: str) -> dict:
+    """METHOD's tiny train_cam keys (a method outside TINY_CAM: the CNN ones)."""
+    return TINY_CAM.get(method, _TINY_CNN)
+
+
 def tiny_params(path: Path, **sections: dict) -> Path:
     """TINY_PARAMS with SECTIONS' keys replaced, written to PATH; train_cam starts from its
-    method's tiny keys (a method outside TINY_CAM: the CNN ones)."""
+    method's tiny keys (tiny_cam)."""
     base = TINY_PARAMS | {
-        "train_cam": TINY_CAM.get(sections.get("train_cam", {}).get("method", "ktse"), _TINY_CNN)
+        "train_cam": tiny_cam(sections.get("train_cam", {}).get("method", "ktse"))
     }
     merged = {k: base.get(k, {}) | sections.get(k, {}) for k in base | sections}
     path.write_text(yaml.safe_dump(merged))

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import TINY_CAM, tiny_params
+from tests.helpers import tiny_cam, tiny_params
 from tests.toy_method import Mirror
 from wsss.artifacts import open_artifact
 from wsss.errors import WsssError
@@ -28,7 +28,7 @@ def mirror(monkeypatch):
 
 
 def _section(method: str) -> dict:
-    return TINY_CAM.get(method, TINY_CAM["destruction"]) | {"method": method}
+    return tiny_cam(method) | {"method": method}
 
 
 def _batch(n: int, size: int, classes: int) -> dict:

@@ -37,9 +37,11 @@ def read_manifest(uri: str) -> tuple[Manifest, str]:
 
 @dataclass
 class _Seen:
-    """What one lineage walk has met: manifests read (or why not), artifacts expanded."""
+    """What one lineage walk has met: manifests read (or why not), run records read,
+    artifacts expanded."""
 
     read: dict[str, tuple[Manifest, str] | WsssError] = field(default_factory=dict)
+    runs: dict[str, RunRecord | None] = field(default_factory=dict)
     expanded: set[str] = field(default_factory=set)
 
 
@@ -77,7 +79,9 @@ def walk(
         "device": m.device,
         "inputs": {},
     }
-    if runs and (run := read_run(uri)) is not None:
+    if runs and uri not in seen.runs:
+        seen.runs[uri] = read_run(uri)
+    if runs and (run := seen.runs[uri]) is not None:
         node["run"] = run.model_dump()
     if expected_digest is not None and expected_digest != manifest_digest:
         node["changed"] = True  # rewritten since the downstream artifact used it

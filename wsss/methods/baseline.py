@@ -7,7 +7,7 @@ from typing import Literal
 import torch.nn.functional as F
 from pydantic import Field
 
-from wsss.methods.base import Loss
+from wsss.methods.base import Loss, parts_to_floats
 from wsss.methods.cnn import CnnCamMethod, CnnCamParams
 from wsss.models.cam import CamNet
 
@@ -31,4 +31,4 @@ class Baseline(CnnCamMethod):
 
     def loss(self, model: CamNet, batch: dict, epoch: int) -> Loss:
         l_cls = F.multilabel_soft_margin_loss(model(batch["image"]).logits.float(), batch["labels"])
-        return l_cls, {"cls": float(l_cls.detach()), "total": float(l_cls.detach())}
+        return l_cls, parts_to_floats({"cls": l_cls, "total": l_cls})

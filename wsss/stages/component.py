@@ -125,7 +125,7 @@ def _with_overrides(section: object, name: str, overrides: dict[str, Any]) -> ob
         if method not in METHODS:
             raise WsssError(f"pipeline parameter {name}_method: {method!r} is none of "
                             f"{', '.join(METHODS)}")  # fmt: skip
-        current = parse_params({name: section}, "pipeline parameters").train_cam
+        current = getattr(parse_params({name: section}, "pipeline parameters"), name)
         section = switch_method(current, method).model_dump(mode="json")
     return section | chosen
 

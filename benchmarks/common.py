@@ -21,11 +21,11 @@ def toy_dataset(work: Path, config: ToyConfig | None = None) -> Path:
 
 def cam_seeds(dataset: Path, out: Path, params: Params) -> dict[str, float]:
     """train_cam + extract_seeds into OUT/{cam_model,cams}: the seed metrics, training time and
-    label accuracy."""
+    classification mAP."""
     trained, run = run_stage("train_cam", {"dataset": str(dataset)}, out / "cam_model", params)
     inputs = {"dataset": str(dataset), "cam_model": str(out / "cam_model")}
     cams, _ = run_stage("extract_seeds", inputs, out / "cams", params)
-    return {**cams.metrics, "train_s": run.duration_s, "cls_acc": trained.metrics["cls_acc"]}
+    return {**cams.metrics, "train_s": run.duration_s, "cls_map": trained.metrics["cls_map"]}
 
 
 def scratch() -> Path:

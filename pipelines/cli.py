@@ -10,14 +10,15 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import wsss
-from pipelines.pipeline import DEFAULT_ROOT, build_pipeline, pipeline_arguments
-from wsss.artifacts.uri import is_remote
+from pipelines import DEFAULT_ROOT
 from wsss.cli import Parser, key_value, run_parser
 from wsss.errors import WsssError
-from wsss.params import Params, load_params
-from wsss.stages.component import ERRORS_ENV
+
+if TYPE_CHECKING:  # kfp, pydantic and the stages load in the commands: --help stays instant
+    from wsss.params import Params
 
 DEFAULT_PARAMS = Path("params.yaml")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours its messages
@@ -30,7 +31,12 @@ def _default_image(flavour: str) -> str:
 def _compile(args: argparse.Namespace, package: Path) -> None:
     from kfp import compiler
 
-    pipeline = build_pipeline(args.image, args.cpu_image, args.start, _artifacts(args))
+    from pipelines.pipeline import build_pipeline, pipeline_arguments
+    from wsss.params import load_params
+
+    pipeline = build_pipeline(
+        args.image, args.cpu_image, args.start, _artifacts(args), args.cache_pvc
+    )
     _check_artifact_kinds(args)
     params = load_params(args.params)
     _refuse_toy_networks_on_a_real_dataset(params, args)
@@ -63,9 +69,11 @@ def _check_artifact_kinds(args: argparse.Namespace) -> None:
             raise WsssError(f"--artifact {kind}={uri}: an artifact of kind '{manifest.kind}'")
 
 
-def _refuse_toy_networks_on_a_real_dataset(params: Params, args: argparse.Namespace) -> None:
+def _refuse_toy_networks_on_a_real_dataset(params: "Params", args: argparse.Namespace) -> None:
     """The toy networks exist for ToyVOC on a CPU: on a cluster's dataset they are almost surely
     a forgotten --params (params.yaml is the ToyVOC preset), found here and not after hours."""
+    from wsss.artifacts.uri import is_remote
+
     networks = [("train_cam", "backbone"), ("train_cam", "encoder"), ("train_irn", "backbone"),
                 ("train_deeplab", "backbone")]  # fmt: skip
     toy = [f"{s}.{key}" for s, key in networks
@@ -115,11 +123,16 @@ def _cmd_submit(args: argparse.Namespace) -> None:
 def _cmd_run_local(args: argparse.Namespace) -> None:
     from kfp import local
 
+    from pipelines.pipeline import build_pipeline, pipeline_arguments
     from wsss.artifacts.lineage import format_tree, lineage
+    from wsss.params import load_params
+    from wsss.stages.component import ERRORS_ENV
 
     if not args.start and not Path(args.root).is_dir():
         raise WsssError(f"--root {args.root}: dataset root not found (make data writes ToyVOC)")
-    pipeline = build_pipeline(args.image, args.cpu_image, args.start, _artifacts(args))
+    pipeline = build_pipeline(
+        args.image, args.cpu_image, args.start, _artifacts(args), args.cache_pvc
+    )
     _check_artifact_kinds(args)
     arguments = pipeline_arguments(load_params(args.params), str(Path(args.root).resolve()))
     args.pipeline_root.mkdir(parents=True, exist_ok=True)
@@ -149,11 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
     def pipeline_options(cmd: argparse.ArgumentParser, root_default: str) -> None:
         cmd.add_argument(
             "--params", type=Path, default=DEFAULT_PARAMS, metavar="FILE",
-            help="params sections become the pipeline parameters' defaults (default: params.yaml)",
+            help="params sections become the pipeline parameters' defaults",
         )  # fmt: skip
         cmd.add_argument("--root", default=root_default, metavar="URI", help="the dataset root")
-        cmd.add_argument("--image", default=_default_image("cuda"), help="image of GPU stages")
-        cmd.add_argument("--cpu-image", default=_default_image("cpu"), help="image of CPU stages")
+        cmd.add_argument(
+            "--image",
+            default=_default_image("cuda"),
+            help="image of GPU stages (env: WSSS_CUDA_IMAGE)",
+        )
+        cmd.add_argument(
+            "--cpu-image",
+            default=_default_image("cpu"),
+            help="image of CPU stages (env: WSSS_CPU_IMAGE)",
+        )
         cmd.add_argument(
             "--from", dest="start", metavar="STAGE",
             help="start at STAGE; the artifacts it needs come from --artifact",
@@ -165,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--artifact", dest="artifacts", type=key_value, action="append", default=[],
             metavar="NAME=URI", help="an upstream artifact for --from (e.g. cams=s3://…)",
+        )  # fmt: skip
+        cmd.add_argument(
+            "--cache-pvc", metavar="CLAIM",
+            help="a ReadWriteMany PersistentVolumeClaim as every task's dataset cache, shared "
+            "across tasks and runs (k8s/cache-pvc.yaml; default: an emptyDir per task)",
         )  # fmt: skip
         cmd.add_argument(
             "--no-artifact-check", action="store_true",

@@ -5,9 +5,11 @@ Every params.yaml section is a pipeline parameter (the section as JSON: exact nu
 which KFP's dict parameters refuse) whose default is the params file's section, so the compiled
 YAML is self-contained. GPU stages ask for `accelerator` x `gpus`, CPU
 and memory, tolerations and a node selector, all pipeline parameters too. Every task gets the
-S3 credentials from a Kubernetes Secret, an emptyDir for the dataset cache (`WSSS_CACHE_DIR`, set
-in the image) and retries; GPU tasks also get /dev/shm as a memory emptyDir for data-loader
-workers. `start` + `imported` rerun the pipeline from one stage on artifacts given by URI.
+S3 credentials from a Kubernetes Secret, a dataset cache (`WSSS_CACHE_DIR`, set in the image: an
+emptyDir per task, or one PersistentVolumeClaim that the run's tasks and later runs share, so
+the dataset is downloaded once) and retries; GPU tasks also get /dev/shm as a memory emptyDir
+for data-loader workers. `start` + `imported` rerun the pipeline from one stage on artifacts
+given by URI.
 """
 
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from kfp import dsl, kubernetes
 from kfp.dsl import Artifact, Dataset, Model
 
 import components
+from pipelines import DEFAULT_ROOT
 from wsss.errors import WsssError
 from wsss.params import Params
 from wsss.stages import STAGES, Stage
@@ -47,7 +50,6 @@ CLUSTER_DEFAULTS: dict[str, Any] = {
     "node_selector": {},
     "s3_secret": "wsss-s3",
 }
-DEFAULT_ROOT = "s3://datasets/VOC2012"
 # The knobs people change per run, as typed parameters (`<section>_<key>`) beside each training
 # section's JSON; their default, empty or 0, means "as in the JSON", and a value overrides it.
 KNOBS: dict[str, dict[str, type]] = {
@@ -83,8 +85,10 @@ def build_pipeline(
     cpu_image: str,
     start: str | None = None,
     imported: dict[str, str] | None = None,
+    cache_pvc: str | None = None,
 ) -> Callable:
-    """The pipeline function; with START, earlier stages are replaced by IMPORTED artifacts."""
+    """The pipeline function; with START, earlier stages are replaced by IMPORTED artifacts.
+    CACHE_PVC names a ReadWriteMany claim mounted as every task's cache (default: emptyDirs)."""
     imported = dict(imported or {})
     stages = PIPELINE_STAGES
     if start is not None:
@@ -162,7 +166,10 @@ def build_pipeline(
             # and a bad input (exit 2) fails each attempt: short waits keep that to seconds.
             task.set_retry(num_retries=2, backoff_duration="5s", backoff_factor=2)
             kubernetes.use_secret_as_env(task, s3_secret, SECRET_KEYS)
-            kubernetes.empty_dir_mount(task, "wsss-cache", CACHE_MOUNT)
+            if cache_pvc:
+                kubernetes.mount_pvc(task, pvc_name=cache_pvc, mount_path=CACHE_MOUNT)
+            else:
+                kubernetes.empty_dir_mount(task, "wsss-cache", CACHE_MOUNT)
             if stage.name in components.CPU_STAGES:
                 task.set_cpu_request("2").set_memory_request("4Gi")
             else:

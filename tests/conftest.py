@@ -1,15 +1,14 @@
 """Shared fixtures: a tiny ToyVOC, its `dataset` artifact, and a CLI runner."""
 
 import shutil
-import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from minio import Minio
-from moto.server import ThreadedMotoServer
 
+from tests.s3server import ACCESS_KEY, SECRET, SeaweedS3
 from wsss.cli import main
 from wsss.data.toy import ToyConfig, generate
 from wsss.params import Params
@@ -80,35 +79,31 @@ class S3Env:
         return sorted(o.object_name for o in objects)
 
 
-SECRET = "wsss-test-secret-never-printed"
-
-
-def start_s3_server() -> tuple[ThreadedMotoServer, str]:
-    """moto's real S3-protocol server on a free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    return server, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="session")
-def s3_server():
-    server, endpoint = start_s3_server()
-    yield endpoint
+def s3_server(tmp_path_factory):
+    """The session's S3 server: SeaweedFS on loopback (tests/s3server.py)."""
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs")).start()
+    yield server.endpoint
+    server.stop()
+
+
+@pytest.fixture
+def own_s3_server(tmp_path):
+    """An S3 server of the test's own, to stop and start again."""
+    server = SeaweedS3(tmp_path / "seaweedfs").start()
+    yield server
     server.stop()
 
 
 def s3_env(endpoint: str, monkeypatch, tmp_path: Path) -> S3Env:
     """Point wsss at ENDPOINT (credentials, a fresh cache, few retries) and make a bucket."""
     monkeypatch.setenv("S3_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "wsss-test-key")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("WSSS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("WSSS_S3_RETRIES", "2")
     client = Minio(
-        endpoint.removeprefix("http://"), "wsss-test-key", SECRET, secure=False, region="us-east-1"
+        endpoint.removeprefix("http://"), ACCESS_KEY, SECRET, secure=False, region="us-east-1"
     )
     bucket = f"wsss-{uuid.uuid4().hex[:12]}"
     client.make_bucket(bucket)

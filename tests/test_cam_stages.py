@@ -39,7 +39,24 @@ def cam_model(dataset_artifact, tmp_path_factory) -> Path:
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    (work / "stdout.txt").write_text(result.stdout)  # its log, outside the artifact
     return out
+
+
+def test_log_lines_tell_time_and_the_history_keeps_exact_values(cam_model):
+    """Without a terminal (CI, DVC, a pod) the JSON log lines are the progress: elapsed, images
+    per second, time left; train_log.jsonl (in the artifact's bytes) has no times."""
+    lines = [json.loads(line) for line in (cam_model.parent / "stdout.txt").read_text().splitlines()
+             if line.startswith("{")]  # fmt: skip
+    history = [
+        json.loads(line) for line in (cam_model / "train_log.jsonl").read_text().splitlines()
+    ]
+    assert len(lines) == len(history) and lines[-1]["step"] == history[-1]["step"]
+    for line in lines:
+        assert line["elapsed_s"] >= 0 and line["images_s"] > 0 and line["eta_s"] >= 0
+    assert lines[-1]["eta_s"] == 0
+    assert not any("elapsed_s" in row or "eta_s" in row for row in history)
+    assert set(history[-1]) >= {"step", "lr", "cls", "total"}
 
 
 def test_cam_model_artifact(cam_model):
@@ -47,7 +64,7 @@ def test_cam_model_artifact(cam_model):
     m = artifact.manifest
     assert {"model.pt", "train_log.jsonl", "loss_curve.png", "metrics.json"} <= set(m.files)
     assert "checkpoint.pt" not in m.files  # removed once training is done
-    assert m.metrics["steps"] == 8 and 0 <= m.metrics["cls_acc"] <= 1
+    assert m.metrics["steps"] == 8 and 0 <= m.metrics["cls_map"] <= 1
     log = [json.loads(line) for line in (cam_model / "train_log.jsonl").read_text().splitlines()]
     assert [line["step"] for line in log] == list(range(1, 9))
     assert "kt" not in log[0] and {"kt", "seg_two", "local", "global", "bg"} <= set(log[-1])
@@ -58,10 +75,23 @@ def test_cam_model_artifact(cam_model):
 def test_extract_seeds(cli, dataset_artifact, cam_model, tmp_path):
     out = tmp_path / "cams"
     params = tiny_params(tmp_path / "params.yaml")
+    plots = tmp_path / "plots" / "extract_seeds"
+    inside = cli("run", "extract_seeds", "--in", f"dataset={dataset_artifact}",
+                 "--in", f"cam_model={cam_model}", "--out", out, "--params", params,
+                 "--plots", out / "plots")  # fmt: skip
+    assert inside.code == 2 and "--plots" in inside.err and "inside --out" in inside.err
     result = cli("run", "extract_seeds", "--in", f"dataset={dataset_artifact}",
-                 "--in", f"cam_model={cam_model}", "--out", out, "--params", params)  # fmt: skip
+                 "--in", f"cam_model={cam_model}", "--out", out, "--params", params,
+                 "--plots", plots)  # fmt: skip
     assert result.code == 0, result.err
     m = open_artifact(out, "cams").manifest
+    # DVC's plot data, outside the artifact: the sweep of seed_scores.json, one row a threshold
+    sweep = json.loads((out / "seed_scores.json").read_text())["sweep"]
+    rows = json.loads((plots / "threshold_sweep.json").read_text())
+    assert [(r["threshold"], r["seed_miou"]) for r in rows] == [
+        (float(t), miou) for t, miou in sweep.items()
+    ]
+    assert not any(name.endswith("sweep.json") for name in m.files)  # not twice
     # every train_aug image is extracted; only those of score_split (train) are scored
     assert m.metrics["images"] == 16 and m.metrics["scored_images"] == 4
     assert m.metrics["seed_miou"] >= m.metrics["seed_miou_fixed"] - 1e-9  # best of the sweep

@@ -135,8 +135,20 @@ def test_evaluate_writes_predictions_scores_and_a_self_contained_report(
     report = (out / "report.html").read_text()
     assert report.count("data:image/png;base64,") == 3  # every figure inside the page
     assert "seg_model &lt;- train_deeplab" in report and "dataset &lt;- prepare_data" in report
+    # what made the model comes first: method, networks, dataset, split; then % throughout
+    assert "<th>DeepLab backbone</th><td>toy</td>" in report
+    assert "<th>scored split</th><td>val</td>" in report
+    assert f"<th>miou</th><td>{100 * m.metrics['miou']:.1f}</td>" in report
+    assert "<th>val</th>" in report and "Params of every stage" in report
+    assert "<summary>train_deeplab (seg_model)</summary>" in report
     lineage = _run("lineage", out)
     assert "evaluation <- evaluate" in lineage.stdout and "pseudo_masks" in lineage.stdout
+    assert "backbone=toy weights=None epochs=2 batch_size=4" in lineage.stdout  # key params
+    # a reader that stops early (`| head`) ends the listing quietly, with no traceback
+    head = subprocess.run(["bash", "-c", f"set -o pipefail; '{WSSS}' lineage '{out}' | head -1"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert head.returncode == 0 and head.stderr == "", head.stderr
+    assert head.stdout.startswith("evaluation <- evaluate")
 
 
 def test_predict_labels_a_folder_and_skips_what_is_not_an_image(seg_model, toy_root, tmp_path):

@@ -86,6 +86,17 @@ def test_compiled_pipeline_asks_for_gpus_secrets_and_caching(tmp_path):
     assert inputs["root"]["defaultValue"] == "s3://datasets/VOC2012"
 
 
+def test_a_cache_pvc_replaces_every_tasks_cache_emptydir(tmp_path):
+    _, k8s = _compile(tmp_path, "--cache-pvc", "wsss-cache")
+    for stage in PIPELINE_STAGES:
+        platform = k8s[f"exec-{stage.name.replace('_', '-')}"]
+        (pvc,) = platform["pvcMount"]
+        assert pvc["mountPath"] == "/cache" and pvc["pvcNameParameter"]["runtimeValue"] == {
+            "constant": "wsss-cache"
+        }
+        assert "/cache" not in {m["mountPath"] for m in platform.get("emptyDirMounts", [])}
+
+
 def test_compile_from_a_stage_imports_its_upstream_artifacts(tmp_path):
     spec, _ = _compile(
         tmp_path, "--from", "train_irn", "--artifact", "dataset=s3://bkt/run/dataset",

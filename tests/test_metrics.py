@@ -138,3 +138,27 @@ def test_plot_data_rows_all_carry_every_key(tmp_path):
     write_plot_data(tmp_path / "loss.json", [{"step": 1, "cls": 0.5}, {"step": 2, "kt": 0.1}])
     rows = json.loads((tmp_path / "loss.json").read_text())
     assert rows == [{"step": 1, "cls": 0.5, "kt": None}, {"step": 2, "cls": None, "kt": 0.1}]
+
+
+def test_mean_average_precision_ranks_each_class_and_ignores_absent_ones():
+    from wsss.metrics import mean_average_precision
+
+    labels = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 0]])
+    perfect = np.array([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.7, 0.3, 0.0], [0.1, 0.2, 0.0]])
+    assert mean_average_precision(perfect, labels) == 1.0  # class 2 has no positive: left out
+    # class 0 ranked: image 0 (hit), image 3 (miss), image 2 (hit): AP = (1/1 + 2/3) / 2
+    swapped = perfect.copy()
+    swapped[3, 0], swapped[2, 0] = 0.8, 0.75
+    assert abs(mean_average_precision(swapped, labels) - ((1 + 2 / 3) / 2 + 1) / 2) < 1e-12
+    always_negative = np.full_like(perfect, -1.0)  # per-label accuracy 0.75; mAP sees the ties
+    assert mean_average_precision(always_negative, labels) < 1.0
+
+
+def test_the_loss_curve_draws_every_part_even_those_logged_after_the_warm_up(tmp_path):
+    from wsss.plots import plot_curves
+
+    history = [{"step": 10, "epoch": 0, "lr": 0.1, "cls": 0.6, "total": 0.6}]
+    history += [{"step": 20, "epoch": 1, "lr": 0.05, "cls": 0.5, "kt": 0.1, "fg": 2.0,
+                 "total": 0.9}]  # fmt: skip
+    drawn = plot_curves(history, tmp_path / "loss.png", "train_cam losses")
+    assert drawn == ["cls", "total", "kt", "fg"] and (tmp_path / "loss.png").stat().st_size > 0

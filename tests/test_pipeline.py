@@ -191,6 +191,14 @@ def test_dvc_experiments_set_queue_and_run_all(checkout):
         metrics = _sh(checkout, ".venv/bin/dvc", "metrics", "diff", first, second, "--json")
         assert metrics.returncode == 0, metrics.stderr
         assert "metrics/train_deeplab.json" in json.loads(metrics.stdout)  # lr changed its loss
+        # the plot data live outside the cached artifacts, in git: DVC overlays the two runs
+        plots = _sh(checkout, ".venv/bin/dvc", "plots", "diff", first, second, "--json")
+        assert plots.returncode == 0, plots.stderr
+        overlaid = json.loads(plots.stdout)
+        assert "errors" not in overlaid, overlaid.get("errors")
+        loss = overlaid["data"]["train_deeplab loss"][0]
+        assert sorted(loss["revisions"]) == sorted([first, second])
+        assert {row["rev"] for row in loss["content"]["data"]["values"]} == {first, second}
     finally:
         (checkout / "params.yaml").write_text(original)
 

@@ -37,6 +37,9 @@ def test_dataset_artifact(cli, toy_root, tmp_path):
     assert all(labels[s.id] == index.label_names(s) for s in index.samples.values())
     source = json.loads((out / "source.json").read_text())
     assert len(source["root_digest"]) == 64 and source["format"] == "voc"
+    progress = [json.loads(line) for line in result.out.splitlines() if line.startswith("{")]
+    assert [p["checked"] for p in progress] == [2 * i for i in range(1, 12)]  # 22 images: ~10
+    assert progress[-1]["of"] == 22 and progress[-1]["eta_s"] == 0  # lines, the last at the end
 
 
 def test_root_digest_tracks_the_bytes(cli, toy_copy, tmp_path):

@@ -1,6 +1,6 @@
-"""Artifacts and dataset roots in S3 storage, against moto's real S3 server on 127.0.0.1: stages
-read and write s3:// URIs, lineage walks over S3, an outage fails in bounded time with one line
-and no manifest, and no credential reaches an output."""
+"""Artifacts and dataset roots in S3 storage, against a real S3 server (SeaweedFS, on 127.0.0.1):
+stages read and write s3:// URIs, lineage walks over S3, an outage fails in bounded time with one
+line and no manifest, and no credential reaches an output."""
 
 import json
 import time
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import SECRET, s3_env, start_s3_server
+from tests.conftest import s3_env
+from tests.s3server import ACCESS_KEY, SECRET
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.manifest import sha256_file
 from wsss.artifacts.storage import Store, cache_dir, local_file, parse_s3
@@ -27,7 +28,7 @@ TINY_CAM = {
 
 def _assert_no_secret(*texts: str) -> None:
     for text in texts:
-        assert SECRET not in text and "wsss-test-key" not in text
+        assert SECRET not in text and ACCESS_KEY not in text
 
 
 def test_uris_resolve_relative_to_remote_artifacts(tmp_path):
@@ -108,11 +109,13 @@ def test_incomplete_and_missing_remote_artifacts(cli, s3, dataset_artifact):
     assert result.code == 2 and result.err.count("\n") == 1
 
 
-def test_outage_mid_upload_fails_bounded_without_manifest(cli, toy_root, monkeypatch, tmp_path):
+def test_outage_mid_upload_fails_bounded_without_manifest(
+    cli, toy_root, own_s3_server, monkeypatch, tmp_path
+):
     """The server dies after two uploads: retries are bounded, the error is one line, exit 2,
     and the bucket holds no manifest (the artifact does not look complete)."""
-    server, endpoint = start_s3_server()
-    s3 = s3_env(endpoint, monkeypatch, tmp_path)
+    server = own_s3_server
+    s3 = s3_env(server.endpoint, monkeypatch, tmp_path)
     root = s3.upload_tree(toy_root, "toyvoc")
     uploads = 0
     real_upload = Store.upload
@@ -134,16 +137,9 @@ def test_outage_mid_upload_fails_bounded_without_manifest(cli, toy_root, monkeyp
     assert elapsed < 60
     _assert_no_secret(result.out, result.err)
 
-    restarted, endpoint2 = start_s3_server()  # moto keeps buckets in-process across servers
-    try:
-        s3_after = s3_env(endpoint2, monkeypatch, tmp_path / "after")
-        keys = [
-            o.object_name
-            for o in s3_after.client.list_objects(s3.bucket, prefix="ds/", recursive=True)
-        ]
-        assert len(keys) > 0 and "ds/manifest.json" not in keys
-    finally:
-        restarted.stop()
+    server.start()  # the same directory: the buckets are back
+    keys = s3.keys("ds/")
+    assert len(keys) > 0 and "ds/manifest.json" not in keys
 
 
 @pytest.mark.parametrize(
@@ -152,6 +148,7 @@ def test_outage_mid_upload_fails_bounded_without_manifest(cli, toy_root, monkeyp
         ({"S3_ENDPOINT_URL": ""}, "S3_ENDPOINT_URL is not set"),
         ({"S3_ENDPOINT_URL": "minio:9000"}, "S3_ENDPOINT_URL: expected http(s)://host[:port]"),
         ({"WSSS_S3_RETRIES": "many"}, "WSSS_S3_RETRIES: expected a whole number"),
+        ({"WSSS_S3_WORKERS": "eight"}, "WSSS_S3_WORKERS: expected a whole number"),
         ({"S3_ENDPOINT_URL": "http://admin:hunter2@127.0.0.1:9"}, "credentials in the URL"),
         ({"S3_ENDPOINT_URL": "http://127.0.0.1:9/bucket"}, "without a path"),
     ],
@@ -161,6 +158,22 @@ def test_bad_storage_environment(cli, s3, monkeypatch, env, message):
         monkeypatch.setenv(key, value)
     result = cli("lineage", f"s3://{s3.bucket}/x")
     assert result.code == 2 and message in result.err and "hunter2" not in result.err
+
+
+def test_transfers_run_concurrently_in_order_and_stop_at_the_first_error():
+    s3 = Store("http://127.0.0.1:9", "key", "secret", retries=0, workers=4)  # no request made
+    assert s3.each(lambda n: n * n, range(40)) == [n * n for n in range(40)]
+    started = []
+
+    def transfer(n: int) -> None:
+        started.append(n)
+        time.sleep(0.01)
+        if n == 3:
+            raise WsssError(f"object {n}: S3 download failed")
+
+    with pytest.raises(WsssError, match="object 3"):
+        s3.each(transfer, range(200))
+    assert len(started) < 100  # those not started when 3 failed were dropped
 
 
 @pytest.mark.parametrize("bucket", ["Upper_Case", "ab", "-dash", "a..b", "x" * 64])

@@ -1,5 +1,5 @@
 """The `wsss` command line (docs/design.md §2): it parses arguments and calls the library,
-nothing more.
+nothing more; what a command needs is imported when it runs, so `--help` is instant.
 
 Exit codes: 0 done; 2 bad input or params (one `error:` line on stderr); 1 internal failure.
 """
@@ -10,14 +10,62 @@ import io
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import wsss
 from wsss.errors import WsssError
+
+DESCRIPTION = """Weakly supervised semantic segmentation from image-level labels (KTSE): run the
+pipeline's stages (make run runs them all), trace any artifact back to its dataset, score masks."""
+EXAMPLES = """examples:
+  wsss data toy --out data/toyvoc
+  wsss run prepare_data --in root=data/toyvoc --out artifacts/dataset
+  wsss run train_cam --in dataset=artifacts/dataset --out artifacts/cam_model --params params.yaml
+  wsss lineage artifacts/evaluation
+  wsss predict --model artifacts/seg_model --images photos/ --out predictions/
+
+exit codes: 0 done; 2 bad input (one error: line); 1 an internal failure"""
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """The default in the help of every option that has one; epilogs as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, [], False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 class Parser(argparse.ArgumentParser):
+    """One-line errors; EPILOG_OF makes the epilog when help is asked for (it may import)."""
+
+    def __init__(self, *args, epilog_of: Callable[[], str] | None = None, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kwargs)
+        self.epilog_of = epilog_of
+
+    def format_help(self) -> str:
+        if self.epilog_of is not None:
+            self.epilog = self.epilog_of()
+        return super().format_help()
+
     def error(self, message: str):  # one line, exit 2, like every other bad input
         self.exit(2, f"error: {self.prog}: {message}\n")
+
+
+def _stage_table() -> str:
+    """`wsss run --help`'s list of the stages with their inputs."""
+    from wsss.stages import STAGES
+
+    rows = [
+        f"  {s.name:14s} {' '.join(f'--in {n}=…' for n in s.inputs):50s} -> {s.kind}"
+        for s in STAGES.values()
+        if s.name != "predict"  # that one is `wsss predict`
+    ]
+    head = "stages, in pipeline order (the --in names each takes, the kind of --out):"
+    return "\n".join([head, *rows])
 
 
 def key_value(text: str) -> tuple[str, str]:
@@ -65,10 +113,11 @@ def _cmd_run(args: argparse.Namespace) -> None:
     uris = dict(args.inputs)
     if len(uris) != len(args.inputs):
         raise WsssError("--in: an input name is given twice")
-    if args.metrics is not None and not is_remote(args.out):
-        inside = args.metrics.resolve().is_relative_to(Path(args.out).resolve())
-        if inside:  # the new artifact replaces OUT whole: the file would vanish or be hashed
-            raise WsssError(f"--metrics {args.metrics}: inside --out {args.out}")
+    for flag, path in (("--metrics", args.metrics), ("--plots", args.plots)):
+        # the new artifact replaces OUT whole: a file in it would vanish or be hashed
+        local = path is not None and not is_remote(args.out)
+        if local and path.resolve().is_relative_to(Path(args.out).resolve()):
+            raise WsssError(f"{flag} {path}: inside --out {args.out}")
     done = run_stage(args.stage, uris, args.out, load_params(args.params))
     if done is None:  # a torchrun worker other than rank 0
         return
@@ -76,8 +125,20 @@ def _cmd_run(args: argparse.Namespace) -> None:
     if args.metrics is not None:
         args.metrics.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(args.metrics, metrics_json(manifest.metrics))
+    if args.plots is not None:
+        _write_plots(args.out, args.plots)
     metrics = " ".join(f"{k}={v:.4g}" for k, v in manifest.metrics.items())
     print(f"{args.stage}: {manifest.kind} in {args.out} ({run.duration_s:.1f}s)  {metrics}")
+
+
+def _write_plots(out: str, directory: Path) -> None:
+    """The data behind the new artifact's figures as DIRECTORY/<name>.json (DVC's plots)."""
+    from wsss.artifacts import open_artifact
+    from wsss.plots import plot_data, write_plot_data
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, rows in plot_data(open_artifact(out, verify=False).path).items():
+        write_plot_data(directory / f"{name}.json", rows)
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
@@ -115,14 +176,17 @@ def _cmd_lineage(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="wsss", description=__doc__.splitlines()[0])
+    parser = Parser(prog="wsss", description=DESCRIPTION, epilog=EXAMPLES)
+    parser.add_argument("--version", action="version", version=f"wsss {wsss.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     data = commands.add_parser("data", help="make or convert datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=Parser)
     toy = data_commands.add_parser("toy", help="write ToyVOC (VOC 2012 layout) to DIR")
     toy.add_argument("--out", type=Path, required=True, metavar="DIR")
-    toy.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, metavar="N")
+    toy.add_argument(
+        "--seed", type=int_in(0, 2**32 - 1), default=0, metavar="N", help="the generator's seed"
+    )
     toy.add_argument(
         "--train", type=int_in(1, 10**6), default=400, metavar="N", help="train_aug images"
     )
@@ -137,18 +201,29 @@ def build_parser() -> argparse.ArgumentParser:
     coco.add_argument("--split", metavar="NAME", help="split list name (default: from the JSON)")
     coco.set_defaults(func=_cmd_coco_masks)
 
-    run = commands.add_parser("run", help="run one pipeline stage")
-    run.add_argument("stage")
+    run = commands.add_parser("run", help="run one pipeline stage", epilog_of=_stage_table)
+    run.add_argument("stage", help="a stage name (listed below)")
     run.add_argument(
-        "--in", dest="inputs", type=key_value, action="append", default=[], metavar="NAME=URI"
+        "--in", dest="inputs", type=key_value, action="append", default=[], metavar="NAME=URI",
+        help="an input: a directory or s3:// URI, once per input the stage reads",
+    )  # fmt: skip
+    run.add_argument(
+        "--out", required=True, metavar="DIR|s3://URI", help="the artifact to write (replaced)"
     )
-    run.add_argument("--out", required=True, metavar="DIR|s3://URI")
-    run.add_argument("--params", type=Path, metavar="FILE", help="default: the ToyVOC preset")
+    run.add_argument(
+        "--params", type=Path, metavar="FILE", help="params YAML (omitted: the ToyVOC preset)"
+    )
     run.add_argument(
         "--metrics",
         type=Path,
         metavar="FILE",
         help="also write the metrics to FILE, outside the artifact (DVC's metrics, kept in git)",
+    )
+    run.add_argument(
+        "--plots",
+        type=Path,
+        metavar="DIR",
+        help="also write the data behind its figures to DIR/<name>.json (DVC's plots, in git)",
     )
     run.set_defaults(func=_cmd_run)
 

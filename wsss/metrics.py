@@ -1,4 +1,5 @@
-"""mIoU: the one implementation every stage, benchmark and `wsss score` uses.
+"""The scores: mIoU, the one implementation every stage, benchmark and `wsss score` uses, and
+the CAM classifier's multi-label mAP.
 
 GT pixels equal to 255 are ignored. A prediction outside 0..N-1 (e.g. 255, "no decision") on a
 valid GT pixel counts as a miss for the GT class and as nobody's false positive, so abstaining
@@ -62,6 +63,32 @@ class ConfusionMatrix:
             "iou": [None if np.isnan(v) else float(v) for v in self.iou()],
             "pixel_acc": self.pixel_accuracy(),
         }
+
+
+def spread_by_score(scores: dict[str, float], count: int) -> list[str]:
+    """COUNT ids from best to worst score, evenly spaced over the ranking (best, median and
+    worst among them): examples that show the range, not the first ids."""
+    ranked = sorted(scores, key=lambda k: (-scores[k], k))
+    if count >= len(ranked):
+        return ranked
+    if count <= 1:
+        return ranked[:count]
+    step = (len(ranked) - 1) / (count - 1)
+    return [ranked[round(i * step)] for i in range(count)]
+
+
+def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Multi-label classification: the mean over classes with a positive of each class's average
+    precision (scores ranked high to low; precision at each positive's rank, averaged). Unlike
+    per-label accuracy it is not flattered by the many absent labels (VOC: 1.5 of 20 present)."""
+    aps = []
+    for score, truth in zip(scores.T, labels.T.astype(bool), strict=True):
+        if not truth.any():
+            continue
+        hits = truth[np.argsort(-score, kind="stable")]
+        ranks = np.flatnonzero(hits) + 1
+        aps.append(float(np.mean(np.arange(1, len(ranks) + 1) / ranks)))
+    return float(np.mean(aps)) if aps else float("nan")
 
 
 def score_directories(

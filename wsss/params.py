@@ -273,7 +273,7 @@ class Params(Section):
 
 
 def load_params(path: Path | None) -> Params:
-    """Params from a YAML file (None: the defaults); the first problem is one WsssError line."""
+    """Params from a YAML file (None: the defaults); each problem is a line of one WsssError."""
     if path is None:
         return Params()
     try:
@@ -301,14 +301,28 @@ def parse_params(raw: object, where: str) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "<top level>"
-        what = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        what = what.removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden" and err["loc"][0] == "train_cam":
-            method = raw["train_cam"].get("method", DEFAULT_METHOD)
-            what += f" for method {method!r} (each CAM method has its own keys: README)"
-        raise WsssError(f"{where}: {key}: {what}") from None
+        errors: list[Any] = []
+        for err in exc.errors():  # one problem per key: not also its consequence for the parent
+            if not any(_nested(err["loc"], e["loc"]) or _nested(e["loc"], err["loc"])
+                       for e in errors):  # fmt: skip
+                errors.append(err)
+        problems = [_problem(err, raw) for err in errors]
+        # every problem at once, each on its own `error:` line (the CLI prefixes the first)
+        raise WsssError("\nerror: ".join(f"{where}: {p}" for p in problems)) from None
+
+
+def _nested(inner: tuple, outer: tuple) -> bool:
+    return inner[: len(outer)] == outer
+
+
+def _problem(err: Any, raw: dict) -> str:
+    key = ".".join(str(p) for p in err["loc"]) or "<top level>"
+    what = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+    what = what.removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden" and err["loc"][0] == "train_cam":
+        method = raw["train_cam"].get("method", DEFAULT_METHOD)
+        what += f" for method {method!r} (each CAM method has its own keys: README)"
+    return f"{key}: {what}"
 
 
 def digest(obj: Any) -> str:

@@ -25,10 +25,12 @@ from tqdm import tqdm
 
 from wsss.artifacts import Artifact
 from wsss.artifacts.output import CHECKPOINT
+from wsss.artifacts.storage import local_file
 from wsss.data.pairs import EpochSampler
 from wsss.errors import Diverged, WsssError, load_problem
 from wsss.params import digest
-from wsss.plots import plot_curves, write_plot_data
+from wsss.plots import plot_curves
+from wsss.progress import Progress
 from wsss.runtime import (
     Dist,
     all_reduce_gradients,
@@ -45,6 +47,30 @@ MODEL = "model.pt"  # what a training stage saves: its network's metadata and st
 
 LossFn = Callable[[dict, int], tuple[torch.Tensor, dict[str, float]]]  # (batch, epoch)
 LoaderFn = Callable[[int, int], Iterable[dict]]  # (epoch, batches to skip) -> batches
+
+
+def _images(batch: dict) -> int:
+    """How many images a batch holds: the length of its first tensor."""
+    first = next((v for v in batch.values() if isinstance(v, torch.Tensor) and v.dim()), None)
+    return 0 if first is None else len(first)
+
+
+def _readable(line: dict) -> dict:
+    """Floats to 4 significant digits (the history file keeps them exact)."""
+    return {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in line.items()}
+
+
+def initial_weights(section: str, network: str, weights: str | None) -> Path | None:
+    """The ImageNet weights file NETWORK starts from (an s3:// URI is fetched once). Without one
+    a real network starts from random weights, which the method never does: a warning says so,
+    before a run that would diverge or learn little and blame the learning rate."""
+    if weights is None and not network.endswith("toy"):
+        print(
+            f"warning: {section}: {network} with weights: null starts from random weights (the "
+            f"method fine-tunes ImageNet weights: give {section}.weights)",
+            file=sys.stderr,
+        )
+    return local_file(weights)
 
 
 def poly_factor(step: int, horizon: int, power: float) -> float:
@@ -105,6 +131,7 @@ class Loop:
         )
         window: dict[str, list[float]] = {}
         epoch_start = 0
+        clock = Progress(total, step)
         self.model.train()
         # the processes average the gradients of what the optimizer trains
         trained = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -128,6 +155,7 @@ class Loop:
                 self.optimizer.step()
                 step += 1
                 progress.update()
+                clock.update(1, _images(batch) * self.dist.world_size)
                 for key, value in parts.items():
                     window.setdefault(key, []).append(value)
                 if step % self.log_interval == 0 or step == total:
@@ -136,8 +164,8 @@ class Loop:
                     line |= {k: sum(v) / len(v) for k, v in window.items()}
                     history.append(line)
                     window = {}
-                    if self.dist.is_main:
-                        tqdm.write(json.dumps(line))
+                    if self.dist.is_main:  # the log (not the history) also tells time
+                        tqdm.write(json.dumps(_readable(line) | clock.facts()))
                 if step % self.checkpoint_every == 0:
                     self._checkpoint(step, history)
             epoch_start += epoch_steps
@@ -153,7 +181,6 @@ class Loop:
             with open(self.out / LOG, "w") as fh:
                 fh.writelines(json.dumps(line) + "\n" for line in history)
             plot_curves(history, self.out / "loss_curve.png", f"{self.name} losses")
-            write_plot_data(self.out / "loss.json", history)
         (self.out / CHECKPOINT).unlink(missing_ok=True)
 
     def _to_device(self, value):

@@ -1,12 +1,14 @@
 """Lineage: follow an artifact's inputs back to the dataset root.
 
 Answers "which CAM checkpoint and which params produced these masks?": every node shows its
-stage, kind, params digest, code digest, device and headline metrics (and, from its run record
+stage, kind, key params (method, backbone, epochs, ...), params and code digests, device and
+metrics (and, from its run record
 when there is one, when it ran, for how long and from which commit), and is flagged when the
 upstream artifact found at the recorded URI is not the one that was used.
 """
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,26 @@ def read_manifest(uri: str) -> tuple[Manifest, str]:
         return manifest, hashlib.sha256(raw).hexdigest()
     artifact = open_artifact(uri, verify=False)
     return artifact.manifest, artifact.manifest_digest
+
+
+def read_json(uri: str, rel: str) -> Any | None:
+    """The JSON file REL of the artifact at URI (over S3: one small GET), or None if absent."""
+    if is_remote(uri):
+        from wsss.artifacts.storage import parse_s3, store
+
+        raw = store().read(parse_s3(uri).child(rel))
+    else:
+        path = Path(uri) / rel
+        raw = path.read_bytes() if path.is_file() else None
+    return None if raw is None else json.loads(raw)
+
+
+def find(tree: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The first node of KIND in a lineage tree (depth first), or None."""
+    if tree.get("kind") == kind:
+        return tree
+    found = (find(child, kind) for child in tree.get("inputs", {}).values())
+    return next((node for node in found if node is not None), None)
 
 
 @dataclass
@@ -73,6 +95,8 @@ def walk(
         "uri": uri,
         "kind": m.kind,
         "stage": m.stage,
+        "key_params": key_params(m.params),
+        "params": m.params,
         "params_digest": m.params_digest,
         "code_digest": m.code_digest,
         "metrics": m.metrics,
@@ -98,9 +122,22 @@ def walk(
     return node
 
 
-def _headline(metrics: dict[str, float]) -> str:
-    shown = list(metrics.items())[:6]
-    return " ".join(f"{k}={v:.4g}" for k, v in shown)
+# The params a reader asks about first ("which method, which backbone, how long?"); the digest
+# stands for the rest (every value is in the manifest and in `wsss lineage --json`)
+KEY_PARAMS = ("method", "backbone", "encoder", "weights", "epochs", "batch_size", "lr", "threshold")
+
+
+def key_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The KEY_PARAMS of a manifest's params sections (runtime's aside), in that order."""
+    sections = [s for name, s in params.items() if name != "runtime" and isinstance(s, dict)]
+    found = {key: section[key] for section in sections for key in KEY_PARAMS if key in section}
+    return {key: found[key] for key in KEY_PARAMS if key in found}
+
+
+def _line(values: dict[str, Any]) -> str:
+    return " ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
+    )
 
 
 def format_tree(
@@ -125,9 +162,12 @@ def format_tree(
     if run := node.get("run"):
         details += f"  created {run['created_at']}  rev {run['code_revision'][:12]}  "
         details += f"{run['duration_s']:.1f}s"
-    lines = [head, f"{pad}    {details}"]
+    lines = [head]
+    if node.get("key_params"):
+        lines.append(f"{pad}    {_line(node['key_params'])}")
+    lines.append(f"{pad}    {details}")
     if node["metrics"]:
-        lines.append(f"{pad}    {_headline(node['metrics'])}")
+        lines.append(f"{pad}    {_line(node['metrics'])}")
     for input_name, child in node["inputs"].items():
         lines += format_tree(child, input_name, depth + 1, seen)
     return lines

@@ -3,10 +3,13 @@
 The endpoint and credentials come from the environment only (`S3_ENDPOINT_URL`,
 `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), never from params, and no error or log line names
 them. Every request is retried a bounded number of times (`WSSS_S3_RETRIES`, default 3) with
-exponential backoff; then the operation fails with one WsssError line. An artifact is uploaded
-manifest last (and its old manifest removed first), so a reader never sees a half-written artifact
-as complete. Local copies live under `WSSS_CACHE_DIR` (default ~/.cache/wsss): artifacts by manifest
-digest, dataset roots by dataset digest, so a pod fetches each once.
+exponential backoff; then the operation fails with one WsssError line. Many objects move
+concurrently (`WSSS_S3_WORKERS` threads, default 8: each request waits mostly on the network), the
+first failure stops those not yet started. An artifact is uploaded manifest last (and its old
+manifest removed first), so a reader never sees a half-written artifact as complete. Local copies
+live under `WSSS_CACHE_DIR` (default ~/.cache/wsss): artifacts by manifest digest, dataset roots by
+dataset digest, each put in place by one rename, so a pod fetches each once and the tasks of a run
+may share one cache volume (a copy another task finished first is kept).
 """
 
 import hashlib
@@ -15,7 +18,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -43,11 +47,13 @@ from wsss.safe_paths import relative_path
 
 ENDPOINT_ENV = "S3_ENDPOINT_URL"
 RETRIES_ENV = "WSSS_S3_RETRIES"
+WORKERS_ENV = "WSSS_S3_WORKERS"
 CACHE_ENV = "WSSS_CACHE_DIR"
 COMPLETE = ".complete"  # marks a finished local copy in the cache
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # S3's naming rules
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,9 @@ def cache_dir() -> Path:
 class Store:
     """One S3 endpoint: the few operations artifacts and datasets need, each retried and wrapped."""
 
-    def __init__(self, endpoint_url: str, access_key: str, secret_key: str, retries: int) -> None:
+    def __init__(
+        self, endpoint_url: str, access_key: str, secret_key: str, retries: int, workers: int
+    ) -> None:
         parts = urlsplit(endpoint_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise WsssError(f"{ENDPOINT_ENV}: expected http(s)://host[:port], got '{endpoint_url}'")
@@ -105,6 +113,7 @@ class Store:
             raise WsssError(f"{ENDPOINT_ENV}: expected http(s)://host[:port] without a path")
         self.endpoint = parts.netloc
         self.retries = retries
+        self.workers = workers
         retry = urllib3.Retry(
             total=retries,
             backoff_factor=0.5,
@@ -112,7 +121,7 @@ class Store:
             allowed_methods=None,  # PUTs too: every request we make is idempotent
         )
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=10, read=120), retries=retry, maxsize=8
+            timeout=urllib3.Timeout(connect=10, read=120), retries=retry, maxsize=workers
         )
         self.client = Minio(
             self.endpoint,
@@ -187,10 +196,32 @@ class Store:
     def remove(self, path: S3Path) -> None:
         self._call("delete", path, lambda: self.client.remove_object(path.bucket, path.key))
 
+    def each(self, fn: Callable[[T], R], items: Iterable[T]) -> "list[R]":  # (list: a method here)
+        """FN of every item, on up to `workers` threads, in ITEMS' order. The first error (in
+        that order) is raised once the running calls end; calls not yet started are dropped."""
+        items = list(items)
+        if self.workers == 1 or len(items) < 2:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="s3") as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
 
 @cache
-def _store(endpoint_url: str, access_key: str, secret_key: str, retries: int) -> Store:
-    return Store(endpoint_url, access_key, secret_key, retries)
+def _store(endpoint: str, access_key: str, secret_key: str, retries: int, workers: int) -> Store:
+    return Store(endpoint, access_key, secret_key, retries, workers)
+
+
+def _whole_number(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name) or default)
+    except ValueError:
+        raise WsssError(f"{name}: expected a whole number") from None
 
 
 def store() -> Store:
@@ -198,15 +229,12 @@ def store() -> Store:
     endpoint = os.environ.get(ENDPOINT_ENV)
     if not endpoint:
         raise WsssError(f"{ENDPOINT_ENV} is not set: it names the S3 endpoint of s3:// URIs")
-    try:
-        retries = int(os.environ.get(RETRIES_ENV, "3"))
-    except ValueError:
-        raise WsssError(f"{RETRIES_ENV}: expected a whole number of retries") from None
     return _store(
         endpoint,
         os.environ.get("AWS_ACCESS_KEY_ID", ""),
         os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
-        max(retries, 0),
+        max(_whole_number(RETRIES_ENV, 3), 0),
+        max(_whole_number(WORKERS_ENV, 8), 1),
     )
 
 
@@ -245,9 +273,9 @@ def push_artifact(local: Path, uri: str, files: list[str]) -> None:
     s3 = store()
     where = parse_s3(uri)
     s3.remove(where.child(MANIFEST))  # an old manifest must not vouch for new files
-    for rel in [*files, *([RUN_RECORD] if (local / RUN_RECORD).is_file() else [])]:
-        s3.upload(local / rel, where.child(rel))
-    s3.upload(local / MANIFEST, where.child(MANIFEST))
+    rels = [*files, *([RUN_RECORD] if (local / RUN_RECORD).is_file() else [])]
+    s3.each(lambda rel: s3.upload(local / rel, where.child(rel)), rels)
+    s3.upload(local / MANIFEST, where.child(MANIFEST))  # only once every file is there
 
 
 def read_remote_run_record(uri: str) -> RunRecord | None:
@@ -282,8 +310,7 @@ def sync_root(uri: str) -> Path:
     target = cache_dir() / "roots" / hashlib.sha256(uri.encode()).hexdigest()[:32]
     shutil.rmtree(target, ignore_errors=True)
     with _staging(target) as tmp:
-        for rel in objects:
-            s3.download(where.child(rel), tmp / rel)
+        s3.each(lambda rel: s3.download(where.child(rel), tmp / rel), objects)
     return target
 
 
@@ -309,16 +336,20 @@ def _download_checked(where: S3Path, expected: dict[str, str], dest: Path) -> st
     s3 = store()
     for rel in expected:
         relative_path(rel, f"{where.uri}: listed file")
-    for rel, sha256 in expected.items():
+
+    def fetch(rel: str) -> bool:
         s3.download(where.child(rel), dest / rel)
-        if sha256_file(dest / rel) != sha256:
-            return rel
-    return None
+        return sha256_file(dest / rel) == expected[rel]
+
+    matches = s3.each(fetch, expected)
+    return next((rel for rel, ok in zip(expected, matches, strict=True) if not ok), None)
 
 
 @contextmanager
 def _staging(target: Path) -> Iterator[Path]:
-    """A temporary sibling of TARGET that becomes TARGET only when the block succeeds."""
+    """A temporary sibling of TARGET that becomes TARGET only when the block succeeds, by one
+    rename. A TARGET that another process (a task sharing the cache) put in place meanwhile is
+    kept: entries are named by their content, so it holds the same files."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
     try:
@@ -326,5 +357,7 @@ def _staging(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except OSError:  # ENOTEMPTY/EEXIST: it is there
+        shutil.rmtree(tmp, ignore_errors=True)

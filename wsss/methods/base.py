@@ -24,6 +24,11 @@ class CamMethod(ABC):
     def __init__(self, p: TrainCamParams) -> None:
         self.p = p
 
+    @property
+    @abstractmethod
+    def network(self) -> str:
+        """The network's name (a backbone or an encoder): what `weights` initializes."""
+
     @abstractmethod
     def network_meta(self) -> dict:
         """What rebuilds the network (saved in model.pt beside `method` and the classes)."""

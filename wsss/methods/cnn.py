@@ -32,6 +32,10 @@ class CnnCamParams(TrainCamParams):
 class CnnCamMethod(CamMethod):
     p: CnnCamParams
 
+    @property
+    def network(self) -> str:
+        return self.p.backbone
+
     def network_meta(self) -> dict:
         return {"backbone": self.p.backbone, "toy_width": self.p.toy_width,
                 "toy_norm": self.p.toy_norm}  # fmt: skip

@@ -129,6 +129,10 @@ class Fsr(CamMethod):
         super().__init__(p)
         self.par = PAR(p.par_dilations, p.par_iterations)
 
+    @property
+    def network(self) -> str:
+        return self.p.encoder
+
     def network_meta(self) -> dict:
         return {"encoder": self.p.encoder, "head": list(self.p.head)}
 

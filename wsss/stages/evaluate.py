@@ -15,24 +15,18 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from wsss.artifacts.lineage import format_tree, lineage
+from wsss.artifacts.lineage import find, lineage, read_json
 from wsss.data.dataset import SegmentationDataset, size_batches
-from wsss.data.io import write_mask
+from wsss.data.io import read_mask, write_mask
 from wsss.data.transforms import eval_transforms
 from wsss.errors import WsssError
 from wsss.inference import predict_batch
 from wsss.kinds.dataset import load_index, require_splits
 from wsss.kinds.seg_model import load_seg_model
-from wsss.metrics import ConfusionMatrix
+from wsss.metrics import ConfusionMatrix, spread_by_score
 from wsss.params import Params
-from wsss.plots import (
-    confusion_rows,
-    plot_class_iou,
-    plot_confusion,
-    plot_examples,
-    write_plot_data,
-)
-from wsss.report import write_report
+from wsss.plots import plot_class_iou, plot_confusion, plot_examples
+from wsss.report import facts, write_report
 from wsss.runtime import describe, resolve_device
 
 
@@ -53,18 +47,19 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         raise WsssError(f"{p.split}: no GT mask for '{missing[0]}'; evaluate needs GT")
     (out / "predictions").mkdir()
     matrix = ConfusionMatrix(index.num_classes)
-    examples = []
+    image_miou: dict[str, float] = {}  # to show the best, median and worst images
     batches = size_batches(dataset, p.batch_size)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=rt.num_workers, collate_fn=list)
     for items in tqdm(loader, total=len(batches), desc="evaluate", disable=None):
         images = torch.stack([it["image"] for it in items]).to(device)
         raw = [index.read_image(index.samples[it["id"]]) for it in items]
-        for item, rgb, pred in zip(items, raw, predict_batch(model, images, raw, p), strict=True):
+        for item, pred in zip(items, predict_batch(model, images, raw, p), strict=True):
             write_mask(out / "predictions" / f"{item['id']}.png", pred)
             gt = item["mask"].numpy().astype(np.uint8)
             matrix.update(pred, gt)
-            if len(examples) < p.examples:
-                examples.append((item["id"], rgb, gt, pred))
+            one = ConfusionMatrix(index.num_classes)
+            one.update(pred, gt)
+            image_miou[item["id"]] = one.miou()
 
     summary = matrix.summary()
     metrics = {"miou": summary["miou"], "pixel_acc": summary["pixel_acc"]}
@@ -73,31 +68,50 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     per_class = dict(zip(names, summary["iou"], strict=True))
     scores = {**summary, "iou_per_class": per_class, "confusion": matrix.counts.tolist()}
     (out / "scores.json").write_text(json.dumps(scores, indent=1) + "\n")
+    examples = [
+        _example(index, out, image_id, image_miou[image_id])
+        for image_id in spread_by_score(image_miou, p.examples)
+    ]
     _report(out, metrics, per_class, matrix, names, examples, inputs, params)
     return metrics, describe(device)
 
 
+def _example(index, out: Path, image_id: str, miou: float) -> tuple:
+    """One row of the examples grid, read back: (label, image, GT, prediction)."""
+    sample = index.samples[image_id]
+    prediction = read_mask(out / "predictions" / f"{image_id}.png")
+    label = f"{image_id}\nmIoU {100 * miou:.0f}"
+    return label, index.read_image(sample), read_mask(index.mask_path(sample)), prediction
+
+
 def _report(out, metrics, per_class, matrix, names, examples, inputs, params) -> None:
-    figures = [
-        (out / "class_iou.png", "IoU per class"),
-        (out / "confusion.png", "Confusion matrix (rows: GT, normalized)"),
-    ]
-    plot_class_iou(list(per_class.values()), names, figures[0][0])
-    plot_confusion(matrix.counts, names, figures[1][0])
-    iou_rows = [{"class": c, "iou": v} for c, v in per_class.items() if v is not None]
-    write_plot_data(out / "class_iou.json", iou_rows)
-    write_plot_data(out / "confusion.json", confusion_rows(matrix.counts, names))
-    if examples:
-        figures.append((out / "examples.png", "image | GT | prediction"))
-        plot_examples(examples, figures[-1][0])
     # without run records: the report is part of the artifact, whose bytes must not depend on when
-    tree = format_tree(lineage(inputs["seg_model"].path, runs=False), "seg_model")
-    write_report(
-        out / "report.html",
-        "wsss evaluation",
-        metrics,
-        per_class,
-        figures,
-        "\n".join(tree),
-        {"evaluate": params.evaluate.model_dump(mode="json")},
-    )
+    tree = lineage(inputs["seg_model"].path, runs=False)
+    columns = {**_upstream_iou(tree, names), "val": per_class}
+    figures = [
+        (out / "class_iou.png", "IoU per class: seeds, pseudo-masks (train) and val"),
+        (out / "confusion.png", "val confusion matrix (rows: GT, normalized)"),
+    ]
+    plot_class_iou({k: list(v.values()) for k, v in columns.items()}, names, figures[0][0])
+    plot_confusion(matrix.counts, names, figures[1][0])
+    if examples:
+        caption = "image | GT | prediction: best to worst per-image mIoU, evenly spaced"
+        figures.append((out / "examples.png", caption))
+        plot_examples(examples, figures[-1][0], names)
+    header = facts(tree, params.evaluate.split)
+    write_report(out / "report.html", header, metrics, columns, figures, tree)
+
+
+def _upstream_iou(tree: dict, names: list[str]) -> dict[str, dict[str, float | None]]:
+    """IoU per class of the seeds and the pseudo-masks that made the model, from the score
+    files of those artifacts (found by the lineage; a column is left out if unreadable)."""
+    columns = {}
+    sources = [("seeds", "cams", "seed_scores.json", "fixed"),
+               ("pseudo-masks", "pseudo_masks", "mask_scores.json", None)]  # fmt: skip
+    for label, kind, rel, key in sources:
+        node = find(tree, kind)
+        scores = read_json(node["uri"], rel) if node and "error" not in node else None
+        if scores is not None:
+            iou = (scores[key] if key else scores)["iou"]
+            columns[label] = dict(zip(names, iou, strict=True))
+    return columns

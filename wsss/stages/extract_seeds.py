@@ -31,7 +31,7 @@ from wsss.kinds.cams import CAM_ARRAYS
 from wsss.kinds.dataset import load_index, require_splits
 from wsss.metrics import ConfusionMatrix
 from wsss.params import Params
-from wsss.plots import plot_overlays, plot_threshold_sweep, write_plot_data
+from wsss.plots import plot_overlays, plot_threshold_sweep
 from wsss.runtime import describe, resolve_device
 
 
@@ -99,8 +99,6 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             json.dumps({"fixed": fixed.summary(), "sweep": mious}, indent=1) + "\n"
         )
         plot_threshold_sweep(mious, p.threshold, out / "threshold_sweep.png")
-        sweep_rows = [{"threshold": t, "seed_miou": m} for t, m in mious.items()]
-        write_plot_data(out / "threshold_sweep.json", sweep_rows)
     _overlays(index, dataset, out, p.overlays)
     return metrics, describe(device)
 

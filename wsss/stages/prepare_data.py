@@ -20,6 +20,7 @@ from wsss.data.voc import is_voc_root, read_voc
 from wsss.errors import WsssError
 from wsss.kinds.dataset import ROOT_FILES, SOURCE
 from wsss.params import Params
+from wsss.progress import Progress
 
 
 def read_root(root: Path, params: Params) -> DatasetIndex:
@@ -58,10 +59,15 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     workers = params.runtime.num_workers or os.cpu_count() or 1
     files: dict[str, tuple[str, int]] = {}
     heights, widths = [], []
+    progress, every = Progress(len(samples)), max(len(samples) // 10, 1)
     for check in check_samples(index, samples, p.verify, workers):
         files.update(check.files)
         heights.append(check.height)
         widths.append(check.width)
+        progress.update(1, 1)
+        if progress.done % every == 0 or progress.done == len(samples):  # ~10 lines in all
+            checked = {"checked": progress.done, "of": len(samples)}
+            print(json.dumps({"stage": "prepare_data"} | checked | progress.facts()), flush=True)
     for rel in index.sources:
         _, files[rel] = read_hashed(root / rel)
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from wsss.artifacts.storage import local_file
 from wsss.data.pairs import CamTrainSet
 from wsss.data.transforms import cam_train_transforms
 from wsss.kinds.cam_model import build_cam_model
 from wsss.kinds.dataset import load_index, require_splits
 from wsss.methods import build_method
+from wsss.metrics import mean_average_precision
 from wsss.params import Params
 from wsss.runtime import autocast, describe
-from wsss.training import fit, place_model, start
+from wsss.training import fit, initial_weights, place_model, start
 
 
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
@@ -30,7 +30,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     method = build_method(p)
     meta = {"method": p.method, "num_classes": len(index.classes), "classes": list(index.classes)}
     meta |= method.network_meta()
-    model = build_cam_model(meta, local_file(p.weights))
+    model = build_cam_model(meta, initial_weights("train_cam", method.network, p.weights))
     meta["stride"] = model.stride
     place_model(model, device, dist)
     dataset = CamTrainSet(
@@ -54,15 +54,15 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
 
 @torch.no_grad()
 def _train_metrics(model, dataset: CamTrainSet, device, workers: int) -> dict[str, float]:
-    """Classification on the (augmented) training split: label accuracy and exact-match rate."""
+    """Classification on the (augmented) training split: mAP over the classes, and the share of
+    images whose label set is predicted exactly (logit > 0)."""
     model.eval()
     dataset.pairs, dataset.epoch = False, 10**6
-    right = exact = count = 0
+    logits, labels = [], []
     for batch in DataLoader(dataset, batch_size=32, num_workers=workers):
         with autocast(device):
-            logits = model(batch["image"].to(device)).logits.float()
-        pred = (logits > 0).cpu().float()
-        right += (pred == batch["labels"]).float().mean(1).sum().item()
-        exact += (pred == batch["labels"]).all(1).sum().item()
-        count += len(pred)
-    return {"cls_acc": right / count, "cls_exact": exact / count}
+            logits.append(model(batch["image"].to(device)).logits.float().cpu())
+        labels.append(batch["labels"])
+    scores, truth = torch.cat(logits).numpy(), torch.cat(labels).numpy()
+    exact = ((scores > 0) == truth.astype(bool)).all(1).mean()
+    return {"cls_map": mean_average_precision(scores, truth), "cls_exact": float(exact)}

@@ -13,7 +13,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from wsss.artifacts.output import BEST
-from wsss.artifacts.storage import local_file
 from wsss.data.dataset import AugmentedSet, SegmentationDataset, size_batches
 from wsss.data.index import DatasetIndex
 from wsss.data.transforms import eval_transforms, train_transforms
@@ -26,7 +25,7 @@ from wsss.params import Params
 from wsss.runtime import (
     describe,
 )
-from wsss.training import fit, place_model, poly_factor, save_atomic, sgd, start
+from wsss.training import fit, initial_weights, place_model, poly_factor, save_atomic, sgd, start
 
 
 @torch.no_grad()
@@ -59,9 +58,8 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         confidence=masks / "confidence" if p.confidence != "off" else None,
     )
     dataset = AugmentedSet(base, train_transforms(p.crop, p.scale, p.hflip), rt.seed)
-    model = build_deeplab(
-        p.backbone, local_file(p.weights), index.num_classes, p.aspp_rates, p.toy_width
-    )
+    weights = initial_weights("train_deeplab", p.backbone, p.weights)
+    model = build_deeplab(p.backbone, weights, index.num_classes, p.aspp_rates, p.toy_width)
     place_model(model, device, dist)
     backbone, head = model.parameter_groups()
 

@@ -16,7 +16,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from wsss.artifacts.storage import local_file
 from wsss.data.classes import IGNORE
 from wsss.data.dataset import AugmentedSet, SegmentationDataset
 from wsss.data.index import DatasetIndex
@@ -34,7 +33,7 @@ from wsss.refine.ir_labels import ir_label
 from wsss.runtime import (
     describe,
 )
-from wsss.training import fit, place_model, poly_factor, sgd, start
+from wsss.training import fit, initial_weights, place_model, poly_factor, sgd, start
 
 IR_LABELS = "ir_labels"
 
@@ -96,7 +95,8 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     if dist.world_size > 1:
         torch.distributed.barrier()  # the other ranks read rank 0's IR labels
 
-    model = build_irnet(p.backbone, local_file(p.weights), p.toy_width, p.edge_width, p.disp_width)
+    weights = initial_weights("train_irn", p.backbone, p.weights)
+    model = build_irnet(p.backbone, weights, p.toy_width, p.edge_width, p.disp_width)
     place_model(model, device, dist)
     edge_params, disp_params = model.branch_parameters()
     base = SegmentationDataset(index, p.split, masks=out / IR_LABELS)

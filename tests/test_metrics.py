@@ -162,3 +162,13 @@ def test_the_loss_curve_draws_every_part_even_those_logged_after_the_warm_up(tmp
                  "total": 0.9}]  # fmt: skip
     drawn = plot_curves(history, tmp_path / "loss.png", "train_cam losses")
     assert drawn == ["cls", "total", "kt", "fg"] and (tmp_path / "loss.png").stat().st_size > 0
+
+
+def test_a_real_network_without_weights_warns_that_it_starts_from_random(capsys):
+    from wsss.training import initial_weights
+
+    assert initial_weights("train_cam", "resnet38d", None) is None
+    warned = capsys.readouterr().err
+    assert warned.startswith("warning: train_cam: resnet38d with weights: null starts from random")
+    assert initial_weights("train_irn", "toy", None) is None  # the toy nets train from scratch
+    assert capsys.readouterr().err == ""

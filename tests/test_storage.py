@@ -117,6 +117,7 @@ def test_outage_mid_upload_fails_bounded_without_manifest(
     server = own_s3_server
     s3 = s3_env(server.endpoint, monkeypatch, tmp_path)
     root = s3.upload_tree(toy_root, "toyvoc")
+    toy_files = len(s3.keys("toyvoc/"))
     uploads = 0
     real_upload = Store.upload
 
@@ -137,9 +138,12 @@ def test_outage_mid_upload_fails_bounded_without_manifest(
     assert elapsed < 60
     _assert_no_secret(result.out, result.err)
 
-    server.start()  # the same directory: the buckets are back
-    keys = s3.keys("ds/")
-    assert len(keys) > 0 and "ds/manifest.json" not in keys
+    server.start()  # the same directory: the buckets come back
+    deadline = time.monotonic() + 30
+    while len(s3.keys("toyvoc/")) < toy_files and time.monotonic() < deadline:
+        time.sleep(0.2)  # S3 answers before the filer has loaded its store
+    assert len(s3.keys("toyvoc/")) == toy_files  # the listing below is not vacuous
+    assert "ds/manifest.json" not in s3.keys("ds/")
 
 
 @pytest.mark.parametrize(

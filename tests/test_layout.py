@@ -110,3 +110,27 @@ def test_the_pipelines_parameters_are_the_params_sections_and_cluster_settings()
 
     spec = build_pipeline("gpu:img", "cpu:img").component_spec
     assert set(spec.inputs) == set(pipeline_arguments(Params()))
+
+
+def test_every_docs_section_reference_exists():
+    """A `docs/<name>.md §n` (or §n.k, item k of section n's numbered list) in the code or the
+    docs names a heading `## n.` of that file, and item k exists there."""
+    sections: dict[str, dict[str, str]] = {}
+    for doc in (REPO / "docs").glob("*.md"):
+        parts = re.split(r"^## (\d+)\. .*$", doc.read_text(), flags=re.M)
+        sections[f"docs/{doc.name}"] = dict(zip(parts[1::2], parts[2::2], strict=True))
+    sources = [*REPO.glob("wsss/**/*.py"), *REPO.glob("pipelines/**/*.py"), *REPO.glob("*.md")]
+    sources += [*REPO.glob("docs/*.md"), *REPO.glob("params/*.yaml"), REPO / "params.yaml"]
+    dangling, seen = [], 0
+    for source in sources:
+        for doc, number, item in re.findall(
+            r"(docs/\w+\.md) §(\d+)(?:\.(\d+))?", source.read_text()
+        ):
+            seen += 1
+            body = sections.get(doc, {}).get(number)
+            if body is None or (item and not re.search(rf"^{item}\. ", body, flags=re.M)):
+                dangling.append(
+                    f"{source.relative_to(REPO)}: {doc} §{number}{'.' + item if item else ''}"
+                )
+    assert seen > 50, "the references were not found: the pattern no longer matches"
+    assert not dangling

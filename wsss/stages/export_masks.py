@@ -25,7 +25,7 @@ from wsss.data.transforms import eval_transforms
 from wsss.kinds.cams import read_cam, strided_size
 from wsss.kinds.dataset import load_index, require_splits
 from wsss.kinds.irn_model import load_irn_model
-from wsss.metrics import ConfusionMatrix
+from wsss.metrics import ConfusionMatrix, image_miou, images_to_show
 from wsss.models.irn import IRNet
 from wsss.params import ExportMasksParams, Params
 from wsss.plots import plot_overlays
@@ -74,6 +74,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     for sub in ("masks", "confidence"):
         (out / sub).mkdir()
     matrix, confident = ConfusionMatrix(index.num_classes), ConfusionMatrix(index.num_classes)
+    per_image: dict[str, float] = {}  # the overlays show the range
     batches = size_batches(dataset, p.batch_size)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=rt.num_workers, collate_fn=list)
     for items in tqdm(loader, total=len(batches), desc="export_masks", disable=None):
@@ -97,6 +98,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             gt = item["mask"].numpy()
             if item["id"] in score_ids and (gt != IGNORE).any():
                 matrix.update(mask, gt)
+                per_image[item["id"]] = image_miou(mask, gt, index.num_classes)
                 confident.update(np.where(conf, mask, IGNORE), np.where(conf, gt, IGNORE))
 
     metrics: dict[str, float] = {"images": float(len(dataset))}
@@ -107,7 +109,8 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             "confident_fraction": float(confident.counts.sum() / matrix.counts.sum()),
         }
         (out / "mask_scores.json").write_text(json.dumps(matrix.summary(), indent=1) + "\n")
-    _overlays(index, dataset, model, out, p, device)
+    shown = images_to_show([s.id for s in dataset.samples], per_image, p.overlays)
+    _overlays(index, dataset, model, out, shown, p.flip, device)
     return metrics, describe(device)
 
 
@@ -115,17 +118,20 @@ def _labels(item: dict) -> tuple[int, ...]:
     return tuple(item["labels"].nonzero().flatten().tolist())
 
 
-def _overlays(index, dataset, model, out: Path, p: ExportMasksParams, device) -> None:
+def _overlays(index, dataset, model, out: Path, shown: list[tuple[str, str]], flip: bool,
+              device) -> None:  # fmt: skip
+    position = {s.id: i for i, s in enumerate(dataset.samples)}
     rows = []
-    for i, sample in enumerate(dataset.samples[: p.overlays]):
+    for image_id, label in shown:
+        sample = index.samples[image_id]
         image = index.read_image(sample)
-        tensor = dataset[i]["image"][None].to(device)
-        edge = boundaries(model, tensor, p.flip)[None]
+        tensor = dataset[position[image_id]]["image"][None].to(device)
+        edge = boundaries(model, tensor, flip)[None]
         heat = F.interpolate(edge, scale_factor=4, mode="bilinear", align_corners=False)
         heat = heat[0, 0, : image.shape[0], : image.shape[1]].cpu().numpy()
         mask = read_mask(out / "masks" / f"{sample.id}.png")
         gt = index.read_gt_mask(sample)
-        rows.append((sample.id, image, heat, mask, gt))
+        rows.append((label, image, heat, mask, gt))
     if rows:
         titles = ("image", "boundary", "pseudo-mask", "GT")
-        plot_overlays(rows, out / "mask_overlays.png", titles)
+        plot_overlays(rows, out / "mask_overlays.png", ["background", *index.classes], titles)

@@ -29,7 +29,7 @@ from wsss.inference import multiscale_cams, seeds_from_cams
 from wsss.kinds.cam_model import load_cam_model
 from wsss.kinds.cams import CAM_ARRAYS
 from wsss.kinds.dataset import load_index, require_splits
-from wsss.metrics import ConfusionMatrix
+from wsss.metrics import ConfusionMatrix, image_miou, images_to_show
 from wsss.params import Params
 from wsss.plots import plot_overlays, plot_threshold_sweep
 from wsss.runtime import describe, resolve_device
@@ -54,6 +54,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     (out / "cams").mkdir()
     (out / "seeds").mkdir()
     scored = 0
+    per_image: dict[str, float] = {}  # at the fixed threshold: the overlays show the range
     batches = size_batches(dataset, p.batch_size)
     loader = DataLoader(
         MultiScaleSet(dataset, p.scales),
@@ -82,6 +83,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             if item["id"] in score_ids and (gt != IGNORE).any():
                 scored += 1
                 fixed.update(seed, gt)
+                per_image[item["id"]] = image_miou(seed, gt, index.num_classes)
                 for t, matrix in sweep.items():
                     matrix.update(seeds_from_cams(cam, t).numpy(), gt)
 
@@ -99,13 +101,16 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             json.dumps({"fixed": fixed.summary(), "sweep": mious}, indent=1) + "\n"
         )
         plot_threshold_sweep(mious, p.threshold, out / "threshold_sweep.png")
-    _overlays(index, dataset, out, p.overlays)
+    _overlays(
+        index, dataset, out, images_to_show([s.id for s in dataset.samples], per_image, p.overlays)
+    )
     return metrics, describe(device)
 
 
-def _overlays(index, dataset: SegmentationDataset, out: Path, count: int) -> None:
+def _overlays(index, dataset: SegmentationDataset, out: Path, shown: list[tuple[str, str]]):
     rows = []
-    for sample in dataset.samples[:count]:
+    for image_id, label in shown:
+        sample = index.samples[image_id]
         image = index.read_image(sample)
         npz = np.load(out / "cams" / f"{sample.id}.npz")
         heat = (
@@ -113,6 +118,6 @@ def _overlays(index, dataset: SegmentationDataset, out: Path, count: int) -> Non
         )
         seed = read_mask(out / "seeds" / f"{sample.id}.png")
         gt = index.read_gt_mask(sample)
-        rows.append((sample.id, image, heat, seed, gt))
+        rows.append((label, image, heat, seed, gt))
     if rows:
-        plot_overlays(rows, out / "cam_overlays.png")
+        plot_overlays(rows, out / "cam_overlays.png", ["background", *index.classes])

@@ -7,6 +7,7 @@ that the index uses; never the images themselves (docs/design.md §4: datasets a
 import hashlib
 import json
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -59,15 +60,20 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     workers = params.runtime.num_workers or os.cpu_count() or 1
     files: dict[str, tuple[str, int]] = {}
     heights, widths = [], []
+    unlabelled: dict[str, list[str]] = {}
     progress, every = Progress(len(samples)), max(len(samples) // 10, 1)
     for check in check_samples(index, samples, p.verify, workers):
         files.update(check.files)
         heights.append(check.height)
         widths.append(check.width)
+        if check.unlabelled:
+            unlabelled[check.id] = [index.classes[c] for c in check.unlabelled]
         progress.update(1, 1)
         if progress.done % every == 0 or progress.done == len(samples):  # ~10 lines in all
             checked = {"checked": progress.done, "of": len(samples)}
             print(json.dumps({"stage": "prepare_data"} | checked | progress.facts()), flush=True)
+    if unlabelled:
+        _warn_unlabelled(unlabelled, len(samples))
     for rel in index.sources:
         _, files[rel] = read_hashed(root / rel)
 
@@ -83,6 +89,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         "labels_per_image": dict(sorted(Counter(len(s.labels) for s in samples).items())),
         "height": [min(heights), max(heights)] if p.verify else None,
         "width": [min(widths), max(widths)] if p.verify else None,
+        "masks_with_unlabelled_classes": dict(sorted(unlabelled.items())),
     }
     _write_json(out / "stats.json", stats)
     _write_json(out / ROOT_FILES, root_files)
@@ -98,6 +105,19 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     metrics = {"images": len(samples), "classes": len(index.classes), "masks": stats["masks"]}
     metrics |= {f"images_{name}": n for name, n in stats["splits"].items()}
     return metrics, "cpu"
+
+
+def _warn_unlabelled(unlabelled: dict[str, list[str]], images: int) -> None:
+    """Say so when GT masks hold classes the image labels lack: seeds can only find labelled
+    classes, so those pixels count against the seeds and pseudo-masks when they are scored."""
+    first = ", ".join(f"{i}: {'/'.join(c)}" for i, c in sorted(unlabelled.items())[:3])
+    more = ", …" if len(unlabelled) > 3 else ""
+    print(
+        f"warning: {len(unlabelled)} of {images} GT masks hold classes their image labels lack "
+        f"({first}{more}; stats.json lists them): seeds and pseudo-masks cannot hold those "
+        "classes, and scoring them counts those pixels as misses",
+        file=sys.stderr,
+    )
 
 
 def _write_json(path: Path, obj: object) -> None:

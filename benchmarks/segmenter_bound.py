@@ -1,0 +1,109 @@
+"""The segmenter beside its bound: DeepLab trained on the GT masks of train_aug and on make run's
+pseudo-masks, the same params and seed, both scored on val.
+
+The GT-trained number bounds what the segmentation network learns on this dataset; the gap
+between the two is what the pseudo-masks cost. Also reported, from each val confusion matrix:
+the share of wrongly labelled object pixels that went to a class of the same ToyVOC body family
+(classes 4f..4f+3 share a body), the within-family confusion that ToyVOC's design causes.
+
+    make run && python -m benchmarks.segmenter_bound [--artifacts artifacts] [--seed 0]
+
+Writes results/segmenter_bound.json (fractions).
+"""
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import scratch, write_json
+from wsss.artifacts import open_artifact
+from wsss.artifacts.manifest import InputRef, Manifest, hash_tree, write_manifest
+from wsss.artifacts.uri import relative_uri
+from wsss.data.toy import FAMILY_SIZE
+from wsss.kinds.dataset import load_index
+from wsss.params import digest, load_params
+from wsss.stages import run_stage
+
+
+def gt_masks_artifact(dataset: Path, out: Path) -> Path:
+    """A `pseudo_masks` artifact holding the GT masks of train_aug, every pixel confident; its
+    manifest says where they came from (no stage made them)."""
+    index = load_index(dataset)
+    for sub in ("masks", "confidence"):
+        (out / sub).mkdir(parents=True)
+    for sample in index.split("train_aug"):
+        shutil.copy(index.mask_path(sample), out / "masks" / f"{sample.id}.png")
+        shutil.copy(index.mask_path(sample), out / "confidence" / f"{sample.id}.png")
+    source = open_artifact(dataset)
+    params = {"source": "GT masks of train_aug, copied by benchmarks.segmenter_bound"}
+    ref = InputRef(uri=relative_uri(out, str(dataset)), kind="dataset",
+                   manifest_digest=source.manifest_digest)  # fmt: skip
+    write_manifest(
+        out,
+        Manifest(kind="pseudo_masks", stage="gt_masks", wsss_version=source.manifest.wsss_version,
+                 code_digest="none", params=params, params_digest=digest(params),
+                 inputs={"dataset": ref}, files=hash_tree(out), metrics={}, device="cpu"),
+    )  # fmt: skip
+    return out
+
+
+def within_family(confusion: np.ndarray) -> float:
+    """Of the object pixels (GT class ≥ 1) predicted as another object class, the share whose
+    prediction shares the GT class's body family."""
+    classes = np.arange(confusion.shape[0])  # rows: GT classes; columns beyond them: ignored
+    family = (classes - 1) // FAMILY_SIZE
+    wrong = confusion[1:, 1 : len(classes)].astype(np.float64)
+    np.fill_diagonal(wrong, 0)
+    same = family[1:, None] == family[None, 1:]
+    return float(wrong[same].sum() / max(wrong.sum(), 1))
+
+
+def segment(dataset: Path, masks: Path, out: Path, params) -> dict:
+    inputs = {"dataset": str(dataset), "pseudo_masks": str(masks)}
+    _, run = run_stage("train_deeplab", inputs, out / "seg_model", params)
+    inputs = {"dataset": str(dataset), "seg_model": str(out / "seg_model")}
+    evaluation, _ = run_stage("evaluate", inputs, out / "evaluation", params)
+    scores = json.loads((out / "evaluation" / "scores.json").read_text())
+    return {
+        "val_miou": evaluation.metrics["miou"],
+        "within_family": within_family(np.array(scores["confusion"])),
+        "iou_per_class": scores["iou_per_class"],
+        "train_s": run.duration_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"),
+                        help="make run's artifacts (dataset, pseudo_masks)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    dataset, pseudo = args.artifacts / "dataset", args.artifacts / "pseudo_masks"
+    for path, kind in ((dataset, "dataset"), (pseudo, "pseudo_masks")):
+        open_artifact(path, kind)  # a one-line error if make run has not made it
+    base = load_params(Path("params.yaml"))
+    params = base.model_copy(
+        update={"runtime": base.runtime.model_copy(update={"seed": args.seed})}
+    )
+    work = scratch()
+    pseudo_quality = open_artifact(pseudo, "pseudo_masks").manifest.metrics["pseudo_mask_miou"]
+    runs = {
+        "gt_masks": segment(
+            dataset, gt_masks_artifact(dataset, work / "gt_masks"), work / "gt", params
+        ),
+        "pseudo_masks": segment(dataset, pseudo, work / "pseudo", params),
+    }
+    runs["pseudo_masks"]["label_miou"] = pseudo_quality
+    write_json("segmenter_bound", {"seed": args.seed, "runs": runs})
+    print(f"{'trained on':<13} {'val mIoU':>8} {'within-family':>13} {'train s':>8}")
+    for name, r in runs.items():
+        print(f"{name:<13} {100 * r['val_miou']:>8.1f} {100 * r['within_family']:>12.1f}% "
+              f"{r['train_s']:>8.0f}")  # fmt: skip
+    print(f"pseudo-masks' own mIoU on train_aug: {100 * pseudo_quality:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -102,7 +102,7 @@ def main() -> None:
     for name, r in runs.items():
         print(f"{name:<13} {100 * r['val_miou']:>8.1f} {100 * r['within_family']:>12.1f}% "
               f"{r['train_s']:>8.0f}")  # fmt: skip
-    print(f"pseudo-masks' own mIoU on train_aug: {100 * pseudo_quality:.1f}")
+    print(f"the pseudo-masks' own mIoU (on train, export_masks' score): {100 * pseudo_quality:.1f}")
 
 
 if __name__ == "__main__":

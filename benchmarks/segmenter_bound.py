@@ -82,14 +82,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     dataset, pseudo = args.artifacts / "dataset", args.artifacts / "pseudo_masks"
-    for path, kind in ((dataset, "dataset"), (pseudo, "pseudo_masks")):
-        open_artifact(path, kind)  # a one-line error if make run has not made it
+    open_artifact(dataset, "dataset")  # a one-line error if make run has not made them
+    pseudo_quality = open_artifact(pseudo, "pseudo_masks").manifest.metrics["pseudo_mask_miou"]
     base = load_params(Path("params.yaml"))
     params = base.model_copy(
         update={"runtime": base.runtime.model_copy(update={"seed": args.seed})}
     )
     work = scratch()
-    pseudo_quality = open_artifact(pseudo, "pseudo_masks").manifest.metrics["pseudo_mask_miou"]
     runs = {
         "gt_masks": segment(
             dataset, gt_masks_artifact(dataset, work / "gt_masks"), work / "gt", params

@@ -129,13 +129,15 @@ def _cmd_run_local(args: argparse.Namespace) -> None:
 
     from pipelines.pipeline import build_pipeline, pipeline_arguments
     from wsss.artifacts.lineage import format_tree, lineage
+    from wsss.artifacts.uri import is_remote
     from wsss.params import load_params
     from wsss.stages.component import ERRORS_ENV
 
-    root = args.root if args.root.startswith("s3://") else str(Path(args.root).resolve())
-    if not args.start and not root.startswith("s3://") and not Path(root).is_dir():
+    remote = is_remote(args.root)
+    root = args.root if remote else str(Path(args.root).resolve())
+    if not args.start and not remote and not Path(root).is_dir():
         raise WsssError(f"--root {args.root}: dataset root not found (make data writes ToyVOC)")
-    if args.docker and not args.start and not root.startswith("s3://"):
+    if args.docker and not args.start and not remote:
         raise WsssError(
             f"--root {args.root}: with --docker the dataset root is an s3:// URI "
             "(a container sees only --pipeline-root of this machine)"

@@ -1,10 +1,15 @@
-"""What the benchmarks share: a ToyVOC `dataset` artifact to run stages on, and JSON output."""
+"""What the benchmarks share: a ToyVOC `dataset` artifact to run stages on, where CAMs fire on
+ToyVOC's objects, and JSON output."""
 
 import json
 import tempfile
 from pathlib import Path
 
-from wsss.data.toy import ToyConfig, generate
+import numpy as np
+
+from wsss.data.toy import MARKER, ToyConfig, generate, part_map
+from wsss.kinds.cams import read_cam
+from wsss.kinds.dataset import load_index
 from wsss.params import Params
 from wsss.stages import run_stage
 
@@ -26,6 +31,31 @@ def cam_seeds(dataset: Path, out: Path, params: Params) -> dict[str, float]:
     inputs = {"dataset": str(dataset), "cam_model": str(out / "cam_model")}
     cams, _ = run_stage("extract_seeds", inputs, out / "cams", params)
     return {**cams.metrics, "train_s": run.duration_s, "cls_map": trained.metrics["cls_map"]}
+
+
+def body_and_part(dataset: Path, cams: Path, split: str, threshold: float) -> dict[str, float]:
+    """Where the seed CAMs of a `cams` artifact fire on ToyVOC objects, over SPLIT's images: the
+    mean activation (each class's CAM divided by its max) on its objects' part pixels and on
+    their body pixels, and the share of body pixels above THRESHOLD (the seeds' background
+    threshold). A CAM that under-activates bodies has body << part. The dataset's root must be
+    the ToyVOC the cams were made from: its parts are recomputed from the seed."""
+    index = load_index(dataset)
+    config = ToyConfig(**json.loads((index.root / MARKER).read_text()))
+    sums = np.zeros(5)  # part activation, part pixels, body activation, body pixels, covered
+    for sample in index.split(split):
+        gt = index.read_gt_mask(sample)
+        cam, keys = read_cam(cams, sample.id, sample.labels, gt.shape)
+        part = part_map(config, sample.id)
+        for activation, class_id in zip(cam, keys, strict=True):
+            obj = gt == class_id + 1
+            on_part, on_body = activation[obj & part], activation[obj & ~part]
+            sums += (on_part.sum(), on_part.size, on_body.sum(), on_body.size,
+                     (on_body > threshold).sum())  # fmt: skip
+    return {
+        "part_activation": float(sums[0] / sums[1]),
+        "body_activation": float(sums[2] / sums[3]),
+        "body_covered": float(sums[4] / sums[3]),
+    }
 
 
 def scratch() -> Path:

@@ -3,16 +3,20 @@
 Every method trains train_cam with the ToyVOC preset (params.yaml: the keys every method shares,
 such as epochs, batch size, crops and seed, and the CNN methods' backbone and lr), each with its
 own keys at their defaults, then extract_seeds scores the seeds on
-`train`. Writes results/methods.json ({"baseline": seed_miou, ...}, fractions) and prints a table
-beside the papers' numbers (VOC, not comparable in absolute terms: a different dataset and
-backbone; the ordering is what ToyVOC can check).
+`train`, and measures where the CAMs fire: mean activation on the objects' parts and bodies, and
+the share of body pixels above the seed threshold (benchmarks.common.body_and_part). Writes
+results/methods.json ({"baseline": seed_miou, ...}, fractions) and prints a table beside the
+papers' numbers (VOC, not comparable in absolute terms: a different dataset and backbone; the
+ordering is what ToyVOC can check). `--tint 0` runs them on ToyVOC v1 (identical bodies within
+a family) and writes results/methods_tint0*.json instead.
 
-    python -m benchmarks.methods [--methods baseline ktse destruction fsr] [--seed 0]
+    python -m benchmarks.methods [--methods baseline ktse destruction fsr] [--seed 0] [--tint 32]
 """
 
 import argparse
 
-from benchmarks.common import cam_seeds, read_json, scratch, toy_dataset, write_json
+from benchmarks.common import body_and_part, cam_seeds, read_json, scratch, toy_dataset, write_json
+from wsss.data.toy import ToyConfig
 from wsss.methods import METHODS, switch_method
 from wsss.params import load_params
 
@@ -28,9 +32,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tint", type=int, default=ToyConfig.tint, help="ToyVOC's class tint")
     args = parser.parse_args()
     work = scratch()
-    dataset = toy_dataset(work)
+    dataset = toy_dataset(work, ToyConfig(tint=args.tint))
+    name = "methods" if args.tint == ToyConfig.tint else f"methods_tint{args.tint}"
     base = load_params(None)
     runs = {}
     for method in args.methods:
@@ -41,15 +47,20 @@ def main() -> None:
             }
         )
         runs[method] = cam_seeds(dataset, work / method, params)
+        seeds = params.extract_seeds
+        runs[method] |= body_and_part(dataset, work / method / "cams", seeds.score_split,
+                                      seeds.threshold)  # fmt: skip
     # a subset of methods updates their entries and keeps the others'
-    merged = read_json("methods_runs", {"runs": {}})["runs"] | runs
-    write_json("methods", {m: merged[m]["seed_miou"] for m in METHODS if m in merged})
-    write_json("methods_runs", {"seed": args.seed, "runs": merged})
-    print(f"{'method':<12} {'seed mIoU':>9} {'fixed':>6} {'train s':>8}  paper (VOC)")
+    merged = read_json(f"{name}_runs", {"runs": {}})["runs"] | runs
+    write_json(name, {m: merged[m]["seed_miou"] for m in METHODS if m in merged})
+    write_json(f"{name}_runs", {"seed": args.seed, "tint": args.tint, "runs": merged})
+    print(f"{'method':<12} {'seed mIoU':>9} {'fixed':>6} {'part':>5} {'body':>5} {'covered':>7} "
+          f"{'train s':>8}  paper (VOC)")  # fmt: skip
     for method, r in runs.items():
         print(
             f"{method:<12} {100 * r['seed_miou']:>9.1f} {100 * r['seed_miou_fixed']:>6.1f} "
-            f"{r['train_s']:>8.0f}  {PAPERS.get(method, '')}"
+            f"{r['part_activation']:>5.2f} {r['body_activation']:>5.2f} "
+            f"{100 * r['body_covered']:>6.1f}% {r['train_s']:>8.0f}  {PAPERS.get(method, '')}"
         )
 
 

@@ -14,8 +14,12 @@ from wsss.data.toy import (
     _PART_SHAPES,
     FAMILIES,
     FAMILY_SIZE,
+    ToyConfig,
+    body_colours,
     body_family,
+    generate,
     image_ids,
+    part_map,
 )
 from wsss.data.voc import read_voc, read_xml_labels
 
@@ -52,13 +56,41 @@ def test_layout_is_voc_and_read_by_the_voc_reader(toy_root):
 
 
 def test_hard_on_purpose(toy_root):
-    """Families of four classes share a body; every class has its own (shape, colour) part."""
+    """Families of four classes share a body pattern and colours that each class tints a little;
+    every class has its own (shape, saturated colour) part, far apart from any body."""
     families = [body_family(c) for c in range(len(VOC_CLASSES))]
     assert all(families.count(f) == FAMILY_SIZE for f in range(FAMILIES))
     parts = {(_PART_SHAPES[c // 5], _PART_COLOURS[c % 5]) for c in range(len(VOC_CLASSES))}
     assert len(parts) == len(VOC_CLASSES)
+    same = np.equal.outer(families, families) & ~np.eye(len(families), dtype=bool)
+    for tint in (TINY.tint, 0):  # 0: ToyVOC v1, one body per family
+        bodies = np.array([body_colours(c, tint) for c in range(len(VOC_CLASSES))])  # (20, 2, 3)
+        gap = np.linalg.norm(bodies[:, None] - bodies[None], axis=3).mean(axis=2)
+        assert 1.4 * tint <= gap[same].min() and gap[same].max() <= 2.01 * tint
+    part_to_body = np.linalg.norm(
+        np.array(_PART_COLOURS)[:, None] - bodies.reshape(1, -1, 3), axis=2
+    )
+    assert part_to_body.min() > 60  # saturated parts: stronger evidence than any tint
     counts = [len(read_xml_labels(p)) for p in sorted((toy_root / "Annotations").glob("*.xml"))]
     assert min(counts) >= 1 and max(counts) <= 3 and len(set(counts)) > 1
+
+
+def test_part_map_finds_the_parts_colours(tmp_path):
+    """The parts a benchmark recomputes are where the images show the parts' saturated colours,
+    and the rest of each object is not."""
+    config = ToyConfig(seed=3, train=6, val=1)
+    generate(tmp_path / "toy", config)
+    index = read_voc(tmp_path / "toy", ["train_aug"])
+    colours = np.array(_PART_COLOURS, np.float32)
+    for sample in index.split("train_aug"):
+        part = part_map(config, sample.id)
+        mask = read_mask(index.mask_path(sample))
+        assert (mask[part] > 0).all()
+        image = read_image(index.image_path(sample)).astype(np.float32)
+        nearest = np.linalg.norm(image[:, :, None] - colours, axis=3).min(axis=2)
+        inside = (mask > 0) & (mask != IGNORE)
+        on_part, on_body = nearest[part & inside], nearest[~part & inside]
+        assert on_part.size and np.median(on_part) < 0.6 * np.median(on_body)
 
 
 def test_refuses_to_overwrite_a_foreign_directory(cli, tmp_path):
@@ -69,7 +101,7 @@ def test_refuses_to_overwrite_a_foreign_directory(cli, tmp_path):
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
 
 
-@pytest.mark.parametrize("flag", [["--train", "0"], ["--size", "8"]])
+@pytest.mark.parametrize("flag", [["--train", "0"], ["--size", "8"], ["--tint", "61"]])
 def test_bad_sizes(cli, tmp_path, flag):
     result = cli("data", "toy", "--out", tmp_path / "t", *flag)
     assert result.code == 2 and result.err.startswith("error:")

@@ -93,7 +93,8 @@ def int_in(low: int, high: int):
 def _cmd_toy(args: argparse.Namespace) -> None:
     from wsss.data.toy import ToyConfig, generate
 
-    generate(args.out, ToyConfig(seed=args.seed, train=args.train, val=args.val, size=args.size))
+    config = ToyConfig(args.seed, args.train, args.val, args.size, args.tint)
+    generate(args.out, config)
     print(f"ToyVOC written to {args.out}")
 
 
@@ -192,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     toy.add_argument("--val", type=int_in(1, 10**6), default=100, metavar="N", help="val images")
     toy.add_argument("--size", type=int_in(32, 4096), default=96, metavar="PX", help="image side")
+    toy.add_argument(
+        "--tint", type=int_in(0, 60), default=32, metavar="LEVELS",
+        help="RGB levels that set a class's body apart within its family (0: ToyVOC v1)",
+    )  # fmt: skip
     toy.set_defaults(func=_cmd_toy)
     coco = data_commands.add_parser(
         "coco-masks", help="render a COCO instances JSON into per-image semantic PNG masks"

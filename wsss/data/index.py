@@ -43,6 +43,11 @@ class DatasetIndex:
         """Foreground classes plus background."""
         return len(self.classes) + 1
 
+    @property
+    def names_with_background(self) -> list[str]:
+        """The name of each label map value 0..num_classes - 1: background, then the classes."""
+        return ["background", *self.classes]
+
     def split(self, name: str) -> list[Sample]:
         if name not in self.splits:
             raise WsssError(f"split '{name}' not in the dataset (has: {', '.join(self.splits)})")

@@ -2,10 +2,14 @@
 
 It is built to make the weakly supervised problem real. Every class is an object made of
 - a large *body* whose texture is shared by a family of four classes (classes 4f..4f+3 share
-  body family f), so the body alone narrows the class to four but cannot name it, and
-- a small *part* (about a tenth of the object) whose shape and colour belong to that class alone.
-A classifier trained on image-level tags therefore finds the part decisive and the body weak
-evidence: a plain CAM fires on the part and under-activates the body, the failure KTSE targets.
+  body family f) and tinted by its class: a small shift of the family's colours, one of four
+  directions per class, so the body narrows the class to four and weakly names it (as fur is
+  weak evidence of a cat), and
+- a small *part* (about a tenth of the object) whose shape and saturated colour belong to that
+  class alone.
+A classifier trained on image-level tags finds the part the decisive cue and the tint a weak one:
+a plain CAM fires on the part and under-activates the body, the failure KTSE targets, while a
+segmenter trained on dense labels can still learn every body pixel's class from its tint.
 Images hold 1-3 classes, sometimes two instances of one class, objects occlude each other, the
 background is textured, and class-less distractor shapes sit behind or in front of objects.
 The same seed gives byte-identical files (numpy's PCG64, OpenCV drawing, Pillow's codecs).
@@ -26,6 +30,7 @@ from wsss.data.io import write_mask
 from wsss.errors import WsssError
 
 MARKER = "toyvoc.json"
+_YEAR = 2100  # ids: train_aug images are 2100_<n>, val images 2101_<n> (the split's rng code)
 FAMILY_SIZE = 4
 FAMILIES = len(VOC_CLASSES) // FAMILY_SIZE
 
@@ -38,6 +43,9 @@ _BODY_COLOURS = (
     ((170, 90, 100), (220, 160, 165)),
     ((110, 80, 170), (175, 160, 225)),
 )
+# The class tint (ToyConfig.tint RGB levels) points along one of four directions of the chroma
+# plane (orthogonal to grey), a quarter turn apart.
+_CHROMA_AXES = np.array([[1, -1, 0], [1, 1, -2]]) / np.array([[2**0.5], [6**0.5]])
 # Parts: 4 shapes x 5 saturated colours = 20 unique (shape, colour) pairs, one per class.
 _PART_SHAPES = ("disc", "square", "triangle", "diamond")
 _PART_COLOURS = ((235, 20, 20), (20, 225, 40), (30, 60, 240), (250, 230, 10), (240, 20, 230))
@@ -49,6 +57,10 @@ class ToyConfig:
     train: int = 400
     val: int = 100
     size: int = 96
+    # RGB levels a class shifts its family's body colours by. At 32 neighbours in a family differ
+    # by 45 levels (families by ~100, parts by ~300); 0 is ToyVOC v1, whose bodies are the same
+    # for the four classes of a family, byte for byte.
+    tint: int = 32
 
 
 def body_family(class_id: int) -> int:
@@ -56,8 +68,21 @@ def body_family(class_id: int) -> int:
     return class_id // FAMILY_SIZE
 
 
-def _texture(family: int, size: int, centre: tuple[float, float], rng: np.random.Generator):
-    """The (size, size, 3) float texture of a body family, with a random phase."""
+def body_colours(class_id: int, tint_levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two colours of a class's body: its family's pair shifted by the class tint."""
+    turn = np.pi / 2 * (class_id % FAMILY_SIZE)
+    tint = tint_levels * (np.cos(turn) * _CHROMA_AXES[0] + np.sin(turn) * _CHROMA_AXES[1])
+    tint = tint.astype(np.float32)  # float32 throughout: tint 0 gives v1's bytes
+    a, b = (np.array(c, np.float32) + tint for c in _BODY_COLOURS[body_family(class_id)])
+    return a, b
+
+
+def _texture(
+    class_id: int, config: ToyConfig, centre: tuple[float, float], rng: np.random.Generator
+) -> np.ndarray:
+    """The (size, size, 3) float texture of a class's body: its family's pattern with a random
+    phase, in the class's tinted colours."""
+    family, size = body_family(class_id), config.size
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     period = max(4.0, size / 14)
     phase = rng.uniform(0, period)
@@ -77,7 +102,7 @@ def _texture(family: int, size: int, centre: tuple[float, float], rng: np.random
             2 * np.pi * (yy + 0.25 * period * np.sin(2 * np.pi * xx / (2 * period))) / period
         )
     w = ((t + 1) / 2)[..., None]
-    a, b = (np.array(c, np.float32) for c in _BODY_COLOURS[family])
+    a, b = body_colours(class_id, config.tint)
     return a * (1 - w) + b * w
 
 
@@ -121,7 +146,8 @@ class _Object:
     texture: np.ndarray  # (S, S, 3) float
 
 
-def _make_object(class_id: int, size: int, rng: np.random.Generator) -> _Object:
+def _make_object(class_id: int, config: ToyConfig, rng: np.random.Generator) -> _Object:
+    size = config.size
     major = rng.uniform(0.16, 0.30) * size
     minor = major * rng.uniform(0.55, 0.9)
     cy, cx = rng.uniform(0.15 * size, 0.85 * size, 2)
@@ -135,7 +161,7 @@ def _make_object(class_id: int, size: int, rng: np.random.Generator) -> _Object:
     radius = rng.uniform(0.30, 0.40) * minor
     shape = _PART_SHAPES[class_id // len(_PART_COLOURS)]
     part = _part_mask(shape, size, centre, radius, rng.uniform(0, np.pi))
-    texture = _texture(body_family(class_id), size, (cy, cx), rng)
+    texture = _texture(class_id, config, (cy, cx), rng)
     return _Object(class_id, body, part, texture)
 
 
@@ -154,8 +180,10 @@ def _distractor(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     return mask, colour
 
 
-def _compose(size: int, rng: np.random.Generator):
-    """One image: (rgb uint8, label map with 255 band, [(class_id, visible mask)])."""
+def _compose(config: ToyConfig, rng: np.random.Generator):
+    """One image: (rgb uint8, label map with 255 band, [(class_id, visible mask)], part map:
+    True where a visible pixel belongs to an object's part)."""
+    size = config.size
     while True:
         n_classes = int(rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15]))
         classes = rng.choice(len(VOC_CLASSES), n_classes, replace=False)
@@ -164,12 +192,13 @@ def _compose(size: int, rng: np.random.Generator):
         image = _background(size, rng)
         label = np.zeros((size, size), np.uint8)
         owner = np.full((size, size), -1, np.int32)  # which object a pixel shows
+        part = np.zeros((size, size), bool)
         distractors = [_distractor(size, rng) for _ in range(int(rng.integers(0, 4)))]
         in_front = [rng.random() < 0.3 for _ in distractors]
         for (mask, colour), front in zip(distractors, in_front, strict=True):
             if not front:
                 image[mask > 0] = colour
-        objects = [_make_object(c, size, rng) for c in wanted]
+        objects = [_make_object(c, config, rng) for c in wanted]
         for k, obj in enumerate(objects):
             region = (obj.body | obj.part) > 0
             image[obj.body > 0] = obj.texture[obj.body > 0]
@@ -178,11 +207,13 @@ def _compose(size: int, rng: np.random.Generator):
             )
             label[region] = obj.class_id + 1
             owner[region] = k
+            part[region] = obj.part[region] > 0
         for (mask, colour), front in zip(distractors, in_front, strict=True):
             if front:
                 image[mask > 0] = colour
                 label[mask > 0] = 0
                 owner[mask > 0] = -1
+                part[mask > 0] = False
         visible = [
             (obj.class_id, owner == k)
             for k, obj in enumerate(objects)
@@ -196,7 +227,7 @@ def _compose(size: int, rng: np.random.Generator):
     kernel = np.ones((3, 3), np.uint8)
     band = cv2.dilate(label, kernel) != cv2.erode(label, kernel)
     label[band] = IGNORE
-    return rgb, label, visible
+    return rgb, label, visible, part
 
 
 def _xml(image_id: str, size: int, objects: list[tuple[int, np.ndarray]]) -> str:
@@ -223,18 +254,30 @@ def _xml(image_id: str, size: int, objects: list[tuple[int, np.ndarray]]) -> str
 
 def image_ids(config: ToyConfig) -> dict[str, list[str]]:
     """VOC-shaped ids; like VOC, `train` is a subset of `train_aug` and `val` is disjoint."""
-    train_aug = [f"2100_{i:06d}" for i in range(config.train)]
+    train_aug = [f"{_YEAR}_{i:06d}" for i in range(config.train)]
     return {
         "train_aug": train_aug,
         "train": train_aug[: max(1, config.train // 4)],
-        "val": [f"2101_{i:06d}" for i in range(config.val)],
+        "val": [f"{_YEAR + 1}_{i:06d}" for i in range(config.val)],
     }
+
+
+def _rng(config: ToyConfig, split_code: int, i: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64([config.seed, split_code, i]))
+
+
+def part_map(config: ToyConfig, image_id: str) -> np.ndarray:
+    """Where IMAGE_ID shows an object's part (bool, H x W), recomputed from the seed: the VOC
+    layout has no place for it, and benchmarks measure how much of a CAM falls on parts."""
+    prefix, number = image_id.split("_")
+    _, _, _, part = _compose(config, _rng(config, int(prefix) - _YEAR, int(number)))
+    return part
 
 
 def generate(out: Path, config: ToyConfig) -> None:
     """Write ToyVOC to OUT, atomically: a crash leaves no half-written dataset at OUT."""
-    if config.train < 1 or config.val < 1 or config.size < 32:
-        raise WsssError("toy: need --train >= 1, --val >= 1 and --size >= 32")
+    if config.train < 1 or config.val < 1 or config.size < 32 or not 0 <= config.tint <= 60:
+        raise WsssError("toy: need --train >= 1, --val >= 1, --size >= 32 and --tint 0..60")
     if out.exists() and not (out / MARKER).is_file():
         raise WsssError(f"{out}: exists and is not a ToyVOC directory; refusing to overwrite it")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -245,8 +288,7 @@ def generate(out: Path, config: ToyConfig) -> None:
         splits = image_ids(config)
         for split_code, ids in enumerate((splits["train_aug"], splits["val"])):
             for i, image_id in enumerate(ids):
-                rng = np.random.Generator(np.random.PCG64([config.seed, split_code, i]))
-                rgb, label, objects = _compose(config.size, rng)
+                rgb, label, objects, _ = _compose(config, _rng(config, split_code, i))
                 Image.fromarray(rgb).save(tmp / "JPEGImages" / f"{image_id}.jpg", quality=92)
                 write_mask(tmp / "SegmentationClassAug" / f"{image_id}.png", label)
                 (tmp / "Annotations" / f"{image_id}.xml").write_text(

@@ -62,7 +62,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     summary = matrix.summary()
     metrics = {"miou": summary["miou"], "pixel_acc": summary["pixel_acc"]}
     metrics["images"] = float(len(dataset))
-    names = ["background", *index.classes]
+    names = index.names_with_background
     per_class = dict(zip(names, summary["iou"], strict=True))
     scores = {**summary, "iou_per_class": per_class, "confusion": matrix.counts.tolist()}
     (out / "scores.json").write_text(json.dumps(scores, indent=1) + "\n")

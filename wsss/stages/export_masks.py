@@ -134,4 +134,4 @@ def _overlays(index, dataset, model, out: Path, shown: list[tuple[str, str]], fl
         rows.append((label, image, heat, mask, gt))
     if rows:
         titles = ("image", "boundary", "pseudo-mask", "GT")
-        plot_overlays(rows, out / "mask_overlays.png", ["background", *index.classes], titles)
+        plot_overlays(rows, out / "mask_overlays.png", index.names_with_background, titles)

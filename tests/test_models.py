@@ -1,14 +1,26 @@
 """Backbones and weight loading: the MXNet container parser on a file the test writes, key
-mapping onto ResNet38d, torch state dicts, and bad weight files."""
+mapping onto ResNet38d, torch state dicts, bad weight files, and EfficientNet-Lite0 with its real
+ImageNet weights on real photographs."""
 
+import json
 import struct
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from ruamel.yaml import YAML
+from torch import nn
 
+from tests.helpers import TINY_CAM, TINY_PARAMS
+from tests.voc_photos import REPO, SPLITS, write_voc_root
+from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from wsss.errors import WsssError
 from wsss.models.backbones import TorchvisionResNet, build_backbone
+from wsss.models.cam import CamNet
+from wsss.models.deeplab import build_deeplab
+from wsss.models.efficientnet import EfficientNetLite0
+from wsss.models.irn import EfficientNetPyramid, build_irnet
 from wsss.models.resnet38d import ResNet38d
 from wsss.models.weights import (
     LIST_MAGIC,
@@ -18,6 +30,8 @@ from wsss.models.weights import (
     read_mxnet_params,
     resnet38d_key,
 )
+from wsss.params import parse_params
+from wsss.stages import run_stage
 
 
 def _array(arr: np.ndarray, version: str) -> bytes:
@@ -124,3 +138,115 @@ def test_bad_weight_files(tmp_path):
         load_weights(tmp_path / "missing.pth", mxnet_names=False)
     with pytest.raises(WsssError, match="trains from scratch"):
         build_backbone("toy", junk)
+
+
+# EfficientNet-Lite0 with the ImageNet weights `make install` extracts (pretrained/*.lock)
+LITE0_WEIGHTS = REPO / "pretrained" / "efficientnet-lite0-57934424.pth"
+SCHOOL_BUS = 779  # ImageNet-1k class index
+
+
+@pytest.fixture(scope="module")
+def lite0_state() -> dict[str, torch.Tensor]:
+    if not LITE0_WEIGHTS.is_file():
+        raise FileNotFoundError(f"{LITE0_WEIGHTS}: missing; `make install` extracts it")
+    return load_weights(LITE0_WEIGHTS, mxnet_names=False)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> torch.Tensor:
+    """labelme's three VOC photographs at 224 px, ImageNet-normalized as the datasets do."""
+    root = write_voc_root(tmp_path_factory.mktemp("photos") / "voc")
+    images = [Image.open(root / "JPEGImages" / f"{i}.jpg").convert("RGB").resize((224, 224))
+              for i in SPLITS["train_aug"]]  # fmt: skip
+    x = torch.tensor(np.stack(images), dtype=torch.float32).permute(0, 3, 1, 2) / 255
+    mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+    return (x - mean[:, None, None]) / std[:, None, None]
+
+
+def test_efficientnet_lite0_recognizes_a_photo_with_its_imagenet_weights(lite0_state, photos):
+    """Every weight of the package loads; its own classifier on the head's features calls the
+    VOC bus photo (2011_000025) a school bus: the layers, activations and input scaling match
+    the ones the weights were trained with."""
+    net = EfficientNetLite0(output_stride=32).eval()
+    net.load_imagenet(lite0_state)
+    with torch.no_grad():
+        features = net(photos).mean((2, 3))
+    logits = features @ lite0_state["_fc.weight"].T + lite0_state["_fc.bias"]
+    bus = SPLITS["train_aug"].index("2011_000025")
+    assert logits[bus].argmax() == SCHOOL_BUS and logits[bus].softmax(0)[SCHOOL_BUS] > 0.5
+
+
+def test_efficientnet_lite0_scales_its_input_as_its_batchnorm_expects(lite0_state, photos):
+    """The first BatchNorm sees inputs whose variance is near its ImageNet running variance
+    with the network's input conversion, and far from it when fed ImageNet-normalized input."""
+    net = EfficientNetLite0(output_stride=32).eval()
+    net.load_imagenet(lite0_state)
+    seen = []
+    net._bn0.register_forward_hook(lambda m, inputs, _out: seen.append(inputs[0]))
+    with torch.no_grad():
+        net(photos)
+        net.input_scale.fill_(1.0), net.input_shift.fill_(0.0)
+        net(photos)
+    live = net._bn0.running_var > 1e-4
+    off = [(x.var((0, 2, 3)) / net._bn0.running_var)[live].log().abs().mean() for x in seen]
+    assert off[0] < 0.4 and off[1] > 3 * off[0]
+
+
+def test_efficientnet_lite0_strides_pyramid_and_frozen_parts():
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        for stride in (8, 16, 32):
+            assert EfficientNetLite0(stride)(x).shape == (2, 1280, 96 // stride, 96 // stride)
+        levels = EfficientNetPyramid()(x)
+    assert [f.shape[1] for f in levels] == [24, 24, 40, 112, 320]
+    assert [96 // f.shape[-1] for f in levels] == [4, 4, 8, 16, 16]
+    cam = CamNet(build_backbone("efficientnet_lite0", None), 20).train()
+    frozen = {n for n, p in cam.named_parameters() if not p.requires_grad}
+    early = ("backbone._conv_stem", "backbone._bn0", *(f"backbone._blocks.{i}." for i in range(3)))
+    norms = {
+        f"backbone.{n}" for n, m in cam.backbone.named_modules() if isinstance(m, nn.BatchNorm2d)
+    }
+    expected = {
+        n for n, _ in cam.named_parameters() if n.startswith(early) or n.rsplit(".", 1)[0] in norms
+    }
+    assert frozen == expected and "backbone._blocks.3._expand_conv.weight" not in frozen
+    assert not any(m.training for m in cam.backbone.modules() if isinstance(m, nn.BatchNorm2d))
+    irn = build_irnet("efficientnet_lite0", None, 16, 16, 64).train()
+    assert not irn.pyramid.training and not any(p.requires_grad for p in irn.pyramid.parameters())
+    deeplab = build_deeplab("efficientnet_lite0", None, 21, (1, 2, 3, 4))
+    assert deeplab(torch.randn(1, 3, 64, 64)).shape == (1, 21, 64, 64)
+    with pytest.raises(WsssError, match="output stride 4"):
+        EfficientNetLite0(output_stride=4)
+
+
+def test_efficientnet_lite0_refuses_an_incomplete_state_dict(lite0_state):
+    state = {k: v for k, v in lite0_state.items() if k != "_conv_head.weight"}
+    with pytest.raises(
+        WsssError, match=r"EfficientNet-Lite0 weights: missing '_conv_head\.weight'"
+    ):
+        EfficientNetLite0().load_imagenet(state)
+
+
+def test_the_toy_efficientnet_preset_runs_every_stage(dataset_artifact, lite0_state, tmp_path):
+    """params/toy_efficientnet.yaml's networks through the whole pipeline on the tiny ToyVOC
+    (TINY_PARAMS' budgets): every stage finishes and records the weights it started from."""
+    preset = YAML(typ="safe").load((REPO / "params" / "toy_efficientnet.yaml").read_text())
+    weights = {"weights": str(LITE0_WEIGHTS)}
+    sections = {k: TINY_PARAMS.get(k, {}) | preset.get(k, {}) for k in TINY_PARAMS | preset}
+    for name in ("train_cam", "train_irn", "train_deeplab"):
+        sections[name] |= weights
+    sections["train_irn"].pop("toy_width"), sections["train_deeplab"].pop("toy_width")
+    params = parse_params(sections | {"train_cam": TINY_CAM["ktse"] | sections["train_cam"]}, "")
+    art = {"dataset": dataset_artifact}
+    chain = [("train_cam", "cam_model", ["dataset"]),
+             ("extract_seeds", "cams", ["dataset", "cam_model"]),
+             ("train_irn", "irn_model", ["dataset", "cams"]),
+             ("export_masks", "pseudo_masks", ["dataset", "cams", "irn_model"]),
+             ("train_deeplab", "seg_model", ["dataset", "pseudo_masks"]),
+             ("evaluate", "evaluation", ["dataset", "seg_model"])]  # fmt: skip
+    for stage, output, inputs in chain:
+        art[output] = tmp_path / output
+        manifest, _ = run_stage(stage, {i: str(art[i]) for i in inputs}, art[output], params)
+        if stage.startswith("train_"):
+            assert manifest.params[stage]["backbone"] == "efficientnet_lite0"
+    assert 0 <= json.loads((art["evaluation"] / "scores.json").read_text())["miou"] <= 1

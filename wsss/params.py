@@ -145,8 +145,8 @@ class TrainIrnParams(Section):
     3 epochs, effective momentum 1e-4 per docs/method.md §10.1).
     """
 
-    backbone: Literal["toy", "resnet50"] = "toy"
-    weights: str | None = None  # torchvision ResNet-50 ImageNet state dict: path or s3://
+    backbone: Literal["toy", "resnet50", "efficientnet_lite0"] = "toy"
+    weights: str | None = None  # the backbone's ImageNet state dict: path or s3://
     toy_width: int = Field(default=16, ge=8)
     edge_width: int = Field(default=16, ge=4, multiple_of=4)  # IRN: 32
     disp_width: int = Field(default=64, ge=64, multiple_of=64)  # IRN: 256
@@ -201,8 +201,8 @@ class TrainDeeplabParams(Section):
     lr 0.01).
     """
 
-    backbone: Literal["toy", "resnet101"] = "toy"
-    weights: str | None = None  # torchvision ResNet-101 ImageNet state dict: path or s3://
+    backbone: Literal["toy", "resnet101", "efficientnet_lite0"] = "toy"
+    weights: str | None = None  # the backbone's ImageNet state dict: path or s3://
     toy_width: int = Field(default=16, ge=8)
     aspp_rates: Rates = (1, 2, 4, 6)  # VOC: 6/12/18/24
     split: str = "train_aug"

@@ -16,7 +16,7 @@ from wsss.training import poly_factor, sgd
 
 
 class CnnCamParams(TrainCamParams):
-    backbone: Literal["toy", "resnet38d", "resnet50", "resnet101"] = "toy"
+    backbone: Literal["toy", "resnet38d", "resnet50", "resnet101", "efficientnet_lite0"] = "toy"
     # weights: MXNet .params (resnet38d) or a torch state dict; null for toy
     toy_width: int = Field(default=16, ge=8)
     # step_batch: BatchNorm whose derived forwards (KTSE's partner, stacked pair, erased copy)

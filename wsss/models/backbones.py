@@ -12,7 +12,9 @@ from torch import nn
 from torchvision.models import resnet50, resnet101
 
 from wsss.errors import WsssError
+from wsss.models.efficientnet import EfficientNetLite0
 from wsss.models.resnet38d import ResNet38d
+from wsss.models.weights import load_strict, load_weights
 
 
 class StepBatchNorm2d(nn.BatchNorm2d):
@@ -126,21 +128,7 @@ class TorchvisionResNet(nn.Module):
             head = key.split(".", 1)[0]
             stem_index = {"conv1": "0", "bn1": "1"}.get(head)
             renamed[f"stem.{stem_index}.{key.split('.', 1)[1]}" if stem_index else key] = value
-        _load_strict(self, renamed, "torchvision ResNet")
-
-
-def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    own = module.state_dict()
-    for key, value in state.items():
-        if key in own and own[key].shape != value.shape:
-            raise WsssError(
-                f"{what} weights: '{key}' has shape {tuple(value.shape)}, "
-                f"expected {tuple(own[key].shape)}"
-            )
-    missing = sorted(k for k in set(own) - set(state) if not k.endswith("num_batches_tracked"))
-    if missing:
-        raise WsssError(f"{what} weights: missing '{missing[0]}' ({len(missing)} keys missing)")
-    module.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+        load_strict(self, renamed, "torchvision ResNet")
 
 
 def build_backbone(
@@ -154,17 +142,21 @@ def build_backbone(
             )
         return ToyNet(width, norm)
     if name == "resnet38d":
-        from wsss.models.weights import load_weights
-
         net = ResNet38d()
         if weights is not None:
-            _load_strict(net, load_weights(weights, mxnet_names=True), "ResNet38d")
+            load_strict(net, load_weights(weights, mxnet_names=True), "ResNet38d")
         return net
     if name in ("resnet50", "resnet101"):
-        from wsss.models.weights import load_weights
-
         net = TorchvisionResNet(int(name[6:]))
         if weights is not None:
             net.load_imagenet(load_weights(weights, mxnet_names=False))
         return net
-    raise WsssError(f"unknown backbone '{name}' (expected toy, resnet38d, resnet50, resnet101)")
+    if name == "efficientnet_lite0":
+        net = EfficientNetLite0(output_stride=8)
+        if weights is not None:
+            net.load_imagenet(load_weights(weights, mxnet_names=False))
+        return net
+    raise WsssError(
+        f"unknown backbone '{name}' (expected toy, resnet38d, resnet50, resnet101, "
+        "efficientnet_lite0)"
+    )

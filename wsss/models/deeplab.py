@@ -14,6 +14,8 @@ from torch import nn
 
 from wsss.errors import WsssError
 from wsss.models.backbones import TorchvisionResNet, ToyNet
+from wsss.models.efficientnet import EfficientNetLite0
+from wsss.models.weights import load_weights
 
 TOY_CONTEXT = 2  # the toy backbone's receptive field must span a whole ToyVOC object
 
@@ -53,16 +55,22 @@ class DeepLabV2(nn.Module):
 def build_deeplab(
     name: str, weights: Path | None, num_classes: int, rates: tuple[int, ...], width: int = 16
 ) -> DeepLabV2:
-    """DeepLabV2 on the named backbone; ResNet-101 takes a local ImageNet state dict."""
+    """DeepLabV2 on the named backbone; ResNet-101 and EfficientNet-Lite0 (output stride 8) take a
+    local ImageNet state dict."""
     if name == "toy":
         if weights is not None:
             raise WsssError("train_deeplab.weights: the toy backbone trains from scratch; null")
         return DeepLabV2(ToyNet(width, context=TOY_CONTEXT), num_classes, rates)
-    if name == "resnet101":
-        from wsss.models.weights import load_weights
-
-        backbone = TorchvisionResNet(101)
-        if weights is not None:
-            backbone.load_imagenet(load_weights(weights, mxnet_names=False))
-        return DeepLabV2(backbone, num_classes, rates)
-    raise WsssError(f"train_deeplab.backbone: unknown '{name}' (expected toy or resnet101)")
+    backbones = {
+        "resnet101": lambda: TorchvisionResNet(101),
+        "efficientnet_lite0": EfficientNetLite0,
+    }
+    if name not in backbones:
+        raise WsssError(
+            f"train_deeplab.backbone: unknown '{name}' "
+            "(expected toy, resnet101, efficientnet_lite0)"
+        )
+    backbone = backbones[name]()
+    if weights is not None:
+        backbone.load_imagenet(load_weights(weights, mxnet_names=False))
+    return DeepLabV2(backbone, num_classes, rates)

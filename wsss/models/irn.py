@@ -2,8 +2,9 @@
 pyramid, trained from IR labels through inter-pixel affinities.
 
 Pyramids: torchvision ResNet-50 at output stride 16 (strides 2, 2, 2, 1, no dilation), frozen
-with ImageNet weights, levels stem/layer1..4 (64/256/512/1024/2048 channels); or a small one
-trained from scratch for ToyVOC. Both branches predict on the stride-4 grid of level 0.
+with ImageNet weights, levels stem/layer1..4 (64/256/512/1024/2048 channels); EfficientNet-Lite0,
+frozen the same way; or a small one trained from scratch for ToyVOC. Both branches predict on
+the stride-4 grid of level 0.
 """
 
 from pathlib import Path
@@ -15,12 +16,26 @@ from torchvision.models import resnet50
 
 from wsss.errors import WsssError
 from wsss.models.backbones import TorchvisionResNet, conv_norm_relu
+from wsss.models.efficientnet import EfficientNetLite0
+from wsss.models.weights import load_weights
 
 
-class ResNet50Pyramid(nn.Module):
-    """Frozen ImageNet ResNet-50 (BatchNorm in eval mode, features detached)."""
+class FrozenPyramid(nn.Module):
+    """An ImageNet pyramid IRN does not train: BatchNorm in eval mode, features detached.
+    Subclasses give `levels` (the five feature maps) and `channels`."""
 
     trainable = False
+
+    def train(self, mode: bool = True) -> "FrozenPyramid":
+        return super().train(False)  # BatchNorm statistics stay ImageNet's
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        with torch.no_grad():
+            return self.levels(x)
+
+
+class ResNet50Pyramid(FrozenPyramid):
+    """Frozen ImageNet ResNet-50 at output stride 16, levels stem/layer1..4."""
 
     def __init__(self):
         super().__init__()
@@ -37,15 +52,20 @@ class ResNet50Pyramid(nn.Module):
     def load_imagenet(self, state: dict[str, torch.Tensor]) -> None:
         TorchvisionResNet.load_imagenet(self, state)
 
-    def train(self, mode: bool = True) -> "ResNet50Pyramid":
-        return super().train(False)  # BatchNorm statistics stay ImageNet's
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        with torch.no_grad():
-            levels = [self.stem(x)]
-            for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
-                levels.append(layer(levels[-1]))
+    def levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        levels = [self.stem(x)]
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            levels.append(layer(levels[-1]))
         return levels
+
+
+class EfficientNetPyramid(FrozenPyramid, EfficientNetLite0):
+    """Frozen ImageNet EfficientNet-Lite0 at output stride 16 (its last stride-2 stage dilated),
+    levels at strides 4, 4, 8, 16, 16 (24/24/40/112/320 channels)."""
+
+    def __init__(self):
+        super().__init__(output_stride=16)
+        self.requires_grad_(False)
 
 
 class ToyPyramid(nn.Module):
@@ -138,11 +158,12 @@ def build_irnet(name: str, weights: Path | None, width: int, edge: int, disp: in
         if weights is not None:
             raise WsssError("train_irn.weights: the toy pyramid trains from scratch; set null")
         return IRNet(ToyPyramid(width), edge, disp)
-    if name == "resnet50":
-        from wsss.models.weights import load_weights
-
-        pyramid = ResNet50Pyramid()
-        if weights is not None:
-            pyramid.load_imagenet(load_weights(weights, mxnet_names=False))
-        return IRNet(pyramid, edge, disp)
-    raise WsssError(f"train_irn.backbone: unknown '{name}' (expected toy or resnet50)")
+    pyramids = {"resnet50": ResNet50Pyramid, "efficientnet_lite0": EfficientNetPyramid}
+    if name not in pyramids:
+        raise WsssError(
+            f"train_irn.backbone: unknown '{name}' (expected toy, resnet50, efficientnet_lite0)"
+        )
+    pyramid = pyramids[name]()
+    if weights is not None:
+        pyramid.load_imagenet(load_weights(weights, mxnet_names=False))
+    return IRNet(pyramid, edge, disp)

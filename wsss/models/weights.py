@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from wsss.errors import WsssError, load_problem
 
@@ -123,3 +124,19 @@ def load_weights(path: Path, mxnet_names: bool) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WsssError(f"{path}: expected a state dict of tensors")
     return state
+
+
+def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """Load STATE into MODULE: every key of MODULE must be there with its shape (extra keys of
+    STATE are ignored); WHAT names the network in the one-line error."""
+    own = module.state_dict()
+    for key, value in state.items():
+        if key in own and own[key].shape != value.shape:
+            raise WsssError(
+                f"{what} weights: '{key}' has shape {tuple(value.shape)}, "
+                f"expected {tuple(own[key].shape)}"
+            )
+    missing = sorted(k for k in set(own) - set(state) if not k.endswith("num_batches_tracked"))
+    if missing:
+        raise WsssError(f"{what} weights: missing '{missing[0]}' ({len(missing)} keys missing)")
+    module.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)

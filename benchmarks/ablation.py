@@ -1,6 +1,7 @@
 """KTSE seed ablation on ToyVOC (the paper's Table 6): base, +SIE, +SSR, +MGA, SIE+SSR, all three.
 
-Each variant trains train_cam with the ToyVOC preset (params.yaml) and the same seed, then runs
+Each variant trains train_cam with the ToyVOC preset (params.yaml, or the file --params names,
+e.g. params/toy_efficientnet.yaml) and the same seed, then runs
 extract_seeds on `train`; the number is seed_miou (GT-tuned threshold, as papers report) and,
 beside it, seed_miou_fixed. Writes results/ablation.json ({"base": seed_miou, ...}, fractions;
 the mean over the seeds whose runs finished) and results/ablation_seeds.json with every run, both
@@ -8,10 +9,14 @@ rewritten after each run (seed 0 of every variant first), so a stopped benchmark
 A run whose loss becomes non-finite is recorded as {"diverged_at_step": N} and the rest go on.
 
     python -m benchmarks.ablation [--seeds 0 1 2] [--variants mga ktse] [--mga-gradients paper]
+                                  [--params params/toy_efficientnet.yaml]
+
+With --params, the JSON names carry the file's stem (results/ablation_toy_efficientnet*.json).
 """
 
 import argparse
 import statistics
+from pathlib import Path
 
 from benchmarks.common import cam_seeds, scratch, toy_dataset, write_json
 from wsss.errors import Diverged
@@ -58,11 +63,16 @@ def main() -> None:
         "--mga-gradients", choices=["both", "paper"], default="both",
         help="train_cam.mga_gradients; 'paper' writes results/ablation_mga_paper*.json",
     )  # fmt: skip
+    parser.add_argument("--params", type=Path, help="a params file instead of the ToyVOC preset")
     args = parser.parse_args()
+    base = load_params(args.params)
     work = scratch()
     dataset = toy_dataset(work)
-    base = load_params(None)
-    stem = "ablation" if args.mga_gradients == "both" else "ablation_mga_paper"
+    stem = "_".join(
+        ["ablation"]
+        + ([args.params.stem] if args.params else [])
+        + (["mga_paper"] if args.mga_gradients == "paper" else [])
+    )
     runs: dict[str, list[dict]] = {name: [] for name in args.variants}
     for i, seed in enumerate(args.seeds):  # every variant's seed 0 first; JSON after each run
         for name in args.variants:

@@ -36,12 +36,14 @@ def cam_seeds(dataset: Path, out: Path, params: Params) -> dict[str, float]:
 def body_and_part(dataset: Path, cams: Path, split: str, threshold: float) -> dict[str, float]:
     """Where the seed CAMs of a `cams` artifact fire on ToyVOC objects, over SPLIT's images: the
     mean activation (each class's CAM divided by its max) on its objects' part pixels and on
-    their body pixels, and the share of body pixels above THRESHOLD (the seeds' background
-    threshold). A CAM that under-activates bodies has body << part. The dataset's root must be
-    the ToyVOC the cams were made from: its parts are recomputed from the seed."""
+    their body pixels, the share of body pixels above THRESHOLD (the seeds' background
+    threshold), and how often an object's CAM peaks on its part beside the part's share of the
+    object's pixels (a CAM that fires on the part peaks there far more often than that share;
+    objects whose part is hidden count for the body only). The dataset's root must be the
+    ToyVOC the cams were made from: its parts are recomputed."""
     index = load_index(dataset)
     config = ToyConfig(**json.loads((index.root / MARKER).read_text()))
-    sums = np.zeros(5)  # part activation, part pixels, body activation, body pixels, covered
+    sums = np.zeros(7)  # part act., part px, body act., body px, covered, objects, peaks
     for sample in index.split(split):
         gt = index.read_gt_mask(sample)
         cam, keys = read_cam(cams, sample.id, sample.labels, gt.shape)
@@ -49,12 +51,16 @@ def body_and_part(dataset: Path, cams: Path, split: str, threshold: float) -> di
         for activation, class_id in zip(cam, keys, strict=True):
             obj = gt == class_id + 1
             on_part, on_body = activation[obj & part], activation[obj & ~part]
+            visible = on_part.size > 0  # a part can be occluded or cut off by the border
+            peaks_on_part = visible and (not on_body.size or on_part.max() >= on_body.max())
             sums += (on_part.sum(), on_part.size, on_body.sum(), on_body.size,
-                     (on_body > threshold).sum())  # fmt: skip
+                     (on_body > threshold).sum(), visible, peaks_on_part)  # fmt: skip
     return {
         "part_activation": float(sums[0] / sums[1]),
         "body_activation": float(sums[2] / sums[3]),
         "body_covered": float(sums[4] / sums[3]),
+        "peak_on_part": float(sums[6] / sums[5]),
+        "part_share": float(sums[1] / (sums[1] + sums[3])),
     }
 
 

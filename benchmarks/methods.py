@@ -4,7 +4,8 @@ Every method trains train_cam with the ToyVOC preset (params.yaml: the keys ever
 such as epochs, batch size, crops and seed, and the CNN methods' backbone and lr), each with its
 own keys at their defaults, then extract_seeds scores the seeds on
 `train`, and measures where the CAMs fire: mean activation on the objects' parts and bodies, and
-the share of body pixels above the seed threshold (benchmarks.common.body_and_part). Writes
+the share of body pixels above the seed threshold, and how often an object's CAM peaks on its
+part (benchmarks.common.body_and_part). Writes
 results/methods.json ({"baseline": seed_miou, ...}, fractions) and prints a table beside the
 papers' numbers (VOC, not comparable in absolute terms: a different dataset and backbone; the
 ordering is what ToyVOC can check). `--tint 0` runs them on ToyVOC v1 (identical bodies within
@@ -55,12 +56,13 @@ def main() -> None:
     write_json(name, {m: merged[m]["seed_miou"] for m in METHODS if m in merged})
     write_json(f"{name}_runs", {"seed": args.seed, "tint": args.tint, "runs": merged})
     print(f"{'method':<12} {'seed mIoU':>9} {'fixed':>6} {'part':>5} {'body':>5} {'covered':>7} "
-          f"{'train s':>8}  paper (VOC)")  # fmt: skip
+          f"{'peak@part':>9} {'train s':>8}  paper (VOC)")  # fmt: skip
     for method, r in runs.items():
         print(
             f"{method:<12} {100 * r['seed_miou']:>9.1f} {100 * r['seed_miou_fixed']:>6.1f} "
             f"{r['part_activation']:>5.2f} {r['body_activation']:>5.2f} "
-            f"{100 * r['body_covered']:>6.1f}% {r['train_s']:>8.0f}  {PAPERS.get(method, '')}"
+            f"{100 * r['body_covered']:>6.1f}% {100 * r['peak_on_part']:>8.1f}% "
+            f"{r['train_s']:>8.0f}  {PAPERS.get(method, '')}"
         )
 
 

@@ -1,6 +1,7 @@
 """Throughput (images/s) and peak memory of one full KTSE training step (all losses on).
 
-CPU: the toy backbone at the ToyVOC preset (batch 8, crop 64). GPU, when one is present:
+CPU: the toy backbone at the ToyVOC preset (batch 8, crop 64), and EfficientNet-Lite0 (ImageNet
+weights, params/toy_efficientnet.yaml) at the same batch and crop. GPU, when one is present:
 ResNet38d + GPP at 320 x 320, batch 16, bf16 autocast, channels_last. Median of the timed steps
 after warm-up. Writes results/train_cam_speed.json.
 
@@ -81,7 +82,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
-    results = {"cpu_toy": measure(KtseParams(), torch.device("cpu"), args.steps)}
+    cpu, lite0 = torch.device("cpu"), KtseParams(backbone="efficientnet_lite0")
+    results = {
+        "cpu_toy": measure(KtseParams(), cpu, args.steps),
+        "cpu_efficientnet_lite0": measure(lite0, cpu, args.steps),
+    }
     if torch.cuda.is_available():
         gpu = KtseParams(backbone="resnet38d", batch_size=16, crop=320, momentum=0.0005, lr=0.01)
         results["gpu_resnet38d"] = measure(gpu, torch.device("cuda"), args.steps)

@@ -4,10 +4,12 @@ ImageNet weights on real photographs."""
 
 import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from ruamel.yaml import YAML
 from torch import nn
@@ -153,10 +155,14 @@ def lite0_state() -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory) -> torch.Tensor:
+def photo_root(tmp_path_factory) -> Path:
+    return write_voc_root(tmp_path_factory.mktemp("photos") / "voc")
+
+
+@pytest.fixture(scope="module")
+def photos(photo_root) -> torch.Tensor:
     """labelme's three VOC photographs at 224 px, ImageNet-normalized as the datasets do."""
-    root = write_voc_root(tmp_path_factory.mktemp("photos") / "voc")
-    images = [Image.open(root / "JPEGImages" / f"{i}.jpg").convert("RGB").resize((224, 224))
+    images = [Image.open(photo_root / "JPEGImages" / f"{i}.jpg").convert("RGB").resize((224, 224))
               for i in SPLITS["train_aug"]]  # fmt: skip
     x = torch.tensor(np.stack(images), dtype=torch.float32).permute(0, 3, 1, 2) / 255
     mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
@@ -174,6 +180,27 @@ def test_efficientnet_lite0_recognizes_a_photo_with_its_imagenet_weights(lite0_s
     logits = features @ lite0_state["_fc.weight"].T + lite0_state["_fc.bias"]
     bus = SPLITS["train_aug"].index("2011_000025")
     assert logits[bus].argmax() == SCHOOL_BUS and logits[bus].softmax(0)[SCHOOL_BUS] > 0.5
+
+
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_efficientnet_lite0_dilated_keeps_the_map_where_the_object_is(
+    lite0_state, photos, photo_root, output_stride
+):
+    """At the output strides wsss uses (dilation instead of stride), ImageNet's school-bus CAM
+    still calls the photo a school bus and peaks on the bus's GT pixels, with more of its mass
+    there than the bus's share of the image: dilation and padding keep the map in place."""
+    net = EfficientNetLite0(output_stride=output_stride).eval()
+    net.load_imagenet(lite0_state)
+    bus = SPLITS["train_aug"].index("2011_000025")
+    with torch.no_grad():
+        features = net(photos[bus : bus + 1])[0]
+    assert (features.mean((1, 2)) @ lite0_state["_fc.weight"].T).argmax() == SCHOOL_BUS
+    cam = torch.einsum("chw,c->hw", features, lite0_state["_fc.weight"][SCHOOL_BUS])
+    cam = F.interpolate(cam[None, None], (224, 224), mode="bilinear")[0, 0].relu()
+    mask = Image.open(photo_root / "SegmentationClass" / "2011_000025.png")
+    on_bus = torch.from_numpy(np.array(mask.resize((224, 224), Image.NEAREST)) == 6)  # VOC bus
+    assert on_bus.flatten()[cam.argmax()]
+    assert cam[on_bus].sum() / cam.sum() > on_bus.float().mean() + 0.1
 
 
 def test_efficientnet_lite0_scales_its_input_as_its_batchnorm_expects(lite0_state, photos):

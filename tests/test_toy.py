@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.common import body_and_part
 from tests.conftest import TINY
 from wsss.data.classes import IGNORE, VOC_CLASSES
 from wsss.data.io import read_image, read_mask
@@ -22,6 +23,7 @@ from wsss.data.toy import (
     part_map,
 )
 from wsss.data.voc import read_voc, read_xml_labels
+from wsss.kinds.dataset import load_index
 
 
 def _files(root: Path) -> list[str]:
@@ -91,6 +93,26 @@ def test_part_map_finds_the_parts_colours(tmp_path):
         inside = (mask > 0) & (mask != IGNORE)
         on_part, on_body = nearest[part & inside], nearest[~part & inside]
         assert on_part.size and np.median(on_part) < 0.6 * np.median(on_body)
+
+
+def test_body_and_part_measures_where_cams_fire(dataset_artifact, tmp_path):
+    """CAMs that are 1 on every part and 0.1 elsewhere: part activation 1, body 0.1, none of
+    the body above a 0.2 threshold, every visible part the peak; 0.3 on parts and 1 elsewhere:
+    the body covered and no peak on a part."""
+    index = load_index(dataset_artifact)
+    cases = {(1.0, 0.1): (1.0, 0.1, 0.0, 1.0), (0.3, 1.0): (0.3, 1.0, 1.0, 0.0)}
+    for (on_part, elsewhere), expected in cases.items():
+        cams = tmp_path / f"cams{on_part}"
+        (cams / "cams").mkdir(parents=True)
+        for sample in index.split("train"):
+            part = part_map(TINY, sample.id)
+            cam = np.where(part, on_part, elsewhere)[None].repeat(len(sample.labels), axis=0)
+            np.savez(cams / "cams" / f"{sample.id}.npz", cam=cam.astype(np.float16),
+                     keys=np.array(sample.labels))  # fmt: skip
+        measured = body_and_part(dataset_artifact, cams, "train", 0.2)
+        keys = ("part_activation", "body_activation", "body_covered", "peak_on_part")
+        assert [measured[k] for k in keys] == pytest.approx(list(expected), abs=2e-3)
+        assert 0.02 < measured["part_share"] < 0.3  # parts are about a tenth of an object
 
 
 def test_refuses_to_overwrite_a_foreign_directory(cli, tmp_path):

@@ -6,6 +6,8 @@ extract_seeds on `train`; the number is seed_miou (GT-tuned threshold, as papers
 beside it, seed_miou_fixed. Writes results/ablation.json ({"base": seed_miou, ...}, fractions;
 the mean over the seeds whose runs finished) and results/ablation_seeds.json with every run, both
 rewritten after each run (seed 0 of every variant first), so a stopped benchmark keeps its runs.
+Variants not named in --variants keep the runs the JSON already holds for the same seeds, so the
+table can be filled in one variant at a time.
 A run whose loss becomes non-finite is recorded as {"diverged_at_step": N} and the rest go on.
 
     python -m benchmarks.ablation [--seeds 0 1 2] [--variants mga ktse] [--mga-gradients paper]
@@ -18,7 +20,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from benchmarks.common import cam_seeds, scratch, toy_dataset, write_json
+from benchmarks.common import cam_seeds, read_json, scratch, toy_dataset, write_json
 from wsss.errors import Diverged
 from wsss.params import Params, load_params
 
@@ -73,7 +75,13 @@ def main() -> None:
         + ([args.params.stem] if args.params else [])
         + (["mga_paper"] if args.mga_gradients == "paper" else [])
     )
-    runs: dict[str, list[dict]] = {name: [] for name in args.variants}
+    earlier = read_json(f"{stem}_seeds", {"seeds": [], "runs": {}})
+    kept = earlier["runs"] if earlier["seeds"] == args.seeds else {}
+    runs: dict[str, list[dict]] = {
+        name: [] if name in args.variants else kept[name]
+        for name in VARIANTS
+        if name in args.variants or name in kept
+    }
     for i, seed in enumerate(args.seeds):  # every variant's seed 0 first; JSON after each run
         for name in args.variants:
             runs[name].append(run_variant(dataset, work, base, name, seed, args.mga_gradients))

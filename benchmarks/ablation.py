@@ -20,7 +20,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from benchmarks.common import cam_seeds, read_json, scratch, toy_dataset, write_json
+from benchmarks.common import cam_seeds, read_json, run_benchmark, scratch, toy_dataset, write_json
 from wsss.errors import Diverged
 from wsss.params import Params, load_params
 
@@ -104,4 +104,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

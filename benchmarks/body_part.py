@@ -14,7 +14,7 @@ Writes results/body_part.json (fractions).
 import argparse
 from pathlib import Path
 
-from benchmarks.common import body_and_part, write_json
+from benchmarks.common import body_and_part, run_benchmark, write_json
 from wsss.artifacts import open_artifact
 
 
@@ -40,4 +40,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -2,18 +2,31 @@
 ToyVOC's objects, and JSON output."""
 
 import json
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from wsss.data.toy import MARKER, ToyConfig, generate, part_map
+from wsss.errors import WsssError
 from wsss.kinds.cams import read_cam
 from wsss.kinds.dataset import load_index
 from wsss.params import Params
 from wsss.stages import run_stage
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def run_benchmark(main: Callable[[], None]) -> None:
+    """MAIN as `python -m benchmarks.NAME` runs it: bad input (make run's artifacts missing, a
+    damaged one) is one `error:` line and exit 2, as in the CLI, not a traceback."""
+    try:
+        main()
+    except WsssError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def toy_dataset(work: Path, config: ToyConfig | None = None) -> Path:

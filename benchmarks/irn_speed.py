@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from benchmarks.common import write_json
+from benchmarks.common import run_benchmark, write_json
 from wsss.models.irn import build_irnet
 from wsss.params import ExportMasksParams
 from wsss.stages.export_masks import boundaries, walk_cams
@@ -88,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -16,7 +16,15 @@ a family) and writes results/methods_tint0*.json instead.
 
 import argparse
 
-from benchmarks.common import body_and_part, cam_seeds, read_json, scratch, toy_dataset, write_json
+from benchmarks.common import (
+    body_and_part,
+    cam_seeds,
+    read_json,
+    run_benchmark,
+    scratch,
+    toy_dataset,
+    write_json,
+)
 from wsss.data.toy import ToyConfig
 from wsss.methods import METHODS, switch_method
 from wsss.params import load_params
@@ -67,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

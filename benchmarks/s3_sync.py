@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import scratch, write_json
+from benchmarks.common import run_benchmark, scratch, write_json
 from tests.s3server import ACCESS_KEY, SECRET, SeaweedS3
 from wsss.artifacts import MANIFEST
 from wsss.artifacts.storage import push_artifact, store, sync_root
@@ -93,4 +93,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -7,8 +7,11 @@ the share of wrongly labelled object pixels that went to a class of the same Toy
 (classes 4f..4f+3 share a body), the within-family confusion that ToyVOC's design causes.
 
     make run && python -m benchmarks.segmenter_bound [--artifacts artifacts] [--seed 0]
+    python -m benchmarks.segmenter_bound --tint 16
 
-Writes results/segmenter_bound.json (fractions).
+Writes results/segmenter_bound.json (fractions). With --tint, the GT masks alone, on a fresh
+ToyVOC of that class tint (make run's pseudo-masks belong to the default one), into
+results/segmenter_bound_tint<N>.json.
 """
 
 import argparse
@@ -18,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import scratch, write_json
+from benchmarks.common import run_benchmark, scratch, toy_dataset, write_json
 from wsss.artifacts import open_artifact
 from wsss.artifacts.manifest import InputRef, Manifest, hash_tree, write_manifest
 from wsss.artifacts.uri import relative_uri
-from wsss.data.toy import FAMILY_SIZE
+from wsss.data.toy import FAMILY_SIZE, ToyConfig
 from wsss.kinds.dataset import load_index
 from wsss.params import digest, load_params
 from wsss.stages import run_stage
@@ -80,29 +83,37 @@ def main() -> None:
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"),
                         help="make run's artifacts (dataset, pseudo_masks)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tint", type=int, help="GT masks only, on a ToyVOC of this class tint")
     args = parser.parse_args()
-    dataset, pseudo = args.artifacts / "dataset", args.artifacts / "pseudo_masks"
-    open_artifact(dataset, "dataset")  # a one-line error if make run has not made them
-    pseudo_quality = open_artifact(pseudo, "pseudo_masks").manifest.metrics["pseudo_mask_miou"]
+    work = scratch()
+    if args.tint is None:
+        dataset, pseudo = args.artifacts / "dataset", args.artifacts / "pseudo_masks"
+        open_artifact(dataset, "dataset")  # a one-line error if make run has not made them
+        pseudo_quality = open_artifact(pseudo, "pseudo_masks").manifest.metrics["pseudo_mask_miou"]
+    else:
+        dataset, pseudo = toy_dataset(work, ToyConfig(tint=args.tint)), None
     base = load_params(Path("params.yaml"))
     params = base.model_copy(
         update={"runtime": base.runtime.model_copy(update={"seed": args.seed})}
     )
-    work = scratch()
     runs = {
         "gt_masks": segment(
             dataset, gt_masks_artifact(dataset, work / "gt_masks"), work / "gt", params
         ),
-        "pseudo_masks": segment(dataset, pseudo, work / "pseudo", params),
     }
-    runs["pseudo_masks"]["label_miou"] = pseudo_quality
-    write_json("segmenter_bound", {"seed": args.seed, "runs": runs})
+    if pseudo is not None:
+        runs["pseudo_masks"] = segment(dataset, pseudo, work / "pseudo", params)
+        runs["pseudo_masks"]["label_miou"] = pseudo_quality
+    stem = "segmenter_bound" if args.tint is None else f"segmenter_bound_tint{args.tint}"
+    write_json(stem, {"seed": args.seed, "tint": args.tint, "runs": runs})
     print(f"{'trained on':<13} {'val mIoU':>8} {'within-family':>13} {'train s':>8}")
     for name, r in runs.items():
         print(f"{name:<13} {100 * r['val_miou']:>8.1f} {100 * r['within_family']:>12.1f}% "
               f"{r['train_s']:>8.0f}")  # fmt: skip
-    print(f"the pseudo-masks' own mIoU (on train, export_masks' score): {100 * pseudo_quality:.1f}")
+    if "pseudo_masks" in runs:
+        quality = runs["pseudo_masks"]["label_miou"]
+        print(f"the pseudo-masks' own mIoU (on train, export_masks' score): {100 * quality:.1f}")
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

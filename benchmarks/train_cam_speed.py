@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from benchmarks.common import write_json
+from benchmarks.common import run_benchmark, write_json
 from wsss.methods import build_method
 from wsss.methods.ktse import KtseParams
 from wsss.models.backbones import build_backbone
@@ -99,4 +99,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -14,7 +14,7 @@ import statistics
 import time
 from pathlib import Path
 
-from benchmarks.common import scratch, write_json
+from benchmarks.common import run_benchmark, scratch, write_json
 from tests.helpers import seal
 from wsss.artifacts import open_artifact
 from wsss.kinds.dataset import load_index
@@ -84,4 +84,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

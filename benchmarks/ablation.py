@@ -11,16 +11,26 @@ table can be filled in one variant at a time.
 A run whose loss becomes non-finite is recorded as {"diverged_at_step": N} and the rest go on.
 
     python -m benchmarks.ablation [--seeds 0 1 2] [--variants mga ktse] [--mga-gradients paper]
-                                  [--params params/toy_efficientnet.yaml]
+                                  [--params params/toy_efficientnet.yaml] [--parts small]
 
-With --params, the JSON names carry the file's stem (results/ablation_toy_efficientnet*.json).
+With --params, the JSON names carry the file's stem (results/ablation_toy_efficientnet*.json);
+with --tint or --parts (another ToyVOC), their suffix (results/ablation_small_parts*.json).
 """
 
 import argparse
 import statistics
 from pathlib import Path
 
-from benchmarks.common import cam_seeds, read_json, run_benchmark, scratch, toy_dataset, write_json
+from benchmarks.common import (
+    cam_seeds,
+    read_json,
+    run_benchmark,
+    scratch,
+    toy_dataset,
+    toy_options,
+    toy_variant,
+    write_json,
+)
 from wsss.errors import Diverged
 from wsss.params import Params, load_params
 
@@ -66,14 +76,19 @@ def main() -> None:
         help="train_cam.mga_gradients; 'paper' writes results/ablation_mga_paper*.json",
     )  # fmt: skip
     parser.add_argument("--params", type=Path, help="a params file instead of the ToyVOC preset")
+    toy_options(parser)
     args = parser.parse_args()
     base = load_params(args.params)
     work = scratch()
-    dataset = toy_dataset(work)
-    stem = "_".join(
-        ["ablation"]
-        + ([args.params.stem] if args.params else [])
-        + (["mga_paper"] if args.mga_gradients == "paper" else [])
+    config, suffix = toy_variant(args.tint, args.parts)
+    dataset = toy_dataset(work, config)
+    stem = (
+        "_".join(
+            ["ablation"]
+            + ([args.params.stem] if args.params else [])
+            + (["mga_paper"] if args.mga_gradients == "paper" else [])
+        )
+        + suffix
     )
     earlier = read_json(f"{stem}_seeds", {"seeds": [], "runs": {}})
     kept = earlier["runs"] if earlier["seeds"] == args.seeds else {}

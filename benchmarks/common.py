@@ -1,6 +1,7 @@
 """What the benchmarks share: a ToyVOC `dataset` artifact to run stages on, where CAMs fire on
 ToyVOC's objects, and JSON output."""
 
+import argparse
 import json
 import sys
 import tempfile
@@ -27,6 +28,21 @@ def run_benchmark(main: Callable[[], None]) -> None:
     except WsssError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def toy_options(parser: argparse.ArgumentParser, tint: int | None = ToyConfig.tint) -> None:
+    """--tint and --parts: which ToyVOC a benchmark generates (by default make run's)."""
+    parser.add_argument("--tint", type=int, default=tint, help="ToyVOC's class tint")
+    parser.add_argument("--parts", choices=("small", "large"), default=None,
+                        help=f"ToyVOC's parts (default {ToyConfig.parts})")  # fmt: skip
+
+
+def toy_variant(tint: int, parts: str | None) -> tuple[ToyConfig, str]:
+    """The ToyConfig of --tint/--parts and what its results' JSON names end in: nothing for the
+    default ToyVOC, else _tint<N> and/or _<parts>_parts."""
+    config = ToyConfig(tint=tint, parts=parts or ToyConfig.parts)
+    suffix = "" if tint == ToyConfig.tint else f"_tint{tint}"
+    return config, suffix + ("" if config.parts == ToyConfig.parts else f"_{config.parts}_parts")
 
 
 def toy_dataset(work: Path, config: ToyConfig | None = None) -> Path:

@@ -8,10 +8,12 @@ the share of body pixels above the seed threshold, and how often an object's CAM
 part (benchmarks.common.body_and_part). Writes
 results/methods.json ({"baseline": seed_miou, ...}, fractions) and prints a table beside the
 papers' numbers (VOC, not comparable in absolute terms: a different dataset and backbone; the
-ordering is what ToyVOC can check). `--tint 0` runs them on ToyVOC v1 (identical bodies within
-a family) and writes results/methods_tint0*.json instead.
+ordering is what ToyVOC can check). `--parts small` runs them on ToyVOC v2 (small parts) and
+writes results/methods_small_parts*.json instead, `--tint 0 --parts small` on v1 (bodies
+identical within a family: methods_tint0_small_parts*.json).
 
     python -m benchmarks.methods [--methods baseline ktse destruction fsr] [--seed 0] [--tint 32]
+        [--parts large|small]
 """
 
 import argparse
@@ -23,9 +25,10 @@ from benchmarks.common import (
     run_benchmark,
     scratch,
     toy_dataset,
+    toy_options,
+    toy_variant,
     write_json,
 )
-from wsss.data.toy import ToyConfig
 from wsss.methods import METHODS, switch_method
 from wsss.params import load_params
 
@@ -41,11 +44,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tint", type=int, default=ToyConfig.tint, help="ToyVOC's class tint")
+    toy_options(parser)
     args = parser.parse_args()
     work = scratch()
-    dataset = toy_dataset(work, ToyConfig(tint=args.tint))
-    name = "methods" if args.tint == ToyConfig.tint else f"methods_tint{args.tint}"
+    config, suffix = toy_variant(args.tint, args.parts)
+    dataset = toy_dataset(work, config)
+    name = f"methods{suffix}"
     base = load_params(None)
     runs = {}
     for method in args.methods:
@@ -62,7 +66,10 @@ def main() -> None:
     # a subset of methods updates their entries and keeps the others'
     merged = read_json(f"{name}_runs", {"runs": {}})["runs"] | runs
     write_json(name, {m: merged[m]["seed_miou"] for m in METHODS if m in merged})
-    write_json(f"{name}_runs", {"seed": args.seed, "tint": args.tint, "runs": merged})
+    write_json(
+        f"{name}_runs",
+        {"seed": args.seed, "tint": config.tint, "parts": config.parts, "runs": merged},
+    )
     print(f"{'method':<12} {'seed mIoU':>9} {'fixed':>6} {'part':>5} {'body':>5} {'covered':>7} "
           f"{'peak@part':>9} {'train s':>8}  paper (VOC)")  # fmt: skip
     for method, r in runs.items():

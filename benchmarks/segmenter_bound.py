@@ -7,11 +7,11 @@ the share of wrongly labelled object pixels that went to a class of the same Toy
 (classes 4f..4f+3 share a body), the within-family confusion that ToyVOC's design causes.
 
     make run && python -m benchmarks.segmenter_bound [--artifacts artifacts] [--seed 0]
-    python -m benchmarks.segmenter_bound --tint 16
+    python -m benchmarks.segmenter_bound --tint 16 [--parts small]
 
-Writes results/segmenter_bound.json (fractions). With --tint, the GT masks alone, on a fresh
-ToyVOC of that class tint (make run's pseudo-masks belong to the default one), into
-results/segmenter_bound_tint<N>.json.
+Writes results/segmenter_bound.json (fractions). With --tint or --parts, the GT masks alone, on a
+fresh ToyVOC of that class tint and parts (make run's pseudo-masks belong to the default one),
+into results/segmenter_bound_tint<N>.json or segmenter_bound[_tint<N>]_small_parts.json.
 """
 
 import argparse
@@ -21,7 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import run_benchmark, scratch, toy_dataset, write_json
+from benchmarks.common import (
+    run_benchmark,
+    scratch,
+    toy_dataset,
+    toy_options,
+    toy_variant,
+    write_json,
+)
 from wsss.artifacts import open_artifact
 from wsss.artifacts.manifest import InputRef, Manifest, hash_tree, write_manifest
 from wsss.artifacts.uri import relative_uri
@@ -83,15 +90,16 @@ def main() -> None:
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"),
                         help="make run's artifacts (dataset, pseudo_masks)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tint", type=int, help="GT masks only, on a ToyVOC of this class tint")
+    toy_options(parser, tint=None)  # either one: GT masks only, on a fresh ToyVOC
     args = parser.parse_args()
     work = scratch()
-    if args.tint is None:
+    config, suffix = toy_variant(ToyConfig.tint if args.tint is None else args.tint, args.parts)
+    if args.tint is None and args.parts is None:
         dataset, pseudo = args.artifacts / "dataset", args.artifacts / "pseudo_masks"
         open_artifact(dataset, "dataset")  # a one-line error if make run has not made them
         pseudo_quality = open_artifact(pseudo, "pseudo_masks").manifest.metrics["pseudo_mask_miou"]
     else:
-        dataset, pseudo = toy_dataset(work, ToyConfig(tint=args.tint)), None
+        dataset, pseudo = toy_dataset(work, config), None
     base = load_params(Path("params.yaml"))
     params = base.model_copy(
         update={"runtime": base.runtime.model_copy(update={"seed": args.seed})}
@@ -104,8 +112,8 @@ def main() -> None:
     if pseudo is not None:
         runs["pseudo_masks"] = segment(dataset, pseudo, work / "pseudo", params)
         runs["pseudo_masks"]["label_miou"] = pseudo_quality
-    stem = "segmenter_bound" if args.tint is None else f"segmenter_bound_tint{args.tint}"
-    write_json(stem, {"seed": args.seed, "tint": args.tint, "runs": runs})
+    stem = "segmenter_bound" + ("" if pseudo else suffix or f"_tint{config.tint}")
+    write_json(stem, {"seed": args.seed, "tint": config.tint, "parts": config.parts, "runs": runs})
     print(f"{'trained on':<13} {'val mIoU':>8} {'within-family':>13} {'train s':>8}")
     for name, r in runs.items():
         print(f"{name:<13} {100 * r['val_miou']:>8.1f} {100 * r['within_family']:>12.1f}% "

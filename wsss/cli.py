@@ -93,7 +93,7 @@ def int_in(low: int, high: int):
 def _cmd_toy(args: argparse.Namespace) -> None:
     from wsss.data.toy import ToyConfig, generate
 
-    config = ToyConfig(args.seed, args.train, args.val, args.size, args.tint)
+    config = ToyConfig(args.seed, args.train, args.val, args.size, args.tint, args.parts)
     generate(args.out, config)
     print(f"ToyVOC written to {args.out}")
 
@@ -195,7 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--size", type=int_in(32, 4096), default=96, metavar="PX", help="image side")
     toy.add_argument(
         "--tint", type=int_in(0, 60), default=32, metavar="LEVELS",
-        help="RGB levels that set a class's body apart within its family (0: ToyVOC v1)",
+        help="RGB levels that set a class's body apart within its family (0: one body per family)",
+    )  # fmt: skip
+    toy.add_argument(
+        "--parts", choices=("large", "small"), default="large",
+        help="a class's part: a sixth of the object in a hue of its own (default) or, as in v1 "
+        "and v2, a tenth of it in one of five colours",
     )  # fmt: skip
     toy.set_defaults(func=_cmd_toy)
     coco = data_commands.add_parser(

@@ -5,11 +5,14 @@ It is built to make the weakly supervised problem real. Every class is an object
   body family f) and tinted by its class: a small shift of the family's colours, one of four
   directions per class, so the body narrows the class to four and weakly names it (as fur is
   weak evidence of a cat), and
-- a small *part* (about a tenth of the object) whose shape and saturated colour belong to that
-  class alone.
+- a *part* (about a sixth of the object, at its rim, like a head) whose shape and saturated hue
+  belong to that class alone.
 A classifier trained on image-level tags finds the part the decisive cue and the tint a weak one:
 a plain CAM fires on the part and under-activates the body, the failure KTSE targets, while a
 segmenter trained on dense labels can still learn every body pixel's class from its tint.
+That needs parts large enough to be learnt before the tint: v2's (`parts="small"`, a tenth of
+the object in one of five colours that the shape told apart) were not, and the plain CAM peaked
+on them no more often than chance (measured: benchmarks/RESULTS.md).
 Images hold 1-3 classes, sometimes two instances of one class, objects occlude each other, the
 background is textured, and class-less distractor shapes sit behind or in front of objects.
 The same seed gives byte-identical files (numpy's PCG64, OpenCV drawing, Pillow's codecs).
@@ -46,9 +49,16 @@ _BODY_COLOURS = (
 # The class tint (ToyConfig.tint RGB levels) points along one of four directions of the chroma
 # plane (orthogonal to grey), a quarter turn apart.
 _CHROMA_AXES = np.array([[1, -1, 0], [1, 1, -2]]) / np.array([[2**0.5], [6**0.5]])
-# Parts: 4 shapes x 5 saturated colours = 20 unique (shape, colour) pairs, one per class.
+# Small parts: 4 shapes x 5 saturated colours = 20 unique (shape, colour) pairs, one per class.
+# Large parts: a saturated hue per class, 18 degrees apart, and a shape that differs in a family.
 _PART_SHAPES = ("disc", "square", "triangle", "diamond")
 _PART_COLOURS = ((235, 20, 20), (20, 225, 40), (30, 60, 240), (250, 230, 10), (240, 20, 230))
+_PART_HUES = cv2.cvtColor(
+    np.uint8([[[round(180 * c / len(VOC_CLASSES)), 255, 245] for c in range(len(VOC_CLASSES))]]),
+    cv2.COLOR_HSV2RGB,
+)[0]
+# The part's radius, a uniform fraction of the body's minor radius.
+_PART_RADIUS = {"small": (0.30, 0.40), "large": (0.45, 0.55)}
 
 
 @dataclass(frozen=True)
@@ -58,14 +68,24 @@ class ToyConfig:
     val: int = 100
     size: int = 96
     # RGB levels a class shifts its family's body colours by. At 32 neighbours in a family differ
-    # by 45 levels (families by ~100, parts by ~300); 0 is ToyVOC v1, whose bodies are the same
-    # for the four classes of a family, byte for byte.
+    # by 45 levels (families by ~100, parts by 55 or more); with tint 0 and small parts this is
+    # ToyVOC v1 byte for byte (the bodies of a family's four classes identical), with small parts
+    # ToyVOC v2.
     tint: int = 32
+    parts: str = "large"  # large (v3) | small (v1, v2): _PART_RADIUS
 
 
 def body_family(class_id: int) -> int:
     """Classes 4f..4f+3 share body family f (their part colours all differ)."""
     return class_id // FAMILY_SIZE
+
+
+def part_look(class_id: int, parts: str) -> tuple[str, np.ndarray]:
+    """The shape and RGB colour of a class's part."""
+    if parts == "small":
+        colour = _PART_COLOURS[class_id % len(_PART_COLOURS)]
+        return _PART_SHAPES[class_id // len(_PART_COLOURS)], np.array(colour, np.float32)
+    return _PART_SHAPES[class_id % len(_PART_SHAPES)], _PART_HUES[class_id].astype(np.float32)
 
 
 def body_colours(class_id: int, tint_levels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -143,6 +163,7 @@ class _Object:
     class_id: int
     body: np.ndarray  # (S, S) uint8 masks
     part: np.ndarray
+    colour: np.ndarray  # the part's RGB
     texture: np.ndarray  # (S, S, 3) float
 
 
@@ -154,15 +175,15 @@ def _make_object(class_id: int, config: ToyConfig, rng: np.random.Generator) -> 
     rot = rng.uniform(0, 180)
     body = np.zeros((size, size), np.uint8)
     cv2.ellipse(body, (round(cx), round(cy)), (round(major), round(minor)), rot, 0, 360, 1, -1)
-    # The part sits inside the body, towards its rim, on the minor or major axis.
+    # The part sits at the body's rim, on its minor or major axis; large ones can stick out.
     theta = np.deg2rad(rot) + rng.choice([0.0, np.pi / 2, np.pi, 3 * np.pi / 2])
     reach = 0.55 * (major if rng.random() < 0.5 else minor)
     centre = (cy + reach * np.sin(theta), cx + reach * np.cos(theta))
-    radius = rng.uniform(0.30, 0.40) * minor
-    shape = _PART_SHAPES[class_id // len(_PART_COLOURS)]
+    radius = rng.uniform(*_PART_RADIUS[config.parts]) * minor
+    shape, colour = part_look(class_id, config.parts)
     part = _part_mask(shape, size, centre, radius, rng.uniform(0, np.pi))
     texture = _texture(class_id, config, (cy, cx), rng)
-    return _Object(class_id, body, part, texture)
+    return _Object(class_id, body, part, colour, texture)
 
 
 def _distractor(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -202,9 +223,7 @@ def _compose(config: ToyConfig, rng: np.random.Generator):
         for k, obj in enumerate(objects):
             region = (obj.body | obj.part) > 0
             image[obj.body > 0] = obj.texture[obj.body > 0]
-            image[obj.part > 0] = np.array(
-                _PART_COLOURS[obj.class_id % len(_PART_COLOURS)], np.float32
-            )
+            image[obj.part > 0] = obj.colour
             label[region] = obj.class_id + 1
             owner[region] = k
             part[region] = obj.part[region] > 0
@@ -278,6 +297,8 @@ def generate(out: Path, config: ToyConfig) -> None:
     """Write ToyVOC to OUT, atomically: a crash leaves no half-written dataset at OUT."""
     if config.train < 1 or config.val < 1 or config.size < 32 or not 0 <= config.tint <= 60:
         raise WsssError("toy: need --train >= 1, --val >= 1, --size >= 32 and --tint 0..60")
+    if config.parts not in _PART_RADIUS:
+        raise WsssError(f"toy: --parts must be one of {', '.join(_PART_RADIUS)}")
     if out.exists() and not (out / MARKER).is_file():
         raise WsssError(f"{out}: exists and is not a ToyVOC directory; refusing to overwrite it")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,14 +4,15 @@ Each variant trains train_cam with the ToyVOC preset (params.yaml, or the file -
 e.g. params/toy_efficientnet.yaml) and the same seed, then runs
 extract_seeds on `train`; the number is seed_miou (GT-tuned threshold, as papers report) and,
 beside it, seed_miou_fixed. Writes results/ablation.json ({"base": seed_miou, ...}, fractions;
-the mean over the seeds whose runs finished) and results/ablation_seeds.json with every run, both
-rewritten after each run (seed 0 of every variant first), so a stopped benchmark keeps its runs.
-Variants not named in --variants keep the runs the JSON already holds for the same seeds, so the
+the mean over the seeds whose runs finished) and results/ablation_seeds.json with every run and
+its seed, both rewritten after each run (seed 0 of every variant first), so a stopped benchmark
+keeps its runs and `--resume` finishes it: runs the JSON holds for a variant and seed are not
+redone. Variants not named in --variants keep the JSON's runs of the requested seeds, so the
 table can be filled in one variant at a time.
 A run whose loss becomes non-finite is recorded as {"diverged_at_step": N} and the rest go on.
 
     python -m benchmarks.ablation [--seeds 0 1 2] [--variants mga ktse] [--mga-gradients paper]
-                                  [--params params/toy_efficientnet.yaml] [--parts small]
+                                  [--params params/toy_efficientnet.yaml] [--parts small] [--resume]
 
 With --params, the JSON names carry the file's stem (results/ablation_toy_efficientnet*.json);
 with --tint or --parts (another ToyVOC), their suffix (results/ablation_small_parts*.json).
@@ -63,6 +64,21 @@ def run_variant(
         return {"diverged_at_step": error.step}
 
 
+def earlier_runs(earlier: dict, seeds: list[int]) -> dict[tuple[str, int], dict]:
+    """The JSON's runs of SEEDS by (variant, seed). Runs written before they carried their seed
+    are the JSON's seeds in order."""
+    return {
+        (name, run.get("seed", seed)): {"seed": run.get("seed", seed), **run}
+        for name, rs in earlier["runs"].items()
+        for seed, run in zip(earlier["seeds"], rs, strict=False)
+        if run.get("seed", seed) in seeds
+    }
+
+
+def finished(runs: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    return {name: [r for r in rs if "seed_miou" in r] for name, rs in runs.items()}
+
+
 def mean(values: list[float]) -> float | None:
     return statistics.mean(values) if values else None
 
@@ -76,6 +92,9 @@ def main() -> None:
         help="train_cam.mga_gradients; 'paper' writes results/ablation_mga_paper*.json",
     )  # fmt: skip
     parser.add_argument("--params", type=Path, help="a params file instead of the ToyVOC preset")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the JSON's runs of these seeds; run the rest"
+    )
     toy_options(parser)
     args = parser.parse_args()
     base = load_params(args.params)
@@ -90,22 +109,24 @@ def main() -> None:
         )
         + suffix
     )
-    earlier = read_json(f"{stem}_seeds", {"seeds": [], "runs": {}})
-    kept = earlier["runs"] if earlier["seeds"] == args.seeds else {}
+    kept = earlier_runs(read_json(f"{stem}_seeds", {"seeds": [], "runs": {}}), args.seeds)
     runs: dict[str, list[dict]] = {
-        name: [] if name in args.variants else kept[name]
+        name: [run for (n, _), run in sorted(kept.items()) if n == name]
         for name in VARIANTS
-        if name in args.variants or name in kept
+        if name in args.variants or any(n == name for n, _ in kept)
     }
-    for i, seed in enumerate(args.seeds):  # every variant's seed 0 first; JSON after each run
+    for seed in args.seeds:  # every variant's seed 0 first; JSON after each run
         for name in args.variants:
-            runs[name].append(run_variant(dataset, work, base, name, seed, args.mga_gradients))
-            finished = {n: [r for r in rs if "seed_miou" in r] for n, rs in runs.items()}
-            summary = {n: mean([r["seed_miou"] for r in rs]) for n, rs in finished.items()}
+            if args.resume and (name, seed) in kept:
+                continue
+            runs[name] = [r for r in runs[name] if r["seed"] != seed]
+            run = run_variant(dataset, work, base, name, seed, args.mga_gradients)
+            runs[name] = sorted([*runs[name], {"seed": seed, **run}], key=lambda r: r["seed"])
+            summary = {n: mean([r["seed_miou"] for r in rs]) for n, rs in finished(runs).items()}
             write_json(stem, summary)
-            write_json(f"{stem}_seeds", {"seeds": args.seeds[: i + 1], "runs": runs})
+            write_json(f"{stem}_seeds", {"seeds": args.seeds, "runs": runs})
     print(f"{'variant':<9} {'seed mIoU':>10} {'fixed 0.2':>10} {'paper':>6}")
-    for name, rs in finished.items():
+    for name, rs in finished(runs).items():
         diverged = len(runs[name]) - len(rs)
         note = f"  ({diverged} of {len(runs[name])} diverged)" if diverged else ""
         if not rs:

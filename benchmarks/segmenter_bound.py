@@ -6,17 +6,20 @@ between the two is what the pseudo-masks cost. Also reported, from each val conf
 the share of wrongly labelled object pixels that went to a class of the same ToyVOC body family
 (classes 4f..4f+3 share a body), the within-family confusion that ToyVOC's design causes.
 
-    make run && python -m benchmarks.segmenter_bound [--artifacts artifacts] [--seed 0]
+    make run && python -m benchmarks.segmenter_bound [--artifacts artifacts] [--seeds 0 1 2]
     python -m benchmarks.segmenter_bound --tint 16 [--parts small]
 
-Writes results/segmenter_bound.json (fractions). With --tint or --parts, the GT masks alone, on a
-fresh ToyVOC of that class tint and parts (make run's pseudo-masks belong to the default one),
-into results/segmenter_bound_tint<N>.json or segmenter_bound[_tint<N>]_small_parts.json.
+Each runtime seed trains both segmenters anew (the pseudo-masks stay make run's); the table gives
+the mean ± standard deviation over the seeds. Writes results/segmenter_bound.json (fractions,
+every run with its seed). With --tint or --parts, the GT masks alone, on a fresh ToyVOC of that
+class tint and parts (make run's pseudo-masks belong to the default one), into
+results/segmenter_bound_tint<N>.json or segmenter_bound[_tint<N>]_small_parts.json.
 """
 
 import argparse
 import json
 import shutil
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"),
                         help="make run's artifacts (dataset, pseudo_masks)")  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     toy_options(parser, tint=None)  # either one: GT masks only, on a fresh ToyVOC
     args = parser.parse_args()
     work = scratch()
@@ -97,29 +100,35 @@ def main() -> None:
     if args.tint is None and args.parts is None:
         dataset, pseudo = args.artifacts / "dataset", args.artifacts / "pseudo_masks"
         open_artifact(dataset, "dataset")  # a one-line error if make run has not made them
-        pseudo_quality = open_artifact(pseudo, "pseudo_masks").manifest.metrics["pseudo_mask_miou"]
+        quality = open_artifact(pseudo, "pseudo_masks").manifest.metrics["pseudo_mask_miou"]
+        sources = {
+            "gt_masks": gt_masks_artifact(dataset, work / "gt_masks"),
+            "pseudo_masks": pseudo,
+        }
     else:
-        dataset, pseudo = toy_dataset(work, config), None
+        dataset, quality = toy_dataset(work, config), None
+        sources = {"gt_masks": gt_masks_artifact(dataset, work / "gt_masks")}
     base = load_params(Path("params.yaml"))
-    params = base.model_copy(
-        update={"runtime": base.runtime.model_copy(update={"seed": args.seed})}
-    )
-    runs = {
-        "gt_masks": segment(
-            dataset, gt_masks_artifact(dataset, work / "gt_masks"), work / "gt", params
-        ),
-    }
-    if pseudo is not None:
-        runs["pseudo_masks"] = segment(dataset, pseudo, work / "pseudo", params)
-        runs["pseudo_masks"]["label_miou"] = pseudo_quality
-    stem = "segmenter_bound" + ("" if pseudo else suffix or f"_tint{config.tint}")
-    write_json(stem, {"seed": args.seed, "tint": config.tint, "parts": config.parts, "runs": runs})
-    print(f"{'trained on':<13} {'val mIoU':>8} {'within-family':>13} {'train s':>8}")
-    for name, r in runs.items():
-        print(f"{name:<13} {100 * r['val_miou']:>8.1f} {100 * r['within_family']:>12.1f}% "
-              f"{r['train_s']:>8.0f}")  # fmt: skip
-    if "pseudo_masks" in runs:
-        quality = runs["pseudo_masks"]["label_miou"]
+    runs: dict[str, list[dict]] = {name: [] for name in sources}
+    stem = "segmenter_bound" + ("" if len(sources) > 1 else suffix or f"_tint{config.tint}")
+    for seed in args.seeds:
+        params = base.model_copy(update={"runtime": base.runtime.model_copy(update={"seed": seed})})
+        for name, masks in sources.items():
+            runs[name].append(
+                {"seed": seed, **segment(dataset, masks, work / f"{name}-{seed}", params)}
+            )
+            write_json(stem, {"seeds": args.seeds, "tint": config.tint, "parts": config.parts,
+                              "pseudo_mask_miou": quality, "runs": runs})  # fmt: skip
+    print(f"{'trained on':<13} {'val mIoU':>12} {'within-family':>13} {'train s':>8}")
+    for name, rs in runs.items():
+        miou = [100 * r["val_miou"] for r in rs]
+        spread = f" ± {statistics.stdev(miou):.1f}" if len(rs) > 1 else ""
+        family = statistics.mean(100 * r["within_family"] for r in rs)
+        seconds = statistics.median(r["train_s"] for r in rs)
+        print(
+            f"{name:<13} {statistics.mean(miou):>6.1f}{spread:<6} {family:>12.1f}% {seconds:>8.0f}"
+        )
+    if quality is not None:
         print(f"the pseudo-masks' own mIoU (on train, export_masks' score): {100 * quality:.1f}")
 
 

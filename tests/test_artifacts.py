@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 import wsss.artifacts.lineage as lineage_module
 from tests.helpers import seal
@@ -13,6 +14,7 @@ from wsss.artifacts.lineage import lineage
 from wsss.artifacts.manifest import sha256_file
 from wsss.errors import WsssError
 from wsss.params import Params, digest
+from wsss.runtime import cpu_model, describe
 from wsss.stages import Stage, open_inputs, run_stage
 
 
@@ -162,3 +164,14 @@ def test_lineage_survives_a_cycle_and_reads_each_manifest_once(cli, tmp_path, mo
     monkeypatch.setattr(lineage_module, "read_manifest", lambda uri: reads.append(uri) or real(uri))
     tree = lineage_module.lineage(chain[-1])
     assert len(reads) == 19 and tree["inputs"]["cam_model"]["repeated"]
+
+
+def test_a_cpu_device_names_its_instruction_set_and_model(monkeypatch):
+    """Two AVX512 CPUs of different makers trained different models from one seed: the
+    manifest's device must tell them apart, not only the instruction set."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert cpu_model()  # Linux: /proc/cpuinfo's model name
+    assert describe(torch.device("cpu")) == f"cpu:{capability} ({cpu_model()})"
+    assert describe(torch.device("cpu"), 2).endswith(") x2")
+    monkeypatch.setattr("wsss.runtime.cpu_model", lambda: "")
+    assert describe(torch.device("cpu")) == f"cpu:{capability}"

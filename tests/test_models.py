@@ -136,8 +136,12 @@ def test_bad_weight_files(tmp_path):
     truncated.write_bytes(truncated.read_bytes()[:200])
     with pytest.raises(WsssError, match=r"not a valid MXNet \.params file"):
         load_weights(truncated, mxnet_names=True)
-    with pytest.raises(WsssError, match="cannot read weights"):
+    with pytest.raises(WsssError, match="not found; ImageNet weights are local files"):
         load_weights(tmp_path / "missing.pth", mxnet_names=False)
+    with pytest.raises(WsssError, match="not found; `make install` extracts"):
+        load_weights(tmp_path / "efficientnet-lite0-57934424.pth", mxnet_names=False)
+    with pytest.raises(WsssError, match="cannot read weights"):
+        load_weights(tmp_path, mxnet_names=False)  # a directory
     with pytest.raises(WsssError, match="trains from scratch"):
         build_backbone("toy", junk)
 

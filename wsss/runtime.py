@@ -6,8 +6,10 @@ runs in float32 and is deterministic for a seed.
 
 import contextlib
 import os
+import platform
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,12 +53,25 @@ def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo; elsewhere what `platform` knows, or '')."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def describe(device: torch.device, world_size: int = 1) -> str:
-    """For manifests: 'cpu:AVX2' (the instruction set torch's kernels use: CPU results are
-    reproducible bytes on one, not across them) or 'cuda:NVIDIA H100 80GB HBM3'; xN under
-    torchrun."""
+    """For manifests: 'cpu:AVX512 (Intel(R) Xeon(R) Processor)' or 'cuda:NVIDIA H100 80GB HBM3';
+    xN under torchrun. A CPU is named by the instruction set torch's kernels use and its model: both
+    decide the float rounding (two AVX512 CPUs of different makers trained different models
+    from the same seed), so CPU results are reproducible bytes only on the same kind."""
     if device.type == "cpu":
-        name = f"cpu:{torch.backends.cpu.get_cpu_capability()}"
+        model = cpu_model()
+        name = f"cpu:{torch.backends.cpu.get_cpu_capability()}" + (f" ({model})" if model else "")
     else:
         name = f"cuda:{torch.cuda.get_device_name(device)}"
     return f"{name} x{world_size}" if world_size > 1 else name

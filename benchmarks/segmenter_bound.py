@@ -8,12 +8,15 @@ the share of wrongly labelled object pixels that went to a class of the same Toy
 
     make run && python -m benchmarks.segmenter_bound [--artifacts artifacts] [--seeds 0 1 2]
     python -m benchmarks.segmenter_bound --tint 16 [--parts small]
+    python -m benchmarks.segmenter_bound --params my_params.yaml   # another segmenter recipe
 
 Each runtime seed trains both segmenters anew (the pseudo-masks stay make run's); the table gives
 the mean ± standard deviation over the seeds. Writes results/segmenter_bound.json (fractions,
 every run with its seed). With --tint or --parts, the GT masks alone, on a fresh ToyVOC of that
 class tint and parts (make run's pseudo-masks belong to the default one), into
-results/segmenter_bound_tint<N>.json or segmenter_bound[_tint<N>]_small_parts.json.
+results/segmenter_bound_tint<N>.json or segmenter_bound[_tint<N>]_small_parts.json. With
+--params (train_deeplab and evaluate from that file, not params.yaml), the names carry its stem.
+`--trained-on gt_masks` or `pseudo_masks` trains only that one.
 """
 
 import argparse
@@ -36,6 +39,7 @@ from wsss.artifacts import open_artifact
 from wsss.artifacts.manifest import InputRef, Manifest, hash_tree, write_manifest
 from wsss.artifacts.uri import relative_uri
 from wsss.data.toy import FAMILY_SIZE, ToyConfig
+from wsss.errors import WsssError
 from wsss.kinds.dataset import load_index
 from wsss.params import digest, load_params
 from wsss.stages import run_stage
@@ -93,24 +97,35 @@ def main() -> None:
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"),
                         help="make run's artifacts (dataset, pseudo_masks)")  # fmt: skip
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
+                        help="the params of train_deeplab and evaluate")  # fmt: skip
+    trained_on = ["gt_masks", "pseudo_masks"]
+    parser.add_argument("--trained-on", nargs="+", choices=trained_on, default=trained_on)
     toy_options(parser, tint=None)  # either one: GT masks only, on a fresh ToyVOC
     args = parser.parse_args()
+    fresh_toy = args.tint is not None or args.parts is not None
+    if fresh_toy and "gt_masks" not in args.trained_on:
+        raise WsssError(
+            "--trained-on pseudo_masks: make run's pseudo-masks, not with --tint/--parts"
+        )
     work = scratch()
     config, suffix = toy_variant(ToyConfig.tint if args.tint is None else args.tint, args.parts)
-    if args.tint is None and args.parts is None:
+    if not fresh_toy:
         dataset, pseudo = args.artifacts / "dataset", args.artifacts / "pseudo_masks"
         open_artifact(dataset, "dataset")  # a one-line error if make run has not made them
         quality = open_artifact(pseudo, "pseudo_masks").manifest.metrics["pseudo_mask_miou"]
-        sources = {
-            "gt_masks": gt_masks_artifact(dataset, work / "gt_masks"),
-            "pseudo_masks": pseudo,
-        }
+        sources = {"gt_masks": work / "gt_masks", "pseudo_masks": pseudo}
     else:
         dataset, quality = toy_dataset(work, config), None
-        sources = {"gt_masks": gt_masks_artifact(dataset, work / "gt_masks")}
-    base = load_params(Path("params.yaml"))
+        sources = {"gt_masks": work / "gt_masks"}
+    sources = {name: path for name, path in sources.items() if name in args.trained_on}
+    if "gt_masks" in sources:
+        gt_masks_artifact(dataset, sources["gt_masks"])
+    base = load_params(args.params)
     runs: dict[str, list[dict]] = {name: [] for name in sources}
-    stem = "segmenter_bound" + ("" if len(sources) > 1 else suffix or f"_tint{config.tint}")
+    recipe = "" if args.params == Path("params.yaml") else f"_{args.params.stem}"
+    toy = (suffix or f"_tint{config.tint}") if fresh_toy else ""
+    stem = "segmenter_bound" + recipe + toy
     for seed in args.seeds:
         params = base.model_copy(update={"runtime": base.runtime.model_copy(update={"seed": seed})})
         for name, masks in sources.items():

@@ -67,12 +67,12 @@ def run_variant(
 def earlier_runs(earlier: dict, seeds: list[int]) -> dict[tuple[str, int], dict]:
     """The JSON's runs of SEEDS by (variant, seed). Runs written before they carried their seed
     are the JSON's seeds in order."""
-    return {
-        (name, run.get("seed", seed)): {"seed": run.get("seed", seed), **run}
+    tagged = [
+        (name, {"seed": seed, **run})  # a run's own seed, where it has one, wins
         for name, rs in earlier["runs"].items()
         for seed, run in zip(earlier["seeds"], rs, strict=False)
-        if run.get("seed", seed) in seeds
-    }
+    ]
+    return {(name, run["seed"]): run for name, run in tagged if run["seed"] in seeds}
 
 
 def finished(runs: dict[str, list[dict]]) -> dict[str, list[dict]]:
@@ -110,8 +110,10 @@ def main() -> None:
         + suffix
     )
     kept = earlier_runs(read_json(f"{stem}_seeds", {"seeds": [], "runs": {}}), args.seeds)
-    runs: dict[str, list[dict]] = {
-        name: [run for (n, _), run in sorted(kept.items()) if n == name]
+    runs: dict[str, list[dict]] = {  # without --resume the named variants start afresh
+        name: []
+        if name in args.variants and not args.resume
+        else [run for (n, _), run in sorted(kept.items()) if n == name]
         for name in VARIANTS
         if name in args.variants or any(n == name for n, _ in kept)
     }
@@ -119,7 +121,6 @@ def main() -> None:
         for name in args.variants:
             if args.resume and (name, seed) in kept:
                 continue
-            runs[name] = [r for r in runs[name] if r["seed"] != seed]
             run = run_variant(dataset, work, base, name, seed, args.mga_gradients)
             runs[name] = sorted([*runs[name], {"seed": seed, **run}], key=lambda r: r["seed"])
             summary = {n: mean([r["seed_miou"] for r in rs]) for n, rs in finished(runs).items()}

@@ -272,10 +272,12 @@ def test_pseudo_label_softmax_runs_over_background_and_present_classes_only():
 
     spy = Spy((1, 2, 4), iterations=5)
     labels = pseudo_labels(feat, y, image, spy)
-    # what PAR refines: a distribution over the background and the present classes alone
-    present = torch.cat([torch.ones(2, 1), y], 1).bool().repeat(2, 1)
-    assert (seen[0][~present] == 0).all()
+    # what PAR refines: a distribution over the background and each image's present classes
+    # alone (image 0: background + 2 classes; image 1's third channel pads it, an absent one at 0;
+    # rows 2-3 repeat the batch for the second threshold)
+    assert seen[0].shape == (4, 3, 16, 16)
     assert torch.allclose(seen[0].sum(1), torch.ones(4, 16, 16))
+    assert (seen[0][[1, 3], 2] == 0).all() and (seen[0][[0, 2], 2] > 0).all()
     assert torch.equal(labels, _labels_by_present_classes(feat, y, image, par))
     # the rule matters: with all channels in the softmax (absent ones at 0), PAR decides otherwise
     absent_at_zero = feat * y[:, :, None, None]

@@ -62,6 +62,10 @@ class SeaweedS3:
         config.write_text(json.dumps({"identities": [identity]}))
         args = [_weed(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
         args += ["-webdav=false", "-admin.ui=false", "-master.telemetry=false"]
+        # every test's bucket is a collection with volumes of its own; by default the volume
+        # count is free disk space / 1 GiB, so on a fuller disk the session ran out of volumes
+        # (500: "no free volumes left") after a dozen buckets. Volumes are sparse files.
+        args += ["-master.volumeSizeLimitMB=64", "-volume.max=2000"]
         args += [f"-s3.config={config}", *(f"-{flag}={port}" for flag, port in self.ports.items())]
         log = open(self.directory / "weed.log", "ab")  # noqa: SIM115 (the process keeps it)
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)

@@ -16,6 +16,7 @@ import wsss
 from pipelines import DEFAULT_ROOT
 from wsss.cli import Parser, key_value, run_parser
 from wsss.errors import WsssError
+from wsss.safe_paths import check_writes
 
 if TYPE_CHECKING:  # kfp, pydantic and the stages load in the commands: --help stays instant
     from kfp.local import DockerRunner
@@ -98,7 +99,16 @@ def _artifacts(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _cmd_compile(args: argparse.Namespace) -> None:
-    _compile(args, args.out)
+    from wsss.artifacts.manifest import write_text_atomic
+
+    if args.out.suffix not in (".yaml", ".yml"):
+        raise WsssError(f"--out {args.out}: expected a .yaml file (the pipeline's YAML)")
+    check_writes({"--out": args.out}, {"--params": args.params, "--root": args.root})
+    with tempfile.TemporaryDirectory() as tmp:  # whole or not at all at --out
+        package = Path(tmp) / "pipeline.yaml"
+        _compile(args, package)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(args.out, package.read_text(encoding="utf-8"))
     print(f"pipeline written to {args.out}")
 
 
@@ -134,6 +144,8 @@ def _cmd_run_local(args: argparse.Namespace) -> None:
     from wsss.stages.component import ERRORS_ENV
 
     remote = is_remote(args.root)
+    reads = {"--params": args.params, "--root": args.root}
+    check_writes({"--pipeline-root": args.pipeline_root}, reads | _artifacts(args))
     root = args.root if remote else str(Path(args.root).resolve())
     if not args.start and not remote and not Path(root).is_dir():
         raise WsssError(f"--root {args.root}: dataset root not found (make data writes ToyVOC)")

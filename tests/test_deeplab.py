@@ -180,14 +180,14 @@ def test_predict_labels_a_folder_and_skips_what_is_not_an_image(seg_model, toy_r
     assert result.returncode == 0, result.stderr
     assert "warning: skipping" in result.stderr and "notes.txt" in result.stderr
     assert "huge.png" in result.stderr and "over the limit" in result.stderr
-    names = sorted(p.name for p in out.glob("*.png"))
-    assert len([n for n in names if n.endswith("_overlay.png")]) == 2
-    label = read_mask(next(p for p in out.glob("*.png") if "overlay" not in p.name))
+    masks = sorted(p.name for p in (out / "masks").glob("*.png"))
+    assert len(masks) == 2 and masks == sorted(p.name for p in (out / "overlays").glob("*.png"))
+    label = read_mask(out / "masks" / masks[0])
     assert label.dtype == np.uint8 and label.max() <= 20
     assert open_artifact(out, "predictions").manifest.inputs["seg_model"].kind == "seg_model"
     result = _run("predict", "--model", seg_model, "--images", images, "--out", tmp_path / "p2",
                   "--no-overlays")  # fmt: skip
-    assert result.returncode == 0 and not list((tmp_path / "p2").glob("*_overlay.png"))
+    assert result.returncode == 0 and not (tmp_path / "p2" / "overlays").exists()
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "readme.md").write_text("x")
@@ -260,5 +260,5 @@ def test_real_voc_photos_are_indexed_scored_and_labelled(voc_photos, seg_model, 
     assert result.returncode == 0, result.stderr
     for image_id in SPLITS["train_aug"]:
         width, height = Image.open(voc_photos / "JPEGImages" / f"{image_id}.jpg").size
-        assert read_mask(out / f"{image_id}.png").shape == (height, width)
-        assert (out / f"{image_id}_overlay.png").is_file()
+        assert read_mask(out / "masks" / f"{image_id}.png").shape == (height, width)
+        assert (out / "overlays" / f"{image_id}.png").is_file()

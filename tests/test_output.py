@@ -12,7 +12,7 @@ import pytest
 
 from wsss import stages
 from wsss.artifacts import MANIFEST, open_artifact
-from wsss.artifacts.output import RESUME_FILES, begin, staging_of
+from wsss.artifacts.output import RESUME_FILES, begin, reading, staging_of
 from wsss.methods.ktse import KtseParams
 from wsss.stages import prepare_data
 from wsss.training import resume_key
@@ -161,5 +161,63 @@ def test_a_full_disk_is_one_line_and_keeps_the_old_artifact(
         monkeypatch.setattr(stages, "write_manifest", fail)
     result = _prepare(cli, toy_root, complete)
     assert result.code == 2 and result.err.count("\n") == 1, result.err
-    assert result.err.startswith(f"error: {complete / 'x'}: cannot write ({os.strerror(errno_)})")
+    assert result.err.startswith(f"error: {complete / 'x'}: {os.strerror(errno_)}")
     assert _digest(complete) == before
+
+
+@pytest.mark.parametrize("entry", ["staging", "old", "lock"])
+def test_wsss_own_siblings_are_never_followed(cli, toy_root, complete, tmp_path, entry):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me")
+    sibling = complete.with_name(f".{complete.name}.{entry}")
+    sibling.unlink(missing_ok=True)  # the first run's lock
+    sibling.symlink_to(victim / "created" if entry == "lock" else victim)
+    result = _prepare(cli, toy_root, complete)
+    assert result.code == 2 and result.err.count("\n") == 1 and "symlink" in result.err, result.err
+    assert sorted(p.name for p in victim.iterdir()) == ["precious.txt"]
+    assert not complete.is_symlink() and open_artifact(complete).manifest.kind == "dataset"
+
+
+def test_leftovers_wsss_cannot_remove_are_one_line(cli, toy_root, complete):
+    old = complete.with_name(f".{complete.name}.old")
+    old.write_text("a file where wsss keeps a directory")
+    result = _prepare(cli, toy_root, complete)
+    assert result.code == 2 and "a file where wsss keeps its own entry" in result.err
+    old.unlink()
+    if os.geteuid() != 0:  # root may remove anything: the undeletable case needs a user
+        (old / "ro").mkdir(parents=True)
+        (old / "ro" / "f").write_text("x")
+        (old / "ro").chmod(0o500)
+        try:
+            result = _prepare(cli, toy_root, complete)
+            assert result.code == 2 and "cannot be removed" in result.err, result.err
+        finally:
+            (old / "ro").chmod(0o700)
+
+
+def test_an_out_in_a_symlink_loop_is_one_line(cli, toy_root, tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    result = _prepare(cli, toy_root, tmp_path / "a")
+    assert result.code == 2 and "symlink loop" in result.err and result.err.count("\n") == 1
+
+
+def test_an_input_being_read_cannot_be_replaced(cli, toy_root, complete, tmp_path):
+    """A stage holds a shared lock on each input while it runs; a writer is refused."""
+    lock = complete.with_name(f".{complete.name}.lock")
+    with open(lock, "a") as reader:
+        fcntl.flock(reader, fcntl.LOCK_SH | fcntl.LOCK_NB)  # as a running stage holds it
+        before = _digest(complete)
+        result = _prepare(cli, toy_root, complete)
+        assert result.code == 2 and "a running stage reads it" in result.err
+        assert f"pid {os.getpid()}" in result.err  # names the reader (Linux: /proc/locks)
+        assert _digest(complete) == before
+        # a second reader is welcome
+        with reading([complete]):
+            pass
+    with open(lock, "a") as writer:
+        fcntl.flock(writer, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running writer holds it
+        result = cli("run", "train_cam", "--in", f"dataset={complete}", "--out", tmp_path / "o")
+    assert result.code == 2 and "another run is writing it" in result.err
+    assert not (tmp_path / "o").exists()

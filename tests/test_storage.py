@@ -155,6 +155,8 @@ def test_outage_mid_upload_fails_bounded_without_manifest(
         ({"WSSS_S3_WORKERS": "eight"}, "WSSS_S3_WORKERS: expected a whole number"),
         ({"S3_ENDPOINT_URL": "http://admin:hunter2@127.0.0.1:9"}, "credentials in the URL"),
         ({"S3_ENDPOINT_URL": "http://127.0.0.1:9/bucket"}, "without a path"),
+        ({"S3_ENDPOINT_URL": "http://[::1"}, "expected http(s)://host[:port]"),
+        ({"S3_ENDPOINT_URL": "http://127.0.0.1:99999"}, "expected http(s)://host[:port]"),
     ],
 )
 def test_bad_storage_environment(cli, s3, monkeypatch, env, message):
@@ -178,6 +180,37 @@ def test_transfers_run_concurrently_in_order_and_stop_at_the_first_error():
     with pytest.raises(WsssError, match="object 3"):
         s3.each(transfer, range(200))
     assert len(started) < 100  # those not started when 3 failed were dropped
+
+
+@pytest.mark.parametrize("key", ["a/../b", "./a", "a//b", "a/."])
+def test_a_dot_segment_in_an_s3_key_is_refused_before_any_work(cli, toy_root, key):
+    result = cli("run", "prepare_data", "--in", f"root={toy_root}", "--out", f"s3://data/{key}")
+    assert result.code == 2 and "'.' or '..' segment" in result.err, result.err
+
+
+def test_an_s3_output_gets_the_local_rules(cli, s3, toy_root):
+    """Refused, before any work: a bucket's top, an output equal to, inside or above an input,
+    and a prefix that holds objects but no wsss artifact (nothing there is changed)."""
+    root = s3.upload_tree(toy_root, "toy")
+    ds = f"s3://{s3.bucket}/runs/dataset"
+    assert cli("run", "prepare_data", "--in", f"root={root}", "--out", ds).code == 0
+    foreign = s3.upload_tree(toy_root / "ImageSets", "foreign")
+    before = s3.keys("")
+    cases = {
+        f"s3://{s3.bucket}": "a bucket's top",
+        ds: "overlap the input 'dataset'",
+        f"{ds}/sub": "overlap the input 'dataset'",
+        f"s3://{s3.bucket}/runs": "overlap the input 'dataset'",
+        foreign: "not an artifact",
+    }
+    for out, message in cases.items():
+        result = cli("run", "train_cam", "--in", f"dataset={ds}", "--out", out)
+        assert result.code == 2 and message in result.err, (out, result.err)
+        assert result.err.count("\n") == 1
+    result = cli("run", "prepare_data", "--in", f"root={root}", "--out", f"{root}/ds")
+    assert result.code == 2 and "overlap the input 'root'" in result.err
+    assert s3.keys("") == before
+    assert cli("run", "prepare_data", "--in", f"root={root}", "--out", f"{root}2").code == 0
 
 
 @pytest.mark.parametrize("bucket", ["Upper_Case", "ab", "-dash", "a..b", "x" * 64])

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import wsss
-from wsss.errors import WsssError
+from wsss.errors import WsssError, file_problem
+from wsss.safe_paths import check_writes, file_name, real_path
 
 DESCRIPTION = """Weakly supervised semantic segmentation from image-level labels (KTSE): run the
 pipeline's stages (make run runs them all), trace any artifact back to its dataset, score masks."""
@@ -101,6 +102,10 @@ def _cmd_toy(args: argparse.Namespace) -> None:
 def _cmd_coco_masks(args: argparse.Namespace) -> None:
     from wsss.data.coco import instances_to_masks
 
+    if args.split is not None:
+        file_name(args.split, "--split")
+    written = {f"--out ({sub}/)": args.out / sub for sub in ("SegmentationClass", "ImageSets")}
+    check_writes(written, {"--instances": args.instances})
     split, count = instances_to_masks(args.instances, args.out, args.split)
     print(f"{count} images with labels listed in {args.out / 'ImageSets' / f'{split}.txt'}")
 
@@ -114,11 +119,15 @@ def _cmd_run(args: argparse.Namespace) -> None:
     uris = dict(args.inputs)
     if len(uris) != len(args.inputs):
         raise WsssError("--in: an input name is given twice")
-    for flag, path in (("--metrics", args.metrics), ("--plots", args.plots)):
+    side = {"--metrics": args.metrics, "--plots": args.plots}
+    for flag, path in side.items():
         # the new artifact replaces OUT whole: a file in it would vanish or be hashed
         local = path is not None and not is_remote(args.out)
-        if local and path.resolve().is_relative_to(Path(args.out).resolve()):
+        if local and real_path(path, flag).is_relative_to(real_path(args.out, "--out")):
             raise WsssError(f"{flag} {path}: inside --out {args.out}")
+    reads = {f"--in {name}=": uri for name, uri in uris.items()} | {"--params": args.params}
+    check_writes(side, reads)
+    check_writes({"--out": args.out}, {"--params": args.params})
     done = run_stage(args.stage, uris, args.out, load_params(args.params))
     if done is None:  # a torchrun worker other than rank 0
         return
@@ -150,6 +159,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     if args.overlays is not None:
         params = params.model_copy(update={"predict": PredictParams(overlays=args.overlays)})
     uris = {"seg_model": str(args.model), "images": str(args.images)}
+    check_writes({"--out": args.out}, {"--params": args.params})
     manifest, _ = run_stage("predict", uris, args.out, params)
     print(f"predict: {manifest.metrics['images']:.0f} label maps in {args.out}")
 
@@ -161,11 +171,11 @@ def _cmd_score(args: argparse.Namespace) -> None:
     if args.list is not None:
         if not args.list.is_file():
             raise WsssError(f"{args.list}: list file not found")
-        ids = [
-            Path(line.split()[0]).stem
-            for line in args.list.read_text().splitlines()
-            if line.strip()
-        ]
+        try:
+            text = args.list.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise WsssError(f"{args.list}: not UTF-8 text (byte {exc.start})") from None
+        ids = [Path(line.split()[0]).stem for line in text.splitlines() if line.strip()]
     print(json.dumps(score_directories(args.pred, args.gt, args.num_classes, ids), indent=1))
 
 
@@ -298,15 +308,32 @@ class QuietWhenClosed(io.TextIOBase):
             os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
 
 
+def _resolve_paths(args: argparse.Namespace) -> None:
+    """Every local path option as the real path it names, where it enters: `a/../b` then never
+    creates `a`, and a symlink loop is one line."""
+    for name, value in vars(args).items():
+        if isinstance(value, Path):
+            setattr(args, name, real_path(value, f"--{name.replace('_', '-')}"))
+
+
 def run_parser(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     """Parse ARGV and run its command; a WsssError becomes one `error:` line and exit 2."""
     args = parser.parse_args(argv)
     stdout, sys.stdout = sys.stdout, QuietWhenClosed(sys.stdout)
     try:
+        _resolve_paths(args)
         args.func(args)
     except WsssError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a read-only place, a file where a directory goes
+        if (problem := file_problem(exc)) is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C: what was complete stays so, a rerun resumes
+        print("interrupted", file=sys.stderr)
+        return 130
     finally:
         sys.stdout.flush()
         sys.stdout = stdout

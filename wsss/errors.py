@@ -1,5 +1,6 @@
 """The error types that mean "bad input or params": the CLI turns them into one line, exit 2."""
 
+import errno
 import math
 import pickle
 
@@ -27,3 +28,20 @@ def load_problem(exc: Exception) -> str:
         return "it holds objects other than tensors and plain data; wsss never unpickles code"
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+# What the machine, not wsss, gets wrong when a file is written or read: full, read-only, no
+# permission, a path through a file, a directory where a file goes, a symlink loop, too long.
+ENVIRONMENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR,
+     errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.EFBIG, errno.EIO, errno.EEXIST,
+     errno.ENOTEMPTY, errno.ENOENT}
+)  # fmt: skip
+
+
+def file_problem(exc: OSError) -> WsssError | None:
+    """A file-system failure as one line naming the file; None for any other OSError (one
+    that names no file is not the user's to fix: it stays an internal failure)."""
+    if exc.errno not in ENVIRONMENT_ERRNOS or not exc.filename:
+        return None
+    return WsssError(f"{exc.filename}: {exc.strerror or 'file system error'}")

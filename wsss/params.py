@@ -31,24 +31,39 @@ def _ascending(pair: tuple) -> tuple:
     return pair
 
 
+MAX_SWEEP = 1000
+
+
 def _sweep(sweep: tuple[float, float, float]) -> tuple[float, float, float]:
     start, stop, step = sweep
     if not (0 <= start < stop <= 1 and step > 0):
         raise ValueError("expected [start, stop, step] with 0 <= start < stop <= 1 and step > 0")
+    if (stop - start) / step > MAX_SWEEP:
+        raise ValueError(f"more than {MAX_SWEEP} thresholds; take a larger step")
     return sweep
 
 
 # Inference scales: each a factor in (0, 8]; at least one
 Scales = Annotated[tuple[Annotated[float, Field(gt=0, le=8)], ...], Field(min_length=1)]
-# Random rescale ranges: positive factors, low <= high
-Range = Annotated[
-    tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]], AfterValidator(_ascending)
-]
+# Random rescale ranges: factors in (0, 8], low <= high
+Factor = Annotated[float, Field(gt=0, le=8)]
+Range = Annotated[tuple[Factor, Factor], AfterValidator(_ascending)]
 # Dilations and ASPP rates: positive integers; at least one
-Rates = Annotated[tuple[Annotated[int, Field(ge=1)], ...], Field(min_length=1)]
-LongSide = Annotated[
-    tuple[Annotated[int, Field(ge=8)], Annotated[int, Field(ge=8)]], AfterValidator(_ascending)
+Rates = Annotated[
+    tuple[Annotated[int, Field(ge=1, le=256)], ...], Field(min_length=1, max_length=8)
 ]
+LongSide = Annotated[
+    tuple[Annotated[int, Field(ge=8, le=8192)], Annotated[int, Field(ge=8, le=8192)]],
+    AfterValidator(_ascending),
+]
+# Size-like settings are bounded where params are read, so that a value that validates cannot
+# crash a stage hours later (an absurd width, a million epochs, a sweep of 10^300 thresholds).
+Epochs = Annotated[int, Field(ge=1, le=10_000)]
+BatchSize = Annotated[int, Field(ge=1, le=4096)]
+Width = Annotated[int, Field(ge=8, le=1024)]  # a toy network's channels
+Shown = Annotated[int, Field(ge=0, le=256)]  # images in a figure
+Iterations = Annotated[int, Field(ge=0, le=100)]
+Channels = Annotated[int, Field(ge=1, le=4096)]
 
 
 DEFAULT_METHOD = "ktse"
@@ -94,8 +109,8 @@ class TrainCamParams(Section):
     method: str = DEFAULT_METHOD  # a name in wsss.methods.METHODS
     weights: str | None = None  # ImageNet weights of the network: a local path or s3://
     split: str = "train_aug"
-    epochs: int = Field(default=20, ge=1)
-    batch_size: int = Field(default=8, ge=1)  # per process
+    epochs: Epochs = 20
+    batch_size: BatchSize = 8  # per process
     long_side: LongSide = (64, 88)  # random resize of the longer side, then crop
     crop: int = Field(default=64, ge=16, le=2048)
     hflip: float = Field(default=0.5, ge=0, le=1)
@@ -133,8 +148,8 @@ class ExtractSeedsParams(Section):
         0.30,
         0.01,
     )  # start, stop (exclusive), step
-    batch_size: int = Field(default=8, ge=1)
-    overlays: int = Field(default=12, ge=0)  # images in the CAM overlay grid
+    batch_size: BatchSize = 8
+    overlays: Shown = 12  # images in the CAM overlay grid
 
 
 class TrainIrnParams(Section):
@@ -147,9 +162,9 @@ class TrainIrnParams(Section):
 
     backbone: Literal["toy", "resnet50", "efficientnet_lite0"] = "toy"
     weights: str | None = None  # the backbone's ImageNet state dict: path or s3://
-    toy_width: int = Field(default=16, ge=8)
-    edge_width: int = Field(default=16, ge=4, multiple_of=4)  # IRN: 32
-    disp_width: int = Field(default=64, ge=64, multiple_of=64)  # IRN: 256
+    toy_width: Width = 16
+    edge_width: int = Field(default=16, ge=4, le=1024, multiple_of=4)  # IRN: 32
+    disp_width: int = Field(default=64, ge=64, le=4096, multiple_of=64)  # IRN: 256
     split: str = "train_aug"  # its CAMs must be in the `cams` artifact
     fg_threshold: float = Field(default=0.30, gt=0, lt=1)
     bg_threshold: float = Field(default=0.10, gt=0, lt=1)  # KTSE: 0.10 (IRN: 0.05)
@@ -159,8 +174,8 @@ class TrainIrnParams(Section):
     scale: Range = (0.5, 1.5)  # random rescale range
     crop: int = Field(default=64, ge=16, le=2048)
     hflip: float = Field(default=0.5, ge=0, le=1)
-    batch_size: int = Field(default=8, ge=1)
-    epochs: int = Field(default=6, ge=1)
+    batch_size: BatchSize = 8
+    epochs: Epochs = 6
     lr: float = Field(default=0.1, gt=0)  # edge branch (and a trainable pyramid)
     disp_lr_scale: float = Field(default=10.0, gt=0)  # displacement branch: 10x
     momentum: float = Field(default=0.9, ge=0, lt=1)
@@ -189,8 +204,8 @@ class ExportMasksParams(Section):
     radius: int = Field(default=5, ge=2, le=MAX_RADIUS)  # IRN: 5
     bg_threshold: float = Field(default=0.25, gt=0, lt=1)  # background score after the walk
     flip: bool = True
-    batch_size: int = Field(default=8, ge=1)
-    overlays: int = Field(default=12, ge=0)
+    batch_size: BatchSize = 8
+    overlays: Shown = 12
 
 
 class TrainDeeplabParams(Section):
@@ -203,7 +218,7 @@ class TrainDeeplabParams(Section):
 
     backbone: Literal["toy", "resnet101", "efficientnet_lite0"] = "toy"
     weights: str | None = None  # the backbone's ImageNet state dict: path or s3://
-    toy_width: int = Field(default=16, ge=8)
+    toy_width: Width = 16
     aspp_rates: Rates = (1, 2, 4, 6)  # VOC: 6/12/18/24
     split: str = "train_aug"
     crop: int = Field(default=64, ge=16, le=2048)
@@ -213,8 +228,8 @@ class TrainDeeplabParams(Section):
     # pseudo-label pixel alike, "weight" down-weights the others, "ignore" drops them.
     confidence: Literal["off", "weight", "ignore"] = "off"
     low_confidence_weight: float = Field(default=0.5, ge=0, le=1)  # for "weight"
-    batch_size: int = Field(default=8, ge=1)  # per process
-    epochs: int = Field(default=60, ge=1)  # 30 under-trains the toy (benchmarks/RESULTS.md)
+    batch_size: BatchSize = 8  # per process
+    epochs: Epochs = 60  # 30 under-trains the toy (benchmarks/RESULTS.md)
     lr: float = Field(default=0.05, gt=0)  # from scratch: 5x method.md §6's 0.01
     head_lr_scale: float = Field(default=1.0, gt=0)  # docs/method.md §6: one group, 1x
     momentum: float = Field(default=0.9, ge=0, lt=1)
@@ -238,14 +253,14 @@ class EvaluateParams(Section):
     merge: Literal["max", "mean"] = "max"  # over scales; BECO takes the pixel-wise max
     # docs/method.md §6 uses CRF(10 iterations, gaussian 1/3, bilateral 67/3/4)
     crf: CrfParams | None = None
-    batch_size: int = Field(default=8, ge=1)
-    examples: int = Field(default=12, ge=0)  # rows in the qualitative grid
+    batch_size: BatchSize = 8
+    examples: Shown = 12  # rows in the qualitative grid
 
 
 class PredictParams(Section):
     """`wsss predict`: what to write besides the label PNGs (inference settings: `evaluate`)."""
 
-    overlays: bool = True  # <name>_overlay.png: the image blended with its predicted colours
+    overlays: bool = True  # overlays/<name>.png: the image blended with its predicted colours
 
 
 class RuntimeParams(Section):
@@ -253,7 +268,7 @@ class RuntimeParams(Section):
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = Field(default=0, ge=0, lt=2**32)  # numpy and torch take any 32-bit seed
-    num_workers: int = Field(default=0, ge=0)
+    num_workers: int = Field(default=0, ge=0, le=64)
     log_interval: int = Field(default=20, ge=1)
 
 
@@ -298,6 +313,7 @@ def parse_params(raw: object, where: str) -> Params:
     """Params from a mapping of sections (a YAML file's, or a KFP run's parameters)."""
     if not isinstance(raw, dict):
         raise WsssError(f"{where}: expected a mapping of sections at the top level")
+    _require_plain(raw, where, "")
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
@@ -309,6 +325,27 @@ def parse_params(raw: object, where: str) -> Params:
         problems = [_problem(err, raw) for err in errors]
         # every problem at once, each on its own `error:` line (the CLI prefixes the first)
         raise WsssError("\nerror: ".join(f"{where}: {p}" for p in problems)) from None
+
+
+PLAIN = (str, int, float, bool, type(None))
+
+
+def _require_plain(value: object, where: str, key: str) -> None:
+    """Refuse any value but a plain scalar, list or string-keyed mapping: a YAML `!!set`'s order
+    (and with it params_digest) would follow PYTHONHASHSEED; a timestamp or binary is no
+    setting."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise WsssError(f"{where}: {key or '<top level>'}: a key that is not a string")
+            _require_plain(item, where, f"{key}.{name}" if key else name)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _require_plain(item, where, f"{key}.{i}")
+    elif not isinstance(value, PLAIN):
+        raise WsssError(
+            f"{where}: {key}: a {type(value).__name__}; expected a plain scalar, list or mapping"
+        )
 
 
 def _nested(inner: tuple, outer: tuple) -> bool:

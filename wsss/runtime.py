@@ -5,7 +5,6 @@ runs in float32 and is deterministic for a seed.
 """
 
 import contextlib
-import os
 import platform
 import random
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from wsss.errors import WsssError
+from wsss.launcher import launch
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,12 @@ class Dist:
 
 def init_distributed(device_kind: str) -> Dist:
     """Join the torchrun process group if launched by torchrun (NCCL on CUDA, gloo on CPU)."""
-    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+    place = launch()
+    if place.world_size == 1:
         return Dist()
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return Dist(dist.get_rank(), dist.get_world_size(), place.local_rank)
 
 
 def finish_distributed(d: Dist) -> None:

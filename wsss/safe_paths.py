@@ -2,6 +2,8 @@
 checked once, where they enter, before anything joins them to a local directory: none may point
 outside it. A bad one is a one-line WsssError naming where it came from."""
 
+from pathlib import Path
+
 from wsss.errors import WsssError
 
 
@@ -34,3 +36,33 @@ def file_name(name: object, where: str) -> str:
     if isinstance(name, str) and "/" in name:
         raise WsssError(f"{where}: unsafe name {name!r} (contains '/'; expected a file name)")
     return relative_path(name, where)
+
+
+def real_path(path: str | Path, what: str) -> Path:
+    """PATH with its symlinks resolved; a symlink loop is a one-line error naming WHAT."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError):  # RuntimeError: Python 3.11's "Symlink loop"
+        raise WsssError(f"{what} {path}: a symlink loop") from None
+
+
+def check_writes(writes: dict[str, object], reads: dict[str, object]) -> None:
+    """Refuse a command whose outputs (WRITES: option -> path) would touch what it reads (READS:
+    option -> path): a written path may not be a read one, lie inside one or contain one. Paths
+    are compared with symlinks resolved; None and s3:// URIs are skipped."""
+
+    def local(paths: dict[str, object]) -> dict[str, Path]:
+        return {
+            name: real_path(str(p), name)
+            for name, p in paths.items()
+            if p is not None and str(p).strip() and "://" not in str(p)
+        }
+
+    read = local(reads)
+    for flag, target in local(writes).items():
+        for name, source in read.items():
+            if target == source or source in target.parents or target in source.parents:
+                raise WsssError(
+                    f"{flag} {writes[flag]}: would write over {name} {reads[name]}, which this "
+                    "command reads; choose another path"
+                )

@@ -28,6 +28,7 @@ from wsss.artifacts.output import CHECKPOINT
 from wsss.artifacts.storage import local_file
 from wsss.data.pairs import EpochSampler
 from wsss.errors import Diverged, WsssError, load_problem
+from wsss.launcher import launch
 from wsss.params import digest
 from wsss.plots import plot_curves
 from wsss.progress import Progress
@@ -250,7 +251,7 @@ def load_model_file(
 def start(device_name: str, seed: int) -> tuple[torch.device, Dist]:
     """A training process's device (its LOCAL_RANK's GPU under torchrun), its place in the
     process group, and the seeded RNGs."""
-    device = resolve_device(device_name, int(os.environ.get("LOCAL_RANK", "0")))
+    device = resolve_device(device_name, launch().local_rank)
     dist = init_distributed(device.type)
     seed_everything(seed)
     return device, dist

@@ -57,6 +57,10 @@ def find(tree: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return next((node for node in found if node is not None), None)
 
 
+# A pipeline is seven stages deep; a chain far longer is a loop of reruns or a forged manifest.
+MAX_DEPTH = 100
+
+
 @dataclass
 class _Seen:
     """What one lineage walk has met: manifests read (or why not), run records read,
@@ -82,6 +86,8 @@ def walk(
     seen = _Seen() if seen is None else seen
     if uri in path:
         return {"uri": uri, "error": "a cycle: this artifact is among its own inputs"}
+    if len(path) >= MAX_DEPTH:  # the tree, its JSON and its text stay within Python's recursion
+        return {"uri": uri, "error": f"over {MAX_DEPTH} levels deep; run wsss lineage on it"}
     if uri not in seen.read:
         try:
             seen.read[uri] = read_manifest(uri)
@@ -160,7 +166,9 @@ def format_tree(
     details = f"params {node['params_digest'][:12]}  code {node['code_digest'][:12]}  "
     details += node["device"]
     if run := node.get("run"):
-        details += f"  created {run['created_at']}  rev {run['code_revision'][:12]}  "
+        rev = run["code_revision"]
+        rev = rev[:12] + ("-dirty" if rev.endswith("-dirty") else "")
+        details += f"  created {run['created_at']}  rev {rev}  "
         details += f"{run['duration_s']:.1f}s"
     lines = [head]
     if node.get("key_params"):

@@ -9,11 +9,12 @@ fresh clones. When, how long and from which git commit it ran are in run.json be
 no digest covers (and .dvcignore keeps out of DVC's hash).
 """
 
+import contextlib
 import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -125,11 +126,15 @@ def now_iso() -> str:
 def write_text_atomic(path: Path, text: str) -> None:
     """PATH holds TEXT or what it held before, never a part (temp file, fsync, rename)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):  # a failed write leaves nothing beside PATH
+            tmp.unlink()
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
@@ -159,6 +164,14 @@ def read_run_record(directory: Path) -> RunRecord | None:
 
 def _size(path: Path) -> int | None:
     return path.stat().st_size if path.is_file() else None
+
+
+def _unlisted(directory: Path, manifest: Manifest) -> Iterator[str]:
+    """The files under DIRECTORY that MANIFEST does not list (its own two files aside)."""
+    for path in directory.rglob("*"):
+        rel = path.relative_to(directory).as_posix()
+        if path.is_file() and rel not in manifest.files and rel not in (MANIFEST, RUN_RECORD):
+            yield rel
 
 
 def no_manifest(uri: str | Path) -> WsssError:
@@ -223,6 +236,10 @@ def open_artifact(uri: str | Path, kind: str | None = None, verify: bool = True)
     if kind is not None and manifest.kind != kind:
         raise WsssError(f"{uri}: expected an artifact of kind '{kind}', got '{manifest.kind}'")
     require_files(uri, manifest, lambda rel: _size(path / rel))
+    for rel in _unlisted(path, manifest):
+        # its stage lists every file it writes: an unlisted one was put there later, and a
+        # reader would use it unverified
+        raise WsssError(f"{uri}: {rel} is not listed in its manifest (added after its stage ran)")
     if verify:
         for rel, entry in manifest.files.items():
             if sha256_file(path / rel) != entry.sha256:

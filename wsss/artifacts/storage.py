@@ -36,13 +36,14 @@ from wsss.artifacts.manifest import (
     RUN_RECORD,
     Manifest,
     RunRecord,
+    is_wsss_manifest,
     no_manifest,
     parse_manifest,
     parse_run_record,
     require_files,
     sha256_file,
 )
-from wsss.errors import WsssError
+from wsss.errors import WsssError, file_problem
 from wsss.safe_paths import relative_path
 
 ENDPOINT_ENV = "S3_ENDPOINT_URL"
@@ -88,7 +89,40 @@ def parse_s3(uri: str) -> S3Path:
             f"{uri}: '{bucket}' is not a valid bucket name (3-63 lowercase letters, digits, '.' "
             "and '-', starting and ending with a letter or digit)"
         )
-    return S3Path(bucket, key.strip("/"))
+    key = key.strip("/")
+    if key and any(part in ("", ".", "..") for part in key.split("/")):
+        # S3 keeps them literally, a local copy would not: the two would name different things
+        raise WsssError(f"{uri}: an empty, '.' or '..' segment in the key")
+    return S3Path(bucket, key)
+
+
+def _inside(inner: S3Path, outer: S3Path) -> bool:
+    """Whether INNER is OUTER or lies under it, segment-wise (r/a is not under r/ab)."""
+    return inner.bucket == outer.bucket and (
+        not outer.key or inner.key == outer.key or inner.key.startswith(f"{outer.key}/")
+    )
+
+
+def check_remote_out(out: str, inputs: dict[str, str]) -> None:
+    """The local output rules for an s3:// OUT, checked before any work: not a bucket's top,
+    not overlapping an s3:// input (INPUTS: name -> URI), and either empty or a wsss artifact."""
+    where = parse_s3(out)
+    if not where.key:
+        raise WsssError(f"{out}: a bucket's top; name a prefix for the artifact (s3://bucket/p)")
+    for name, uri in inputs.items():
+        if is_s3(uri) and (_inside(where, parse_s3(uri)) or _inside(parse_s3(uri), where)):
+            raise WsssError(
+                f"{out}: the output would overlap the input '{name}' ({uri}); "
+                "choose a prefix outside it"
+            )
+    s3 = store()
+    s3.require_bucket(where)
+    raw = s3.read(where.child(MANIFEST))
+    if raw is not None:
+        if not is_wsss_manifest(raw):
+            raise WsssError(f"{out}/{MANIFEST}: not a wsss manifest; refusing to replace {out}")
+    elif s3.any_object(where):
+        raise WsssError(f"{out}: holds objects and is not an artifact; refusing to use it")
 
 
 def cache_dir() -> Path:
@@ -101,8 +135,12 @@ class Store:
     def __init__(
         self, endpoint_url: str, access_key: str, secret_key: str, retries: int, workers: int
     ) -> None:
-        parts = urlsplit(endpoint_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            parts = urlsplit(endpoint_url)
+            parts.port  # noqa: B018 (raises on a port that is not a number in 0..65535)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise WsssError(f"{ENDPOINT_ENV}: expected http(s)://host[:port], got '{endpoint_url}'")
         if "@" in parts.netloc:  # never echo it: it may hold a password
             raise WsssError(
@@ -137,11 +175,18 @@ class Store:
             return fn()
         except S3Error as exc:
             raise WsssError(f"{where.uri}: S3 {what} failed ({exc.code})") from None
-        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise WsssError(
-                f"{where.uri}: S3 {what} failed at {self.endpoint} after {self.retries + 1} "
-                f"attempts ({type(exc).__name__})"
-            ) from None
+        except OSError as exc:
+            if problem := file_problem(exc):  # the local side: the cache's disk, not S3
+                raise problem from None
+            raise self._failed(what, where, exc) from None
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise self._failed(what, where, exc) from None
+
+    def _failed(self, what: str, where: S3Path, exc: Exception) -> WsssError:
+        return WsssError(
+            f"{where.uri}: S3 {what} failed at {self.endpoint} after {self.retries + 1} "
+            f"attempts ({type(exc).__name__})"
+        )
 
     def list(self, prefix: S3Path) -> dict[str, int]:
         """Relative key -> size of every object under PREFIX."""
@@ -152,6 +197,16 @@ class Store:
             return {o.object_name[len(start) :]: o.size or 0 for o in objects if not o.is_dir}
 
         return self._call("listing", prefix, listing)
+
+    def any_object(self, prefix: S3Path) -> bool:
+        """Whether any object lies under PREFIX (one listing page, not the whole listing)."""
+        start = f"{prefix.key}/" if prefix.key else ""
+
+        def first() -> bool:
+            objects = self.client.list_objects(prefix.bucket, prefix=start, recursive=True)
+            return any(not o.is_dir for o in objects)
+
+        return self._call("listing", prefix, first)
 
     def read(self, path: S3Path) -> bytes | None:
         """The object's bytes, or None when there is no such object."""

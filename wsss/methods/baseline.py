@@ -10,13 +10,14 @@ from pydantic import Field
 from wsss.methods.base import Loss, parts_to_floats
 from wsss.methods.cnn import CnnCamMethod, CnnCamParams
 from wsss.models.cam import CamNet
+from wsss.params import BatchSize
 
 
 class BaselineParams(CnnCamParams):
     method: Literal["baseline"] = "baseline"
     # the official recipe's first T epochs run at their own batch size (docs/method.md §2)
-    warmup_epochs: int = Field(default=6, ge=0)
-    warmup_batch_size: int = Field(default=8, ge=1)
+    warmup_epochs: int = Field(default=6, ge=0, le=10_000)
+    warmup_batch_size: BatchSize = 8
 
 
 class Baseline(CnnCamMethod):

@@ -11,14 +11,14 @@ from torch import nn
 from wsss.methods.base import CamMethod
 from wsss.models.backbones import build_backbone
 from wsss.models.cam import CamNet
-from wsss.params import TrainCamParams
+from wsss.params import TrainCamParams, Width
 from wsss.training import poly_factor, sgd
 
 
 class CnnCamParams(TrainCamParams):
     backbone: Literal["toy", "resnet38d", "resnet50", "resnet101", "efficientnet_lite0"] = "toy"
     # weights: MXNet .params (resnet38d) or a torch state dict; null for toy
-    toy_width: int = Field(default=16, ge=8)
+    toy_width: Width = 16
     # step_batch: BatchNorm whose derived forwards (KTSE's partner, stacked pair, erased copy)
     # reuse the anchor batch's statistics (StepBatchNorm2d); group: GroupNorm, DDP-split invariant
     toy_norm: Literal["step_batch", "group"] = "step_batch"

@@ -36,9 +36,9 @@ class DestructionParams(CnnCamParams):
     cells of the toy's 16x16 map, 20x20 of VOC's 40x40); both extra losses weigh like L_cls."""
 
     method: Literal["destruction"] = "destruction"
-    ldm_grid: int = Field(default=4, ge=2)
+    ldm_grid: int = Field(default=4, ge=2, le=64)
     ldm_weight: float = Field(default=1.0, ge=0)
-    mdc_grid: int = Field(default=2, ge=1)
+    mdc_grid: int = Field(default=2, ge=1, le=64)
     mdc_weight: float = Field(default=1.0, ge=0)
 
 

@@ -30,7 +30,7 @@ from wsss.methods.base import CamMethod, Loss, parts_to_floats
 from wsss.methods.ktse import denormalize
 from wsss.models.fsr import FsrNet
 from wsss.models.weights import load_weights
-from wsss.params import Rates, TrainCamParams
+from wsss.params import Channels, Iterations, Rates, TrainCamParams
 from wsss.refine.par import PAR
 from wsss.tensors import up
 
@@ -44,7 +44,7 @@ class FsrParams(TrainCamParams):
     # weights: torchvision's ViT-B/16 state dict for vit_b16; vit_toy trains from scratch
     encoder: Literal["vit_toy", "vit_b16"] = "vit_toy"
     # DINO heads' hidden, bottleneck and prototype widths, the decoder's width (toy-sized)
-    head: tuple[int, int, int, int] = (256, 64, 512, 64)
+    head: tuple[Channels, Channels, Channels, Channels] = (256, 64, 512, 64)
     lr: float = Field(default=1e-3, gt=0)  # from scratch; FSR's 6e-5 fine-tunes ImageNet weights
     weight_decay: float = Field(default=0.05, ge=0)
     warmup: float = Field(default=0.075, ge=0, le=1)  # fraction of steps (1.5k of 20k)
@@ -64,7 +64,7 @@ class FsrParams(TrainCamParams):
     student_temp: float = Field(default=0.1, gt=0)
     center_momentum: float = Field(default=0.9, ge=0, lt=1)
     par_dilations: Rates = (1, 2, 4, 8, 12, 24)
-    par_iterations: int = Field(default=10, ge=0)
+    par_iterations: Iterations = 10
 
     @model_validator(mode="after")
     def _consistent(self) -> "FsrParams":

@@ -30,7 +30,7 @@ from wsss.losses.ktse import (
 from wsss.methods.base import Loss, parts_to_floats
 from wsss.methods.baseline import Baseline, BaselineParams
 from wsss.models.cam import CamNet
-from wsss.params import Rates, check_below
+from wsss.params import Iterations, Rates, check_below
 from wsss.refine.par import PAR
 from wsss.tensors import up
 
@@ -64,7 +64,7 @@ class KtseParams(BaselineParams):
     margin: float = Field(default=0.05, ge=0)
     num_pair: int = Field(default=4, ge=1)  # anchors per batch that get a simulated pair
     par_dilations: Rates = (1, 2, 4, 8, 12, 24)
-    par_iterations: int = Field(default=10, ge=0)
+    par_iterations: Iterations = 10
 
     @model_validator(mode="after")
     def _consistent(self) -> "KtseParams":

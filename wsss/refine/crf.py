@@ -11,7 +11,7 @@ class CrfParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    iterations: int = Field(default=10, ge=1)
+    iterations: int = Field(default=10, ge=1, le=100)
     gt_prob: float = Field(default=0.7, gt=0, lt=1)  # unary confidence of a hard label
     gaussian_sxy: float = Field(default=3, gt=0)
     gaussian_compat: float = Field(default=3, ge=0)

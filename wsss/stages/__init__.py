@@ -6,11 +6,9 @@ checks its inputs and the output, runs the stage in the output's staging directo
 (wsss.artifacts.output).
 """
 
-import errno
 import hashlib
 import importlib
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,10 +24,19 @@ from wsss.artifacts.manifest import (
     now_iso,
     write_run_record,
 )
-from wsss.artifacts.output import RESUME_FILES, begin, check_out, exclusive, staging_of, swap
-from wsss.artifacts.storage import cache_dir, parse_s3, push_artifact, store
+from wsss.artifacts.output import (
+    RESUME_FILES,
+    begin,
+    check_out,
+    exclusive,
+    reading,
+    staging_of,
+    swap,
+)
+from wsss.artifacts.storage import cache_dir, check_remote_out, push_artifact
 from wsss.artifacts.uri import is_remote
-from wsss.errors import WsssError
+from wsss.errors import WsssError, file_problem
+from wsss.launcher import launch
 from wsss.params import Params, digest
 from wsss.provenance import code_digest
 
@@ -123,20 +130,32 @@ def run_stage(
     rank 0 prepares OUT and writes the manifest, the others return None.
     """
     stage = get_stage(name)
-    main_process = int(os.environ.get("RANK", "0")) == 0
+    main_process = launch().is_main
+    read = [Path(uris[n]) for n, kind in stage.inputs.items() if kind and not is_remote(uris[n])]
+    with reading(read), _disk_errors():  # no wsss run replaces an input while it is read
+        return _run_locked(stage, uris, out, params, recorded_uris or {}, main_process)
+
+
+def _run_locked(
+    stage: Stage,
+    uris: dict[str, str],
+    out: str | Path,
+    params: Params,
+    recorded_uris: dict[str, str],
+    main_process: bool,
+) -> tuple[Manifest, RunRecord] | None:
     inputs = open_inputs(stage, uris, verify=main_process)  # hashed once, not once per process
-    recorded = uris | (recorded_uris or {})
+    recorded = uris | recorded_uris
     remote_out = is_remote(out)
     if remote_out:  # before hours of work, not after
-        store().require_bucket(parse_s3(str(out)))
+        check_remote_out(str(out), recorded)
     local = {n: a.path if isinstance(a, Artifact) else Path(a) for n, a in inputs.items()}
     local = {n: p for n, p in local.items() if not is_remote(str(p))}
     target = _staging_dir(str(out)) if remote_out else check_out(out, local)
     if not main_process:  # rank 0 prepares the directory and the manifest
-        with _disk_errors(target):
-            _run_module(stage, inputs, staging_of(target), params)
+        _run_module(stage, inputs, staging_of(target), params)
         return None
-    with _disk_errors(target), exclusive(target):
+    with exclusive(target):
         staging = begin(target, RESUME_FILES if stage.training else ())
         created, start = now_iso(), time.monotonic()
         metrics, device = _run_module(stage, inputs, staging, params)
@@ -182,14 +201,14 @@ def _run_module(stage: Stage, inputs: StageInputs, out: Path, params: Params):
 
 
 @contextmanager
-def _disk_errors(out: Path) -> Iterator[None]:
+def _disk_errors() -> Iterator[None]:
     """A full disk or a read-only place, in the stage or while its artifact is sealed, is one
     line, not a traceback (the old artifact at OUT stays: the swap comes last)."""
     try:
         yield
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
-            raise WsssError(f"{exc.filename or out}: cannot write ({exc.strerror})") from None
+        if problem := file_problem(exc):
+            raise problem from None
         raise
 
 

@@ -1,8 +1,9 @@
 """predict (`wsss predict`): a `seg_model` applied to a folder of new images -> `predictions`.
 
-For every decodable image in the folder (sorted by name, not recursive): `<stem>.png`, the label
-map in the VOC palette, and with `predict.overlays` `<stem>_overlay.png`, the image blended with
-its predicted colours. Inference is evaluate's (scales, flip, merge, CRF). A file that is not a
+For every decodable image in the folder (sorted by name, not recursive): `masks/<stem>.png`, the
+label map in the VOC palette, and with `predict.overlays` `overlays/<stem>.png`, the image blended
+with its predicted colours (one folder per kind: no image name can make two outputs collide).
+Inference is evaluate's (scales, flip, merge, CRF). A file that is not a
 decodable image is skipped with one `warning:` line on stderr; a folder without any image is an
 error.
 """
@@ -48,11 +49,13 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     to_tensor = eval_transforms()
     palette = voc_palette()
     images = _images(Path(inputs["images"]))
+    for sub in ("masks", "overlays") if params.predict.overlays else ("masks",):
+        (out / sub).mkdir()
     for path, rgb in images:
         tensor = to_tensor(tv_tensors.Image(torch.from_numpy(rgb).permute(2, 0, 1)))
         pred = predict_batch(model, tensor[None].to(device), [rgb], params.evaluate)[0]
-        write_mask(out / f"{path.stem}.png", pred)
+        write_mask(out / "masks" / f"{path.stem}.png", pred)
         if params.predict.overlays:
             blend = (0.5 * rgb + 0.5 * palette[pred]).astype(np.uint8)
-            Image.fromarray(blend).save(out / f"{path.stem}_overlay.png")
+            Image.fromarray(blend).save(out / "overlays" / f"{path.stem}.png")
     return {"images": float(len(images))}, describe(device)

@@ -1,0 +1,375 @@
+"""The CLI contract, for every entry point: exit 0, or 2 with exactly one `error:` line, or 130 on
+Ctrl-C; never a traceback; every input byte-identical afterwards; nothing written outside the
+declared outputs. First one test per defect class found by hand, then a harness that generates
+hostile variants of each command's paths and params (Hypothesis; profiles below)."""
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from io import StringIO
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import TINY_PARAMS
+from wsss.artifacts import MANIFEST, open_artifact
+from wsss.artifacts.lineage import MAX_DEPTH, lineage
+from wsss.cli import main
+from wsss.launcher import launch
+from wsss.params import Params
+
+# `pytest --hypothesis-profile=thorough` for a longer sweep; the default is make test's.
+settings.register_profile(
+    "default",
+    max_examples=60,
+    deadline=None,
+    derandomize=True,  # the same cases on every run: a red CI is a regression, not a dice roll
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("thorough", max_examples=300, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def _cli(*args: object, entry: Callable[[list[str]], int] = main) -> tuple[int, str]:
+    """`wsss ARGS` in-process: (exit code, stderr). An exception escaping is a traceback."""
+    err = StringIO()
+    with redirect_stderr(err), redirect_stdout(StringIO()):
+        try:
+            code = entry([str(a) for a in args])
+        except SystemExit as exc:  # argparse's own exits
+            code = int(exc.code or 0)
+    return code, err.getvalue()
+
+
+def _one_error_line(code: int, err: str) -> bool:
+    lines = [line for line in err.splitlines() if not line.startswith("warning:")]
+    return code == 2 and len(lines) == 1 and lines[0].startswith("error: ")
+
+
+# -- one test per class --------------------------------------------------------------------------
+
+
+def test_a_file_the_manifest_does_not_list_is_refused(dataset_artifact, tmp_path):
+    copy = tmp_path / "dataset"
+    shutil.copytree(dataset_artifact, copy)
+    (copy / "extra.json").write_text("{}")
+    code, err = _cli("run", "train_cam", "--in", f"dataset={copy}", "--out", tmp_path / "o")
+    assert _one_error_line(code, err) and "extra.json is not listed in its manifest" in err
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RANK": "1"}, "WORLD_SIZE is not set but RANK is"),
+        ({"RANK": "abc", "WORLD_SIZE": "2"}, "RANK: expected a whole number"),
+        ({"RANK": "2", "WORLD_SIZE": "2"}, "expected 0 <= RANK < WORLD_SIZE"),
+        ({"RANK": "1", "WORLD_SIZE": "2"}, "but LOCAL_RANK is not set"),
+    ],
+)
+def test_launcher_variables_outside_torchrun_are_refused(toy_root, tmp_path, monkeypatch, env,
+                                                         message):  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "ds"
+    code, err = _cli("run", "prepare_data", "--in", f"root={toy_root}", "--out", out)
+    assert _one_error_line(code, err) and message in err, err
+    assert not out.exists() and not any(p.name.startswith(".ds") for p in tmp_path.iterdir())
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")  # a lone process, as some launchers describe it
+    assert launch().is_main and launch().world_size == 1
+
+
+def test_params_are_plain_yaml_and_bounded(toy_root, tmp_path):
+    out = tmp_path / "ds"
+    for text, message in [
+        ("dataset:\n  splits: !!set {train, val}\n", "dataset.splits: a set"),
+        ("extract_seeds:\n  sweep: [0, 1, 1.0e-300]\n", "more than 1000 thresholds"),
+        ("train_cam:\n  long_side: [8, 1000000]\n", "train_cam.long_side.1"),
+        ("train_irn:\n  scale: [100000, 100000]\n", "train_irn.scale.0"),
+        ("train_deeplab:\n  toy_width: 1000000\n", "train_deeplab.toy_width"),
+        ("runtime:\n  num_workers: 100000\n", "runtime.num_workers"),
+    ]:
+        params = tmp_path / "p.yaml"
+        params.write_text(text)
+        code, err = _cli("run", "prepare_data", "--in", f"root={toy_root}", "--out", out,
+                         "--params", params)  # fmt: skip
+        assert code == 2 and err.startswith("error: ") and message in err, (text, err)
+        assert not out.exists()
+
+
+def test_side_outputs_never_overwrite_what_is_read(dataset_artifact, toy_root, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("runtime:\n  seed: 0\n")
+    before = _tree(dataset_artifact) | _tree(tmp_path)
+    ds = f"dataset={dataset_artifact}"
+    for args in [
+        ("run", "evaluate", "--in", ds, "--in", f"seg_model={tmp_path}",
+         "--out", tmp_path / "e", "--metrics", dataset_artifact / "stats.json"),
+        ("run", "prepare_data", "--in", f"root={toy_root}", "--out", tmp_path / "d",
+         "--metrics", params, "--params", params),
+        ("run", "prepare_data", "--in", f"root={toy_root}", "--out", tmp_path / "d",
+         "--plots", toy_root / "ImageSets"),
+    ]:  # fmt: skip
+        code, err = _cli(*args)
+        assert _one_error_line(code, err) and "which this command reads" in err, (args, err)
+    assert _tree(dataset_artifact) | _tree(tmp_path) == before
+
+
+def test_write_errors_after_the_stage_are_one_line(toy_root, tmp_path):
+    out = tmp_path / "ds"
+    (tmp_path / "a_dir").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    for metrics in (tmp_path / "a_dir", tmp_path / "a_file" / "m.json"):
+        code, err = _cli("run", "prepare_data", "--in", f"root={toy_root}", "--out", out,
+                         "--metrics", metrics)  # fmt: skip
+        assert _one_error_line(code, err), err
+        assert not list(tmp_path.glob("**/.*.tmp-*"))  # no temp file left beside it
+
+
+def test_score_with_a_list_that_is_not_utf8(tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "list.txt").write_bytes(b"\xff\xfe2007_000032\n")
+    code, err = _cli("score", "--pred", tmp_path / "p", "--gt", tmp_path / "p",
+                     "--list", tmp_path / "list.txt")  # fmt: skip
+    assert _one_error_line(code, err) and "not UTF-8" in err
+
+
+def test_lineage_of_a_very_deep_chain_ends_in_a_line(dataset_artifact, tmp_path):
+    """A chain of MAX_DEPTH + 50 artifacts (each names the previous as its input)."""
+    import json
+
+    previous = dataset_artifact
+    raw = json.loads((dataset_artifact / MANIFEST).read_text())
+    for i in range(MAX_DEPTH + 50):
+        link = tmp_path / f"a{i}"
+        link.mkdir()
+        manifest = raw | {"inputs": {"dataset": {"uri": os.path.relpath(previous, link),
+                                                 "kind": "dataset", "manifest_digest": None}},
+                          "files": {}}  # fmt: skip
+        (link / MANIFEST).write_text(json.dumps(manifest))
+        previous = link
+    tree = lineage(previous)
+    depth = 0
+    while "inputs" in tree:
+        tree, depth = tree["inputs"]["dataset"], depth + 1
+    assert depth == MAX_DEPTH and "levels deep" in tree["error"]
+    code, err = _cli("lineage", previous, "--json")
+    assert code == 0, err
+
+
+def test_ctrl_c_ends_with_one_line_and_130(toy_root, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(TINY_PARAMS | {"train_cam": TINY_PARAMS["train_cam"]
+                                                    | {"epochs": 10_000}}))  # fmt: skip
+    ds = tmp_path / "ds"
+    assert _cli("run", "prepare_data", "--in", f"root={toy_root}", "--out", ds)[0] == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsss.cli", "run", "train_cam", "--in", f"dataset={ds}",
+         "--out", tmp_path / "cam", "--params", params],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    proc.stdout.readline()  # the first progress line: training has started
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
+    assert "Traceback" not in err and not (tmp_path / "cam").exists()
+
+
+# -- the harness ---------------------------------------------------------------------------------
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every entry under ROOT (not following symlinks) -> a digest of what it is."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                found[str(path)] = "link:" + os.readlink(path)
+            elif path.is_file():
+                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                found[str(path)] = "dir"
+    return found
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A scratch directory with a ToyVOC root, its dataset artifact and a params file."""
+
+    base: Path
+    root: Path
+    dataset: Path
+    params: Path
+
+
+@dataclass(frozen=True)
+class Command:
+    """One CLI command: its arguments with OUT as the path under attack, and what it reads."""
+
+    name: str
+    args: Callable[[Workspace, Path], list[object]]
+    reads: Callable[[Workspace], tuple[Path, ...]]
+
+
+def _root_and_params(w: Workspace) -> tuple[Path, ...]:
+    return w.root, w.params
+
+
+COMMANDS = [
+    Command("prepare_data", lambda w, o: ["run", "prepare_data", "--in", f"root={w.root}",
+                                          "--out", o, "--params", w.params], _root_and_params),
+    Command("metrics", lambda w, o: ["run", "prepare_data", "--in", f"root={w.root}",
+                                     "--out", w.base / "side", "--metrics", o,
+                                     "--params", w.params], _root_and_params),
+    Command("plots", lambda w, o: ["run", "prepare_data", "--in", f"root={w.root}",
+                                   "--out", w.base / "side", "--plots", o,
+                                   "--params", w.params], _root_and_params),
+    Command("train_cam", lambda w, o: ["run", "train_cam", "--in", f"dataset={w.dataset}",
+                                       "--out", o, "--params", w.params],
+            lambda w: (w.dataset, w.params)),
+    Command("toy", lambda w, o: ["data", "toy", "--out", o, "--train", 2, "--val", 1,
+                                 "--size", 32], lambda w: ()),
+    Command("compile", lambda w, o: ["compile", "--out", o, "--params", w.params],
+            lambda w: (w.params,)),
+]  # fmt: skip
+
+
+def _hostile_paths(w: Workspace) -> list[Path]:
+    """Paths a careless user or a faulty machine hands an output option."""
+    a_file = w.base / "a_file"
+    return [
+        w.dataset, w.dataset / "labels.json", w.dataset / "sub", w.dataset.parent, w.root,
+        w.root / "ImageSets" / "Segmentation" / "train.txt", w.params, w.base / "link_to_ds",
+        w.base / "loop_a", a_file, a_file / "under", w.base / "foreign", w.base / "fresh",
+        w.base / "fresh" / "deep" / "x.yaml", w.base / "fresh" / ".." / "fresh2",
+        w.base / "dangling", Path(""),
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory, toy_root, dataset_artifact) -> Workspace:
+    base = tmp_path_factory.mktemp("contract")
+    params = base / "params.yaml"
+    tiny = TINY_PARAMS | {"train_cam": TINY_PARAMS["train_cam"] | {"epochs": 1}}
+    params.write_text(yaml.safe_dump(tiny))
+    return Workspace(base, toy_root, dataset_artifact, params)
+
+
+def _workspace(template: Workspace) -> Workspace:
+    base = Path(tempfile.mkdtemp(prefix="contract-"))
+    w = Workspace(base, base / "toyvoc", base / "art" / "dataset", base / "params.yaml")
+    shutil.copytree(template.root, w.root, symlinks=True)
+    shutil.copytree(template.dataset, w.dataset, symlinks=True)
+    shutil.copy(template.params, w.params)
+    (base / "link_to_ds").symlink_to(w.dataset)
+    (base / "loop_a").symlink_to(base / "loop_b")
+    (base / "loop_b").symlink_to(base / "loop_a")
+    (base / "a_file").write_text("a file")
+    (base / "foreign").mkdir()
+    (base / "foreign" / "notes.txt").write_text("somebody's")
+    (base / "dangling").symlink_to(base / "nowhere" / "x")
+    return w
+
+
+def _allowed(changed: str, outputs: list[Path]) -> bool:
+    """Whether CHANGED lies under an output, is a directory above one (made for it), or is one
+    of wsss's own siblings of an output (`.<name>.lock`, staging, temp files)."""
+    path = Path(changed)
+    for out in outputs:
+        if path == out or out in path.parents or path in out.parents:
+            return True
+        if path.parent == out.parent and path.name.startswith(f".{out.name}."):
+            return True
+    return False
+
+
+def _real(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_command_keeps_the_contract_on_hostile_outputs(template, data):
+    from pipelines.cli import main as pipeline_main
+
+    command = data.draw(st.sampled_from(COMMANDS), label="command")
+    w = _workspace(template)
+    cwd = os.getcwd()
+    os.chdir(w.base)  # a relative or empty path lands in the scratch directory
+    try:
+        out = data.draw(st.sampled_from(_hostile_paths(w)), label="output")
+        argv = command.args(w, out)
+        before = _tree(w.base)
+        code, err = _cli(*argv, entry=pipeline_main if command.name == "compile" else main)
+        after = _tree(w.base)
+        assert code == 0 or _one_error_line(code, err), (argv, code, err)
+        for read in command.reads(w):
+            for path, digest in before.items():
+                if path == str(read) or path.startswith(f"{read}/"):
+                    assert after.get(path) == digest, f"{argv}: input {path} changed"
+        outputs = [Path(os.path.abspath(out)), _real(Path(os.path.abspath(out))), w.base / "side"]
+        changed = set(after) - set(before) | {p for p in before if after.get(p) != before[p]}
+        for path in changed:
+            assert _allowed(path, outputs), f"{argv}: wrote {path} outside its outputs"
+        if code == 0 and command.name in ("prepare_data", "train_cam"):
+            assert open_artifact(out).manifest.stage == command.name  # complete, not partial
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(w.base, ignore_errors=True)
+
+
+def _fields(section: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if isinstance(section, dict):
+        return [f for k, v in section.items() for f in _fields(v, (*prefix, k))]
+    return [prefix]
+
+
+PARAM_FIELDS = _fields(Params().model_dump(mode="json"))
+HOSTILE_VALUES = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.booleans(),
+    st.none(),
+    st.lists(st.one_of(st.integers(-(10**9), 10**9), st.floats(), st.text(max_size=5)),
+             max_size=5),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)  # fmt: skip
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(field=st.sampled_from(PARAM_FIELDS), value=HOSTILE_VALUES)
+def test_every_params_field_takes_a_hostile_value_with_one_line_or_runs(
+    toy_root, tmp_path_factory, field, value
+):
+    """Any value in any params field: refused with one line naming the field, or accepted; the
+    values that validate are what the field bounds admit (prepare_data runs on them)."""
+    raw: dict = {}
+    node = raw
+    for key in field[:-1]:
+        node = node.setdefault(key, {})
+    node[field[-1]] = value
+    base = tmp_path_factory.mktemp("params")
+    params = base / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    code, err = _cli("run", "prepare_data", "--in", f"root={toy_root}", "--out", base / "ds",
+                     "--params", params)  # fmt: skip
+    assert code == 0 or (code == 2 and err.startswith("error: ")), (field, value, err)
+    if code == 2:
+        assert all(line.startswith("error: ") for line in err.splitlines()), err
+        assert not (base / "ds").exists()

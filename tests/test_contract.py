@@ -137,6 +137,18 @@ def test_write_errors_after_the_stage_are_one_line(toy_root, tmp_path):
         assert not list(tmp_path.glob("**/.*.tmp-*"))  # no temp file left beside it
 
 
+def test_params_that_never_end_and_names_with_control_characters(toy_root, tmp_path):
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("# " + "x" * (2 << 20))
+    for params, message in [("/dev/zero", "not a regular file"), (huge, "not a params file")]:
+        code, err = _cli("run", "prepare_data", "--in", f"root={toy_root}", "--out",
+                         tmp_path / "ds", "--params", params)  # fmt: skip
+        assert _one_error_line(code, err) and message in err, err
+    code, err = _cli("run", "prepare_data", "--in", f"root={toy_root}", "--out", f"{tmp_path}/d\nx")
+    assert _one_error_line(code, err) and "control character" in err
+    assert not list(tmp_path.glob("d*"))
+
+
 def test_score_with_a_list_that_is_not_utf8(tmp_path):
     (tmp_path / "p").mkdir()
     (tmp_path / "list.txt").write_bytes(b"\xff\xfe2007_000032\n")

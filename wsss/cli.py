@@ -318,6 +318,11 @@ def _resolve_paths(args: argparse.Namespace) -> None:
 
 def run_parser(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     """Parse ARGV and run its command; a WsssError becomes one `error:` line and exit 2."""
+    argv = sys.argv[1:] if argv is None else argv
+    if bad := next((a for a in argv if any(ord(c) < 32 or c == "\x7f" for c in a)), None):
+        # a name with a newline would make the one `error:` line two, and a file a tool misreads
+        print(f"error: {bad!r}: a control character in an argument", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     stdout, sys.stdout = sys.stdout, QuietWhenClosed(sys.stdout)
     try:

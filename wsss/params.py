@@ -287,10 +287,19 @@ class Params(Section):
     runtime: RuntimeParams = RuntimeParams()
 
 
+MAX_PARAMS_BYTES = 1 << 20  # a params file is a few KiB; /dev/zero would never end
+
+
 def load_params(path: Path | None) -> Params:
     """Params from a YAML file (None: the defaults); each problem is a line of one WsssError."""
     if path is None:
         return Params()
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise WsssError(
+            f"{path}: not a regular file (a device or pipe); expected a params YAML file"
+        )
+    if path.is_file() and path.stat().st_size > MAX_PARAMS_BYTES:
+        raise WsssError(f"{path}: over {MAX_PARAMS_BYTES // 1024} KiB; not a params file")
     try:
         # YAML 1.2, as DVC reads and rewrites params.yaml (`dvc exp run -S`): a bare `off` stays
         # the string "off" and 1e-5 is a number (YAML 1.1 parsers make them False and a string)

@@ -101,21 +101,21 @@ def _holders(lock: Path) -> str:
     return f" (held by {'; '.join(named)})" if named else ""
 
 
-def _open_lock(lock: Path, create: bool) -> int | None:
-    """A descriptor of LOCK, never through a symlink; None when it cannot be had and CREATE is
-    off (a read-only place: no wsss run can write an artifact there either)."""
-    flags = os.O_RDWR | os.O_NOFOLLOW | (os.O_CREAT if create else 0)
+def _open_lock(lock: Path, writer: bool) -> int | None:
+    """A descriptor of LOCK, never through a symlink. A reader that cannot create or write it
+    (a read-only place, another user's artifacts) opens it read-only, or goes without: then no
+    wsss run of this user can write the artifact either."""
     try:
-        return os.open(lock, flags, 0o644)
+        return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise WsssError(f"{lock}: a symlink where wsss keeps its lock; remove it") from None
-        if create:
+        if writer:
             raise WsssError(f"{lock.parent}: cannot write here ({exc.strerror})") from None
-        try:
-            return os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            return None
+    try:
+        return os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
 
 
 @contextmanager
@@ -127,7 +127,7 @@ def exclusive(out: Path) -> Iterator[None]:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WsssError(f"{out}: cannot write here ({exc.strerror})") from None
-    fd = _open_lock(lock, create=True)
+    fd = _open_lock(lock, writer=True)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,7 +148,7 @@ def reading(artifacts: Iterable[Path]) -> Iterator[None]:
         for artifact in artifacts:
             real = real_path(artifact, "--in")
             lock = lock_of(real)
-            fd = _open_lock(lock, create=os.access(real.parent, os.W_OK))
+            fd = _open_lock(lock, writer=False)
             if fd is None:
                 continue
             stack.callback(os.close, fd)

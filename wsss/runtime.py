@@ -7,7 +7,6 @@ runs in float32 and is deterministic for a seed.
 import contextlib
 import platform
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,31 +14,20 @@ import torch
 import torch.distributed as dist
 
 from wsss.errors import WsssError
-from wsss.launcher import launch
+from wsss.launcher import Launch, launch
 
 
-@dataclass(frozen=True)
-class Dist:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_kind: str) -> Dist:
+def init_distributed(device_kind: str) -> Launch:
     """Join the torchrun process group if launched by torchrun (NCCL on CUDA, gloo on CPU)."""
     place = launch()
     if place.world_size == 1:
-        return Dist()
+        return Launch()
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), place.local_rank)
+    return Launch(dist.get_rank(), dist.get_world_size(), place.local_rank)
 
 
-def finish_distributed(d: Dist) -> None:
+def finish_distributed(d: Launch) -> None:
     if d.world_size > 1 and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

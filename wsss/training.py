@@ -28,12 +28,11 @@ from wsss.artifacts.output import CHECKPOINT
 from wsss.artifacts.storage import local_file
 from wsss.data.pairs import EpochSampler
 from wsss.errors import Diverged, WsssError, load_problem
-from wsss.launcher import launch
+from wsss.launcher import Launch, launch
 from wsss.params import digest
 from wsss.plots import plot_curves
 from wsss.progress import Progress
 from wsss.runtime import (
-    Dist,
     all_reduce_gradients,
     autocast,
     broadcast_parameters,
@@ -106,7 +105,7 @@ class Loop:
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     device: torch.device
-    dist: Dist
+    dist: Launch
     out: Path
     steps: list[int]  # optimizer steps of each epoch
     lr_factor: Callable[[int], float]
@@ -248,7 +247,7 @@ def load_model_file(
     return model, meta
 
 
-def start(device_name: str, seed: int) -> tuple[torch.device, Dist]:
+def start(device_name: str, seed: int) -> tuple[torch.device, Launch]:
     """A training process's device (its LOCAL_RANK's GPU under torchrun), its place in the
     process group, and the seeded RNGs."""
     device = resolve_device(device_name, launch().local_rank)
@@ -257,7 +256,7 @@ def start(device_name: str, seed: int) -> tuple[torch.device, Dist]:
     return device, dist
 
 
-def place_model(model: torch.nn.Module, device: torch.device, dist: Dist) -> None:
+def place_model(model: torch.nn.Module, device: torch.device, dist: Launch) -> None:
     """Move MODEL to DEVICE (channels_last on CUDA) and give every process rank 0's weights."""
     model.to(device)
     if device.type == "cuda":
@@ -300,7 +299,7 @@ def fit(
     optimizer: torch.optim.Optimizer,
     dataset,
     device: torch.device,
-    dist: Dist,
+    dist: Launch,
     batch_sizes: list[int],
     lr_factor: Callable[[int, int], float],
     loss_fn: LossFn,

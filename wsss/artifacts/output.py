@@ -118,6 +118,14 @@ def _open_lock(lock: Path, writer: bool) -> int | None:
         return None
 
 
+def _flock(fd: int | None, mode: int, lock: Path, busy: str) -> None:
+    """Take LOCK (open as FD) in MODE without waiting; held elsewhere: BUSY and the holders."""
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise WsssError(f"{busy}{_holders(lock)}") from None
+
+
 @contextmanager
 def exclusive(out: Path) -> Iterator[None]:
     """Hold OUT's lock for the block; a second writer, or a stage reading OUT, makes it a
@@ -129,12 +137,9 @@ def exclusive(out: Path) -> Iterator[None]:
         raise WsssError(f"{out}: cannot write here ({exc.strerror})") from None
     fd = _open_lock(lock, writer=True)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise WsssError(
-                f"{out}: another run is writing it or a running stage reads it{_holders(lock)}"
-            ) from None
+        _flock(
+            fd, fcntl.LOCK_EX, lock, f"{out}: another run is writing it or a running stage reads it"
+        )
         yield
     finally:
         os.close(fd)
@@ -152,12 +157,7 @@ def reading(artifacts: Iterable[Path]) -> Iterator[None]:
             if fd is None:
                 continue
             stack.callback(os.close, fd)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise WsssError(
-                    f"{artifact}: another run is writing it{_holders(lock)}; rerun when it ends"
-                ) from None
+            _flock(fd, fcntl.LOCK_SH, lock, f"{artifact}: another run is writing it")
         yield
 
 

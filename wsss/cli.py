@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -308,6 +309,20 @@ class QuietWhenClosed(io.TextIOBase):
             os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
 
 
+def error_lines(exc: WsssError) -> str:
+    """`error: ` and the message, one line per problem (params report each on its own): a
+    control character that came from data (a file name with a newline) is shown escaped."""
+    problems = str(exc).split("\nerror: ")
+    return "\n".join(f"error: {_CONTROL.sub(_escape, p)}" for p in problems)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _escape(match: re.Match) -> str:
+    return match.group().encode("unicode_escape").decode()
+
+
 def _resolve_paths(args: argparse.Namespace) -> None:
     """Every local path option as the real path it names, where it enters: `a/../b` then never
     creates `a`, and a symlink loop is one line."""
@@ -329,12 +344,12 @@ def run_parser(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         _resolve_paths(args)
         args.func(args)
     except WsssError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(error_lines(exc), file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk, a read-only place, a file where a directory goes
         if (problem := file_problem(exc)) is None:
             raise
-        print(f"error: {problem}", file=sys.stderr)
+        print(error_lines(problem), file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: what was complete stays so, a rerun resumes
         print("interrupted", file=sys.stderr)

@@ -6,18 +6,30 @@ Layout under ROOT: <subset>/<id>.jpg (subset = train2014 | val2014, read from th
 the classes present in each mask.
 """
 
-import json
 import re
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from wsss.data.classes import COCO_CLASSES, IGNORE
 from wsss.data.index import DatasetIndex, Sample, read_split_list
 from wsss.data.io import read_mask, write_mask
 from wsss.errors import WsssError
+from wsss.safe_paths import file_name
 
-_ID = re.compile(r"^COCO_([a-z]+\d{4})_\d+$")
+_ID = re.compile(r"COCO_([a-z]+\d{4})_\d+")
 
 
 def is_coco_root(root: Path) -> bool:
@@ -25,7 +37,7 @@ def is_coco_root(root: Path) -> bool:
 
 
 def _subset(image_id: str) -> str | None:
-    match = _ID.match(image_id)
+    match = _ID.fullmatch(image_id)
     return match.group(1) if match else None
 
 
@@ -54,6 +66,101 @@ def read_coco(root: Path, splits: list[str]) -> DatasetIndex:
     return index
 
 
+# A COCO image is at most 640 px a side; the pixel limit of every reader is 4096 x 4096.
+Side = Annotated[int, Field(ge=1, le=4096)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
+
+
+class Image(_Strict):
+    id: int
+    file_name: str
+    height: Side
+    width: Side
+
+    @field_validator("file_name")
+    @classmethod
+    def _coco_name(cls, name: str) -> str:
+        file_name(name, "file_name")  # one safe segment: it names the mask file
+        if not name.endswith(".jpg") or _subset(name.removesuffix(".jpg")) is None:
+            raise ValueError(f"'{name}' is not COCO_<subset>_N.jpg")
+        return name
+
+
+class Rle(_Strict):
+    size: tuple[Side, Side]
+    counts: list[Annotated[int, Field(ge=0)]] | str
+
+    @model_validator(mode="after")
+    def _covers_the_image(self) -> "Rle":
+        if isinstance(self.counts, list) and sum(self.counts) != self.size[0] * self.size[1]:
+            raise ValueError(f"RLE counts sum to {sum(self.counts)}, not height x width")
+        return self
+
+
+def _polygon(points: list[float]) -> list[float]:
+    if len(points) < 6 or len(points) % 2:
+        raise ValueError(f"a polygon of {len(points)} numbers; expected x,y pairs, 3 or more")
+    return points
+
+
+Polygon = Annotated[list[float], AfterValidator(_polygon)]
+
+
+class Annotation(_Strict):
+    image_id: int
+    category_id: int
+    segmentation: Annotated[
+        Annotated[Annotated[list[Polygon], Field(min_length=1)], Tag("polygons")]
+        | Annotated[Rle, Tag("rle")],
+        Discriminator(lambda v: "polygons" if isinstance(v, list) else "rle"),
+    ]
+    area: Annotated[float, Field(ge=0)]
+    iscrowd: Literal[0, 1] = 0
+
+
+class Category(_Strict):
+    id: int
+
+
+class Instances(_Strict):
+    images: list[Image]
+    annotations: list[Annotation]
+    categories: list[Category]
+
+
+def read_instances(path: Path) -> Instances:
+    """An official instances JSON, validated whole before anything is drawn: types (no string
+    for a number), sizes, polygons, RLEs, and every id an annotation names; else one line."""
+    try:
+        data = Instances.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        raise WsssError(f"{path}: file not found") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise WsssError(f"{path}: not a COCO instances JSON ({loc}: {msg})"[:300]) from None
+    if len(data.categories) != len(COCO_CLASSES) or len({c.id for c in data.categories}) != len(
+        COCO_CLASSES
+    ):
+        raise WsssError(f"{path}: expected 80 categories, found {len(data.categories)}")
+    images = {im.id: im for im in data.images}
+    if len(images) != len(data.images):
+        raise WsssError(f"{path}: an image id is listed twice")
+    categories = {c.id for c in data.categories}
+    for i, ann in enumerate(data.annotations):
+        if ann.image_id not in images or ann.category_id not in categories:
+            what = "image" if ann.image_id not in images else "category"
+            raise WsssError(f"{path}: annotations.{i}: an unknown {what} id")
+        size = (images[ann.image_id].height, images[ann.image_id].width)
+        if isinstance(ann.segmentation, Rle) and ann.segmentation.size != size:
+            raise WsssError(f"{path}: annotations.{i}: RLE size {ann.segmentation.size} != {size}")
+    return data
+
+
 def instances_to_masks(instances: Path, root: Path, split: str | None = None) -> tuple[str, int]:
     """Render an official instances_<subset>.json into per-image semantic PNGs under ROOT.
 
@@ -63,46 +170,36 @@ def instances_to_masks(instances: Path, root: Path, split: str | None = None) ->
     """
     from pycocotools import mask as mask_utils  # the standard RLE/polygon decoder
 
-    try:
-        data = json.loads(instances.read_text())
-        categories = sorted(c["id"] for c in data["categories"])
-        images = {im["id"]: im for im in data["images"]}
-        annotations = data["annotations"]
-    except FileNotFoundError:
-        raise WsssError(f"{instances}: file not found") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise WsssError(f"{instances}: not a COCO instances JSON ({exc!r})") from None
-    if len(categories) != len(COCO_CLASSES):
-        raise WsssError(f"{instances}: expected 80 categories, found {len(categories)}")
+    data = read_instances(instances)
+    categories = sorted(c.id for c in data.categories)
+    images = {im.id: im for im in data.images}
     class_of = {cat: i + 1 for i, cat in enumerate(categories)}
 
-    by_image: dict[int, list[dict]] = {i: [] for i in images}
-    for ann in annotations:
-        by_image.setdefault(ann["image_id"], []).append(ann)
+    by_image: dict[int, list[Annotation]] = {i: [] for i in images}
+    for ann in data.annotations:
+        by_image[ann.image_id].append(ann)
     listed: list[str] = []
     subset = None
     for image_id, anns in sorted(by_image.items()):
         info = images[image_id]
-        name = Path(info["file_name"]).stem
+        name = Path(info.file_name).stem
         subset = _subset(name)
-        if subset is None:
-            raise WsssError(f"{instances}: file_name '{info['file_name']}' is not COCO_<subset>_N")
-        height, width = info["height"], info["width"]
+        height, width = info.height, info.width
         label = np.zeros((height, width), dtype=np.uint8)
-        for ann in sorted(anns, key=lambda a: -a["area"]):
-            segm = ann["segmentation"]
+        for ann in sorted(anns, key=lambda a: -a.area):
+            segm = ann.segmentation
             if isinstance(segm, list):
                 rle = mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
-            elif isinstance(segm["counts"], list):
-                rle = mask_utils.frPyObjects(segm, height, width)
+            elif isinstance(segm.counts, list):
+                rle = mask_utils.frPyObjects(segm.model_dump(), height, width)
             else:
-                rle = segm
+                rle = segm.model_dump() | {"counts": segm.counts.encode()}
             region = mask_utils.decode(rle).astype(bool)
-            label[region] = IGNORE if ann.get("iscrowd", 0) else class_of[ann["category_id"]]
+            label[region] = IGNORE if ann.iscrowd else class_of[ann.category_id]
         out = root / "SegmentationClass" / subset / f"{name}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
         write_mask(out, label)
-        if any(not a.get("iscrowd", 0) for a in anns):
+        if any(not a.iscrowd for a in anns):
             listed.append(name)
     split = split or (re.sub(r"\d+$", "", subset) if subset else "train")
     lists = root / "ImageSets"

@@ -64,3 +64,13 @@ def test_bad_params_files(cli, toy_root, tmp_path, kind):
     result = cli("run", "prepare_data", "--in", f"root={toy_root}", "--out", tmp_path / "o",
                  "--params", params)  # fmt: skip
     assert result.code == 2 and str(params) in result.err and result.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("size", [(1, 1), (15, 40), (4096, 10)])
+def test_an_image_no_stage_can_take_is_refused_where_it_is_read(cli, toy_copy, tmp_path, size):
+    """1 x 1 (no 0.5-scale pass), 4096 x 10 (train_cam's long-side resize leaves 0 rows)."""
+    image = sorted((toy_copy / "JPEGImages").glob("*.jpg"))[0]
+    Image.new("RGB", size).save(image)
+    result = cli("run", "prepare_data", "--in", f"root={toy_copy}", "--out", tmp_path / "ds")
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert image.name in result.err and "at least 16" in result.err

@@ -43,8 +43,8 @@ def _sweep(sweep: tuple[float, float, float]) -> tuple[float, float, float]:
     return sweep
 
 
-# Inference scales: each a factor in (0, 8]; at least one
-Scales = Annotated[tuple[Annotated[float, Field(gt=0, le=8)], ...], Field(min_length=1)]
+# Inference scales: each a factor in [0.25, 8] (wsss.data.io.MIN_SIDE keeps a side >= 4 px); 1+
+Scales = Annotated[tuple[Annotated[float, Field(ge=0.25, le=8)], ...], Field(min_length=1)]
 # Random rescale ranges: factors in (0, 8], low <= high
 Factor = Annotated[float, Field(gt=0, le=8)]
 Range = Annotated[tuple[Factor, Factor], AfterValidator(_ascending)]

@@ -17,6 +17,11 @@ _PALETTE = voc_palette().flatten().tolist()
 # multi-scale inference memory grows with the pixel count. It also stops decompression bombs
 # (a small file that decodes to gigabytes) before they are decoded.
 MAX_PIXELS = 4096 * 4096
+# The smallest and the most elongated: a stage's smallest resize (a 0.25 inference scale, the
+# shortest `long_side` of 8 px) must leave every side at least one pixel. VOC's and COCO's
+# images are far inside both.
+MIN_SIDE = 16
+MAX_ASPECT = 8
 
 
 def read_hashed(path: Path) -> tuple[bytes, tuple[str, int]]:
@@ -44,6 +49,12 @@ def _opened(path: Path, data: bytes | None, what: str) -> Image.Image:
         raise WsssError(
             f"{path}: {what} of {img.width} x {img.height} pixels is over the limit of "
             f"{MAX_PIXELS} (4096 x 4096); resize it first"
+        )
+    short, long = sorted(img.size)
+    if what == "image" and (short < MIN_SIDE or long > MAX_ASPECT * short):
+        raise WsssError(
+            f"{path}: {what} of {img.width} x {img.height} pixels; every stage needs a side of at "
+            f"least {MIN_SIDE} and at most {MAX_ASPECT} times the other"
         )
     return img
 

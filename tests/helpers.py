@@ -1,11 +1,13 @@
 """Helpers for tests that hand-make artifacts (no fixtures here: plain functions)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
+from PIL import Image
 
 from wsss.artifacts import open_artifact
 from wsss.artifacts.manifest import InputRef, Manifest, hash_tree, write_manifest
@@ -87,3 +89,40 @@ def tiny_params(path: Path, **sections: dict) -> Path:
     merged = {k: base.get(k, {}) | sections.get(k, {}) for k in base | sections}
     path.write_text(yaml.safe_dump(merged))
     return path
+
+
+# The 80 COCO category ids (1..90 with gaps), as in the official files.
+COCO_IDS = [i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]
+
+
+def write_coco(root: Path) -> Path:
+    """A COCO root with three images and an instances JSON of four annotations (one crowd RLE)."""
+    images = [
+        {"id": 9, "file_name": "COCO_train2014_000000000009.jpg", "height": 20, "width": 30},
+        {"id": 25, "file_name": "COCO_train2014_000000000025.jpg", "height": 20, "width": 30},
+        {"id": 30, "file_name": "COCO_train2014_000000000030.jpg", "height": 20, "width": 30},
+    ]
+    square = [[2, 2, 12, 2, 12, 12, 2, 12]]  # polygon x,y pairs
+    small = [[4, 4, 8, 4, 8, 8, 4, 8]]
+    crowd_rle = {"size": [20, 30], "counts": [20 * 20, 20 * 10]}  # column-major: right third
+
+    def ann(i, image_id, category, segmentation, area, crowd=0):
+        return {"id": i, "image_id": image_id, "category_id": category,
+                "segmentation": segmentation, "area": area, "iscrowd": crowd}  # fmt: skip
+
+    annotations = [
+        ann(1, 9, 1, square, 100),
+        ann(2, 9, 90, small, 16),
+        ann(3, 25, 3, square, 100),
+        ann(4, 25, 1, crowd_rle, 200, crowd=1),
+    ]
+    categories = [{"id": i, "name": f"c{i}"} for i in COCO_IDS]
+    ann = root / "annotations" / "instances_train2014.json"
+    ann.parent.mkdir(parents=True)
+    ann.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
+    (root / "train2014").mkdir()
+    for im in images:
+        Image.new("RGB", (30, 20), (90, 120, 30)).save(root / "train2014" / im["file_name"])
+    return ann

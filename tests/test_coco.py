@@ -6,47 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import write_coco
 from wsss.data.io import read_mask
-
-# The 80 COCO category ids (1..90 with gaps), as in the official files.
-COCO_IDS = [i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]
-
-
-def _write_coco(root):
-    images = [
-        {"id": 9, "file_name": "COCO_train2014_000000000009.jpg", "height": 20, "width": 30},
-        {"id": 25, "file_name": "COCO_train2014_000000000025.jpg", "height": 20, "width": 30},
-        {"id": 30, "file_name": "COCO_train2014_000000000030.jpg", "height": 20, "width": 30},
-    ]
-    square = [[2, 2, 12, 2, 12, 12, 2, 12]]  # polygon x,y pairs
-    small = [[4, 4, 8, 4, 8, 8, 4, 8]]
-    crowd_rle = {"size": [20, 30], "counts": [20 * 20, 20 * 10]}  # column-major: right third
-
-    def ann(i, image_id, category, segmentation, area, crowd=0):
-        return {"id": i, "image_id": image_id, "category_id": category,
-                "segmentation": segmentation, "area": area, "iscrowd": crowd}  # fmt: skip
-
-    annotations = [
-        ann(1, 9, 1, square, 100),
-        ann(2, 9, 90, small, 16),
-        ann(3, 25, 3, square, 100),
-        ann(4, 25, 1, crowd_rle, 200, crowd=1),
-    ]
-    categories = [{"id": i, "name": f"c{i}"} for i in COCO_IDS]
-    ann = root / "annotations" / "instances_train2014.json"
-    ann.parent.mkdir(parents=True)
-    ann.write_text(
-        json.dumps({"images": images, "annotations": annotations, "categories": categories})
-    )
-    (root / "train2014").mkdir()
-    for im in images:
-        Image.new("RGB", (30, 20), (90, 120, 30)).save(root / "train2014" / im["file_name"])
-    return ann
 
 
 def test_coco_masks_and_reader(cli, tmp_path):
     root = tmp_path / "coco"
-    ann = _write_coco(root)
+    ann = write_coco(root)
     result = cli("data", "coco-masks", "--instances", ann, "--out", root)
     assert result.code == 0, result.err
     # image 30 has no annotation: no label, so it is not listed
@@ -82,7 +48,7 @@ def test_coco_masks_bad_json(cli, tmp_path):
 
 def test_coco_mask_value_out_of_range(cli, tmp_path):
     root = tmp_path / "coco"
-    ann = _write_coco(root)
+    ann = write_coco(root)
     cli("data", "coco-masks", "--instances", ann, "--out", root)
     path = root / "SegmentationClass" / "train2014" / "COCO_train2014_000000000009.png"
     mask = read_mask(path)
@@ -139,7 +105,7 @@ _DROP = object()
 )
 def test_coco_masks_refuses_a_hostile_instances_json(cli, tmp_path, mutate, message):
     root = tmp_path / "coco"
-    ann = _write_coco(root)
+    ann = write_coco(root)
     _mutated(ann, mutate)
     result = cli("data", "coco-masks", "--instances", ann, "--out", root)
     assert result.code == 2 and result.err.count("\n") == 1 and message in result.err, result.err

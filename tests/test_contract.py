@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
-from tests.helpers import TINY_PARAMS
+from tests.helpers import TINY_PARAMS, write_coco
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.lineage import MAX_DEPTH, lineage
 from wsss.cli import main
@@ -219,43 +220,114 @@ def _tree(root: Path) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Workspace:
-    """A scratch directory with a ToyVOC root, its dataset artifact and a params file."""
+    """A scratch directory with a ToyVOC root, its dataset artifact, a params file and a COCO
+    instances JSON."""
 
     base: Path
     root: Path
     dataset: Path
     params: Path
 
+    @property
+    def coco(self) -> Path:
+        return self.base / "coco" / "annotations" / "instances_train2014.json"
+
+    @property
+    def masks(self) -> Path:
+        return self.root / "SegmentationClassAug"
+
+    @property
+    def split_list(self) -> Path:
+        return self.root / "ImageSets" / "Segmentation" / "train.txt"
+
 
 @dataclass(frozen=True)
 class Command:
-    """One CLI command: its arguments with OUT as the path under attack, and what it reads."""
+    """One CLI command: its arguments with PATH as the path under attack (an output, or for a
+    reading command what it reads), what else it reads, and the PATH with which it must work."""
 
     name: str
     args: Callable[[Workspace, Path], list[object]]
     reads: Callable[[Workspace], tuple[Path, ...]]
+    sound: Callable[[Workspace], Path] = lambda w: w.base / "fresh"
+    entry: str = "wsss"
+    refuses: frozenset[str] = frozenset()  # damage it must refuse (exit 2) when all else is sound
 
 
 def _root_and_params(w: Workspace) -> tuple[Path, ...]:
     return w.root, w.params
 
 
+def _prepare(w: Workspace, *more: object) -> list[object]:
+    return ["run", "prepare_data", "--in", f"root={w.root}", "--params", w.params, *more]
+
+
+PARAMS_DAMAGE = {"params: binary junk", "params: cut in half"}
+ROOT_DAMAGE = {"root: an image cut in half", "root: a split list not UTF-8", "root: an RGB mask"}
+ARTIFACT_DAMAGE = {"manifest: cut in half", "artifact: a listed file changed",
+                   "artifact: an unlisted file"}  # fmt: skip
+PREPARE_REFUSES = frozenset(PARAMS_DAMAGE | ROOT_DAMAGE)
+
 COMMANDS = [
-    Command("prepare_data", lambda w, o: ["run", "prepare_data", "--in", f"root={w.root}",
-                                          "--out", o, "--params", w.params], _root_and_params),
-    Command("metrics", lambda w, o: ["run", "prepare_data", "--in", f"root={w.root}",
-                                     "--out", w.base / "side", "--metrics", o,
-                                     "--params", w.params], _root_and_params),
-    Command("plots", lambda w, o: ["run", "prepare_data", "--in", f"root={w.root}",
-                                   "--out", w.base / "side", "--plots", o,
-                                   "--params", w.params], _root_and_params),
+    Command("prepare_data", lambda w, o: _prepare(w, "--out", o), _root_and_params,
+            refuses=PREPARE_REFUSES),
+    Command("metrics", lambda w, o: _prepare(w, "--out", w.base / "side", "--metrics", o),
+            _root_and_params, refuses=PREPARE_REFUSES),
+    Command("plots", lambda w, o: _prepare(w, "--out", w.base / "side", "--plots", o),
+            _root_and_params, refuses=PREPARE_REFUSES),
     Command("train_cam", lambda w, o: ["run", "train_cam", "--in", f"dataset={w.dataset}",
                                        "--out", o, "--params", w.params],
-            lambda w: (w.dataset, w.params)),
+            lambda w: (w.dataset, w.params),
+            refuses=frozenset(PARAMS_DAMAGE | ARTIFACT_DAMAGE | {"root: an image cut in half"})),
     Command("toy", lambda w, o: ["data", "toy", "--out", o, "--train", 2, "--val", 1,
                                  "--size", 32], lambda w: ()),
+    Command("coco-masks", lambda w, o: ["data", "coco-masks", "--instances", w.coco, "--out", o],
+            lambda w: (w.coco,), refuses=frozenset({"coco: not JSON"})),
+    Command("lineage", lambda w, o: ["lineage", o, "--json"], lambda w: (w.dataset,),
+            sound=lambda w: w.dataset, refuses=frozenset(ARTIFACT_DAMAGE)),
+    Command("score", lambda w, o: ["score", "--pred", w.masks, "--gt", w.masks, "--list", o],
+            lambda w: (w.root,), sound=lambda w: w.split_list,
+            refuses=frozenset({"root: a split list not UTF-8", "root: an RGB mask"})),
     Command("compile", lambda w, o: ["compile", "--out", o, "--params", w.params, "--allow-toy"],
-            lambda w: (w.params,)),
+            lambda w: (w.params,), sound=lambda w: w.base / "fresh" / "deep" / "x.yaml",
+            entry="wsss-pipeline", refuses=frozenset(PARAMS_DAMAGE)),
+]  # fmt: skip
+
+
+def _corrupt(w: Workspace, how: str) -> None:
+    """Damage one input the way a faulty disk, a careless edit or a bad copy would."""
+    image = sorted((w.root / "JPEGImages").glob("*.jpg"))[0]
+    if how == "params: binary junk":
+        w.params.write_bytes(b"\x00\xff: [\x80")
+    elif how == "params: cut in half":
+        w.params.write_bytes(w.params.read_bytes()[: w.params.stat().st_size // 2])
+    elif how == "manifest: cut in half":
+        manifest = w.dataset / MANIFEST
+        manifest.write_bytes(manifest.read_bytes()[:200])
+    elif how == "artifact: a listed file changed":
+        with open(w.dataset / "labels.json", "ab") as fh:
+            fh.write(b" ")
+    elif how == "artifact: an unlisted file":
+        (w.dataset / "extra.bin").write_bytes(b"\x00" * 10)
+    elif how == "root: an image cut in half":
+        image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])
+    elif how == "root: a split list not UTF-8":
+        w.split_list.write_bytes(b"\xff\xfe\x00")
+    elif how == "root: an RGB mask":
+        mask = sorted((w.root / "SegmentationClassAug").glob("*.png"))[0]
+        Image.new("RGB", (48, 48)).save(mask)
+    elif how == "coco: not JSON":
+        w.coco.write_bytes(b'{"images": [')
+
+
+CORRUPTIONS = [
+    "none", "params: binary junk", "params: cut in half", "manifest: cut in half",
+    "artifact: a listed file changed", "artifact: an unlisted file", "root: an image cut in half",
+    "root: a split list not UTF-8", "root: an RGB mask", "coco: not JSON",
+]  # fmt: skip
+ENVIRONMENTS = [
+    {}, {"RANK": "1"}, {"RANK": "abc", "WORLD_SIZE": "2"}, {"RANK": "1", "WORLD_SIZE": "2"},
+    {"S3_ENDPOINT_URL": "http://[::1"}, {"WSSS_CACHE_DIR": "/dev/null/cache"},
 ]  # fmt: skip
 
 
@@ -285,6 +357,7 @@ def _workspace(template: Workspace) -> Workspace:
     shutil.copytree(template.root, w.root, symlinks=True)
     run_stage("prepare_data", {"root": str(w.root)}, w.dataset, Params())  # names this root
     shutil.copy(template.params, w.params)
+    write_coco(base / "coco")
     (base / "link_to_ds").symlink_to(w.dataset)
     (base / "loop_a").symlink_to(base / "loop_b")
     (base / "loop_b").symlink_to(base / "loop_a")
@@ -316,25 +389,53 @@ def _real(path: Path) -> Path:
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
-def test_every_command_keeps_the_contract_on_hostile_outputs(template, data):
+def test_every_command_keeps_the_contract_on_hostile_inputs(template, data):
+    """A command, a hostile path, a damaged input and a launcher environment, drawn together
+    (half the cases undamaged and in a clean environment: the other axes then decide alone)."""
+    command = data.draw(st.sampled_from(COMMANDS), label="command")
+    index = data.draw(st.integers(0, len(_hostile_paths(template)) - 1), label="path")
+    damage = data.draw(st.just("none") | st.sampled_from(CORRUPTIONS), label="damage")
+    env = data.draw(st.just({}) | st.sampled_from(ENVIRONMENTS), label="environment")
+    _check_case(template, command, lambda w: _hostile_paths(w)[index], damage, env)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(command=st.sampled_from(COMMANDS), damage=st.sampled_from(CORRUPTIONS))
+def test_every_command_refuses_the_damaged_inputs_it_reads(template, command, damage):
+    """Each command with each damage on an otherwise sound command line (a finite space the
+    default profile covers whole): damage it reads is refused, never used silently."""
+    _check_case(template, command, command.sound, damage, {})
+
+
+def _check_case(
+    template: Workspace,
+    command: Command,
+    path_of: Callable[[Workspace], Path],
+    damage: str,
+    env: dict[str, str],
+) -> None:
+    """Run one case in a fresh workspace and assert the contract."""
     from pipelines.cli import main as pipeline_main
 
-    command = data.draw(st.sampled_from(COMMANDS), label="command")
     w = _workspace(template)
-    cwd = os.getcwd()
+    cwd, saved = os.getcwd(), dict(os.environ)
     os.chdir(w.base)  # a relative or empty path lands in the scratch directory
     try:
-        out = data.draw(st.sampled_from(_hostile_paths(w)), label="output")
+        out = path_of(w)
+        _corrupt(w, damage)
+        os.environ.update(env)
         argv = command.args(w, out)
         before = _tree(w.base)
-        code, err = _cli(*argv, entry=pipeline_main if command.name == "compile" else main)
+        entry = pipeline_main if command.entry == "wsss-pipeline" else main
+        code, err = _cli(*argv, entry=entry)
         after = _tree(w.base)
-        assert code == 0 or _one_error_line(code, err), (argv, code, err)
-        sound = (
-            w.base / "fresh" / "deep" / "x.yaml" if command.name == "compile" else w.base / "fresh"
-        )
-        if out == sound:  # the command line itself is sound: the harness tests it
-            assert code == 0, (argv, err)
+        assert code == 0 or _one_error_line(code, err), (argv, damage, env, code, err)
+        event(f"{command.name}: exit {code}")
+        if out == command.sound(w) and not env:
+            if damage == "none":  # the command line itself is sound: the harness tests it
+                assert code == 0, (argv, err)
+            elif damage in command.refuses:  # damage it reads is never used silently
+                assert code == 2, (argv, damage, "accepted")
         for read in command.reads(w):
             for path, digest in before.items():
                 if path == str(read) or path.startswith(f"{read}/"):
@@ -348,6 +449,8 @@ def test_every_command_keeps_the_contract_on_hostile_outputs(template, data):
             artifact = open_artifact(_real(Path(os.path.abspath(out))))
             assert artifact.manifest.stage == command.name  # complete, not partial
     finally:
+        os.environ.clear()
+        os.environ.update(saved)
         os.chdir(cwd)
         shutil.rmtree(w.base, ignore_errors=True)
 

@@ -3,6 +3,7 @@ Ctrl-C; never a traceback; every input byte-identical afterwards; nothing writte
 declared outputs. First one test per defect class found by hand, then a harness that generates
 hostile variants of each command's paths and params (Hypothesis; profiles below)."""
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -495,3 +496,50 @@ def test_every_params_field_takes_a_hostile_value_with_one_line_or_runs(
     if code == 2:
         assert all(line.startswith("error: ") for line in err.splitlines()), err
         assert not (base / "ds").exists()
+
+
+@pytest.fixture(params=["full", "read-only"])
+def small_disk(request, tmp_path):
+    """A 1 MiB tmpfs, filled up or mounted read-only (mounting needs root: CI and the image
+    tests run as root)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    options = "size=1m" + (",ro" if request.param == "read-only" else "")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", disk],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()[:80]})")
+    try:
+        if request.param == "full":
+            with contextlib.suppress(OSError), open(disk / "filler", "wb") as fh:
+                while True:
+                    fh.write(b"\0" * 4096)
+                    fh.flush()
+        yield disk
+    finally:
+        subprocess.run(["umount", disk], check=True)
+
+
+def test_a_full_or_read_only_disk_is_one_line(small_disk, toy_root, tmp_path):
+    from pipelines.cli import main as pipeline_main
+
+    instances = write_coco(tmp_path / "coco")
+    disk = small_disk
+    cases = [
+        (main, ["run", "prepare_data", "--in", f"root={toy_root}", "--out", disk / "ds"], "ds"),
+        (main, ["run", "prepare_data", "--in", f"root={toy_root}", "--out", tmp_path / "ds",
+                "--metrics", disk / "m.json"], "m.json"),
+        (main, ["data", "toy", "--out", disk / "toy", "--train", 2, "--val", 1], "toy"),
+        (main, ["data", "coco-masks", "--instances", instances, "--out", disk / "coco"], "coco"),
+        (pipeline_main, ["compile", "--out", disk / "p.yaml", "--allow-toy"], "p.yaml"),
+    ]  # fmt: skip
+    for entry, argv, name in cases:
+        before = _tree(disk)
+        code, err = _cli(*argv, entry=entry)
+        assert _one_error_line(code, err), (argv, code, err)
+        assert not list(disk.glob(f"{name}/**/*.png")), f"{argv}: partial masks"
+        if name != "coco":  # the COCO root exists before its masks are drawn; it may stay empty
+            assert not (disk / name).exists(), f"{argv}: a partial {name}"
+        for path in set(_tree(disk)) - set(before):  # only wsss's own siblings, and folders
+            top = Path(path).relative_to(disk).parts[0]
+            assert top.startswith(f".{name}.") or Path(path).is_dir(), path

@@ -39,9 +39,17 @@ ENVIRONMENT_ERRNOS = frozenset(
 )  # fmt: skip
 
 
-def file_problem(exc: OSError) -> WsssError | None:
-    """A file-system failure as one line naming the file; None for any other OSError (one
-    that names no file is not the user's to fix: it stays an internal failure)."""
-    if exc.errno not in ENVIRONMENT_ERRNOS or not exc.filename:
+# Errors that are the disk's whichever file met them.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG})
+
+
+def file_problem(exc: OSError, where: object = None) -> WsssError | None:
+    """A file-system failure as one line naming the file (or WHERE, the place being written,
+    when the error names none: a full disk found when a file is closed); None for any other
+    OSError, and for one that names no file unless its errno alone says it is the machine's."""
+    if exc.errno not in ENVIRONMENT_ERRNOS:
         return None
-    return WsssError(f"{exc.filename}: {exc.strerror or 'file system error'}")
+    name = exc.filename or where
+    if name is None and exc.errno not in DISK_ERRNOS:
+        return None
+    return WsssError(f"{name or 'the disk'}: {exc.strerror or 'file system error'}")

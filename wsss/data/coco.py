@@ -7,6 +7,7 @@ the classes present in each mask.
 """
 
 import re
+import shutil
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -23,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from wsss.artifacts.manifest import write_text_atomic
 from wsss.data.classes import COCO_CLASSES, IGNORE
 from wsss.data.index import DatasetIndex, Sample, read_split_list
 from wsss.data.io import read_mask, write_mask
@@ -150,6 +152,8 @@ def read_instances(path: Path) -> Instances:
     images = {im.id: im for im in data.images}
     if len(images) != len(data.images):
         raise WsssError(f"{path}: an image id is listed twice")
+    if len({_subset(im.file_name.removesuffix(".jpg")) for im in data.images}) > 1:
+        raise WsssError(f"{path}: images of several subsets; an instances file holds one")
     categories = {c.id for c in data.categories}
     for i, ann in enumerate(data.annotations):
         if ann.image_id not in images or ann.category_id not in categories:
@@ -168,8 +172,6 @@ def instances_to_masks(instances: Path, root: Path, split: str | None = None) ->
     Images without any non-crowd object are left out of the split list (they have no label).
     Returns (split name, number of images listed).
     """
-    from pycocotools import mask as mask_utils  # the standard RLE/polygon decoder
-
     data = read_instances(instances)
     categories = sorted(c.id for c in data.categories)
     images = {im.id: im for im in data.images}
@@ -178,31 +180,53 @@ def instances_to_masks(instances: Path, root: Path, split: str | None = None) ->
     by_image: dict[int, list[Annotation]] = {i: [] for i in images}
     for ann in data.annotations:
         by_image[ann.image_id].append(ann)
+    subset = _subset(data.images[0].file_name.removesuffix(".jpg")) if data.images else "train2014"
+    masks = root / "SegmentationClass" / str(subset)
+    staging = masks.with_name(f".{masks.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:  # the masks appear whole, by one rename, or not at all
+        listed = _draw_masks(by_image, images, class_of, staging)
+        old = masks.with_name(f".{masks.name}.old")
+        if masks.exists():
+            masks.rename(old)
+        staging.rename(masks)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    split = split or re.sub(r"\d+$", "", str(subset))
+    lists = root / "ImageSets"
+    lists.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(lists / f"{split}.txt", "".join(f"{n}\n" for n in listed))
+    return split, len(listed)
+
+
+def _draw_masks(
+    by_image: dict[int, list[Annotation]],
+    images: dict[int, Image],
+    class_of: dict[int, int],
+    out: Path,
+) -> list[str]:
+    """Each image's semantic PNG in OUT (larger objects first, crowds 255); the ids listed."""
+    from pycocotools import mask as mask_utils  # the standard RLE/polygon decoder
+
     listed: list[str] = []
-    subset = None
     for image_id, anns in sorted(by_image.items()):
         info = images[image_id]
-        name = Path(info.file_name).stem
-        subset = _subset(name)
-        height, width = info.height, info.width
-        label = np.zeros((height, width), dtype=np.uint8)
+        name = info.file_name.removesuffix(".jpg")
+        label = np.zeros((info.height, info.width), dtype=np.uint8)
         for ann in sorted(anns, key=lambda a: -a.area):
             segm = ann.segmentation
             if isinstance(segm, list):
-                rle = mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
+                rle = mask_utils.merge(mask_utils.frPyObjects(segm, info.height, info.width))
             elif isinstance(segm.counts, list):
-                rle = mask_utils.frPyObjects(segm.model_dump(), height, width)
+                rle = mask_utils.frPyObjects(segm.model_dump(), info.height, info.width)
             else:
                 rle = segm.model_dump() | {"counts": segm.counts.encode()}
             region = mask_utils.decode(rle).astype(bool)
             label[region] = IGNORE if ann.iscrowd else class_of[ann.category_id]
-        out = root / "SegmentationClass" / subset / f"{name}.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_mask(out, label)
+        write_mask(out / f"{name}.png", label)
         if any(not a.iscrowd for a in anns):
             listed.append(name)
-    split = split or (re.sub(r"\d+$", "", subset) if subset else "train")
-    lists = root / "ImageSets"
-    lists.mkdir(parents=True, exist_ok=True)
-    (lists / f"{split}.txt").write_text("".join(f"{n}\n" for n in listed))
-    return split, len(listed)
+    return listed

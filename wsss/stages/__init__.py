@@ -132,7 +132,7 @@ def run_stage(
     stage = get_stage(name)
     main_process = launch().is_main
     read = [Path(uris[n]) for n, kind in stage.inputs.items() if kind and not is_remote(uris[n])]
-    with reading(read), _disk_errors():  # no wsss run replaces an input while it is read
+    with reading(read), _disk_errors(out):  # no wsss run replaces an input while it is read
         return _run_locked(stage, uris, out, params, recorded_uris or {}, main_process)
 
 
@@ -201,13 +201,13 @@ def _run_module(stage: Stage, inputs: StageInputs, out: Path, params: Params):
 
 
 @contextmanager
-def _disk_errors() -> Iterator[None]:
+def _disk_errors(out: str | Path) -> Iterator[None]:
     """A full disk or a read-only place, in the stage or while its artifact is sealed, is one
     line, not a traceback (the old artifact at OUT stays: the swap comes last)."""
     try:
         yield
     except OSError as exc:
-        if problem := file_problem(exc):
+        if problem := file_problem(exc, out):
             raise problem from None
         raise
 

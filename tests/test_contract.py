@@ -28,13 +28,13 @@ from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.lineage import MAX_DEPTH, lineage
 from wsss.cli import main
 from wsss.launcher import launch
-from wsss.params import Params
-from wsss.stages import run_stage
+from wsss.params import Params, load_params
+from wsss.stages import STAGES, run_stage
 
 # `pytest --hypothesis-profile=thorough` for a longer sweep; the default is make test's.
 settings.register_profile(
     "default",
-    max_examples=200,  # the hostile-output space is finite: this covers it whole
+    max_examples=300,  # covers each finite space below whole (command x path: 255 cases)
     deadline=None,
     derandomize=True,  # the same cases on every run: a red CI is a regression, not a dice roll
     suppress_health_check=[HealthCheck.too_slow],
@@ -230,6 +230,10 @@ class Workspace:
     params: Path
 
     @property
+    def art(self) -> Path:
+        return self.dataset.parent
+
+    @property
     def coco(self) -> Path:
         return self.base / "coco" / "annotations" / "instances_train2014.json"
 
@@ -263,6 +267,29 @@ def _prepare(w: Workspace, *more: object) -> list[object]:
     return ["run", "prepare_data", "--in", f"root={w.root}", "--params", w.params, *more]
 
 
+# Every stage's artifact, made once per module by a tiny run of the whole pipeline
+PIPELINE = {
+    "dataset": ("prepare_data", {}),
+    "cam_model": ("train_cam", {"dataset": "dataset"}),
+    "cams": ("extract_seeds", {"dataset": "dataset", "cam_model": "cam_model"}),
+    "irn_model": ("train_irn", {"dataset": "dataset", "cams": "cams"}),
+    "pseudo_masks": ("export_masks", {"dataset": "dataset", "cams": "cams",
+                                      "irn_model": "irn_model"}),
+    "seg_model": ("train_deeplab", {"dataset": "dataset", "pseudo_masks": "pseudo_masks"}),
+}  # fmt: skip
+
+
+def _stage(stage: str, inputs: dict[str, str]) -> Command:
+    """`wsss run STAGE` on the template's artifacts, its --out under attack."""
+
+    def args(w: Workspace, out: Path) -> list[object]:
+        ins = [a for n, kind in inputs.items() for a in ("--in", f"{n}={w.art / kind}")]
+        return ["run", stage, *ins, "--out", out, "--params", w.params]
+
+    return Command(stage, args, lambda w: (*(w.art / k for k in inputs.values()), w.params),
+                   refuses=frozenset(PARAMS_DAMAGE | ARTIFACT_DAMAGE))  # fmt: skip
+
+
 PARAMS_DAMAGE = {"params: binary junk", "params: cut in half"}
 ROOT_DAMAGE = {"root: an image cut in half", "root: a split list not UTF-8", "root: an RGB mask"}
 ARTIFACT_DAMAGE = {"manifest: cut in half", "artifact: a listed file changed",
@@ -280,6 +307,12 @@ COMMANDS = [
                                        "--out", o, "--params", w.params],
             lambda w: (w.dataset, w.params),
             refuses=frozenset(PARAMS_DAMAGE | ARTIFACT_DAMAGE | {"root: an image cut in half"})),
+    *(_stage(stage, inputs) for stage, inputs in list(PIPELINE.values())[2:]),
+    _stage("evaluate", {"dataset": "dataset", "seg_model": "seg_model"}),
+    Command("predict", lambda w, o: ["predict", "--model", w.art / "seg_model", "--images",
+                                     w.root / "JPEGImages", "--out", o, "--params", w.params],
+            lambda w: (w.art / "seg_model", w.root / "JPEGImages", w.params),
+            refuses=frozenset(PARAMS_DAMAGE)),
     Command("toy", lambda w, o: ["data", "toy", "--out", o, "--train", 2, "--val", 1,
                                  "--size", 32], lambda w: ()),
     Command("coco-masks", lambda w, o: ["data", "coco-masks", "--instances", w.coco, "--out", o],
@@ -345,18 +378,25 @@ def _hostile_paths(w: Workspace) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory, toy_root, dataset_artifact) -> Workspace:
+def template(tmp_path_factory, toy_root) -> Workspace:
     base = tmp_path_factory.mktemp("contract")
-    params = base / "params.yaml"
-    params.write_text(yaml.safe_dump(TINY_PARAMS))
-    return Workspace(base, toy_root, dataset_artifact, params)
+    w = Workspace(base, base / "toyvoc", base / "art" / "dataset", base / "params.yaml")
+    shutil.copytree(toy_root, w.root)
+    w.params.write_text(yaml.safe_dump(TINY_PARAMS))
+    params = load_params(w.params)
+    for kind, (stage, inputs) in PIPELINE.items():
+        uris = {n: str(w.art / k) for n, k in inputs.items()} or {"root": str(w.root)}
+        run_stage(stage, uris, w.art / kind, params)
+    return w
 
 
 def _workspace(template: Workspace) -> Workspace:
+    """A copy of TEMPLATE's root and artifacts (their relative URIs still hold) beside the
+    hostile entries the paths point at."""
     base = Path(tempfile.mkdtemp(prefix="contract-"))
     w = Workspace(base, base / "toyvoc", base / "art" / "dataset", base / "params.yaml")
     shutil.copytree(template.root, w.root, symlinks=True)
-    run_stage("prepare_data", {"root": str(w.root)}, w.dataset, Params())  # names this root
+    shutil.copytree(template.art, w.art, symlinks=True)
     shutil.copy(template.params, w.params)
     write_coco(base / "coco")
     (base / "link_to_ds").symlink_to(w.dataset)
@@ -376,7 +416,8 @@ def _allowed(changed: str, outputs: list[Path]) -> bool:
     for out in outputs:
         if path == out or out in path.parents or path in out.parents:
             return True
-        if path.parent == out.parent and path.name.startswith(f".{out.name}."):
+        sibling = next((p for p in (path, *path.parents) if p.parent == out.parent), None)
+        if sibling is not None and sibling.name.startswith(f".{out.name}."):
             return True
     return False
 
@@ -388,24 +429,49 @@ def _real(path: Path) -> Path:
         return path
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+HARNESS = settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+PATHS = range(len(_hostile_paths(Workspace(Path("w"), Path("r"), Path("a/d"), Path("p")))))
+
+
+@HARNESS
+@given(command=st.sampled_from(COMMANDS), index=st.sampled_from(PATHS))
+def test_every_command_keeps_the_contract_on_every_hostile_path(template, command, index):
+    """Command x path, undamaged and in a clean environment: a finite space the default
+    profile covers whole."""
+    _check_case(template, command, lambda w: _hostile_paths(w)[index], "none", {})
+
+
+@HARNESS
 @given(data=st.data())
-def test_every_command_keeps_the_contract_on_hostile_inputs(template, data):
-    """A command, a hostile path, a damaged input and a launcher environment, drawn together
-    (half the cases undamaged and in a clean environment: the other axes then decide alone)."""
-    command = data.draw(st.sampled_from(COMMANDS), label="command")
-    index = data.draw(st.integers(0, len(_hostile_paths(template)) - 1), label="path")
-    damage = data.draw(st.just("none") | st.sampled_from(CORRUPTIONS), label="damage")
-    env = data.draw(st.just({}) | st.sampled_from(ENVIRONMENTS), label="environment")
-    _check_case(template, command, lambda w: _hostile_paths(w)[index], damage, env)
-
-
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(command=st.sampled_from(COMMANDS), damage=st.sampled_from(CORRUPTIONS))
-def test_every_command_refuses_the_damaged_inputs_it_reads(template, command, damage):
-    """Each command with each damage on an otherwise sound command line (a finite space the
-    default profile covers whole): damage it reads is refused, never used silently."""
+def test_every_command_refuses_the_damaged_inputs_it_reads(template, data):
+    """Command x each damage to what it reads, on an otherwise sound command line (covered
+    whole): damage it reads is refused, never used silently."""
+    command = data.draw(st.sampled_from([c for c in COMMANDS if c.refuses]), label="command")
+    damage = data.draw(st.sampled_from(sorted(command.refuses)), label="damage")
     _check_case(template, command, command.sound, damage, {})
+
+
+@HARNESS
+@given(command=st.sampled_from(COMMANDS), env=st.sampled_from(ENVIRONMENTS[1:]))
+def test_every_command_keeps_the_contract_in_a_hostile_environment(template, command, env):
+    """Command x launcher/endpoint/cache environment on a sound command line (covered whole)."""
+    _check_case(template, command, command.sound, "none", env)
+
+
+@settings(HARNESS, max_examples=max(settings().max_examples // 6, 10))
+@given(
+    command=st.sampled_from(COMMANDS),
+    index=st.sampled_from(PATHS),
+    damage=st.sampled_from(CORRUPTIONS),
+    env=st.sampled_from(ENVIRONMENTS),
+)
+def test_every_command_keeps_the_contract_on_hostile_combinations(
+    template, command, index, damage, env
+):
+    """All four axes drawn together (a sample: `thorough` draws ten times as many)."""
+    _check_case(template, command, lambda w: _hostile_paths(w)[index], damage, env)
 
 
 def _check_case(
@@ -446,7 +512,7 @@ def _check_case(
         locks = {str(r.with_name(f".{r.name}.lock")) for r in command.reads(w)}  # a reader's
         for path in changed - locks:
             assert _allowed(path, outputs), f"{argv}: wrote {path} outside its outputs"
-        if code == 0 and command.name in ("prepare_data", "train_cam"):
+        if code == 0 and command.name in STAGES:
             artifact = open_artifact(_real(Path(os.path.abspath(out))))
             assert artifact.manifest.stage == command.name  # complete, not partial
     finally:

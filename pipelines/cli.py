@@ -115,6 +115,8 @@ def _cmd_compile(args: argparse.Namespace) -> None:
 def _cmd_submit(args: argparse.Namespace) -> None:
     import kfp
 
+    # the client's notice that it needs a v2 backend is not the user's problem to read each time
+    warnings.filterwarnings("ignore", category=FutureWarning, module="kfp.client")
     with tempfile.TemporaryDirectory() as tmp:
         package = Path(tmp) / "wsss_pipeline.yaml"
         _compile(args, package)

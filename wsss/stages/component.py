@@ -177,10 +177,17 @@ def _run_under_torchrun(
     return manifest, read_run_record(Path(out))
 
 
-def _worker(spec_path: str) -> int:
-    """One torchrun process of _run_under_torchrun."""
-    spec = json.loads(Path(spec_path).read_text())
+def _worker(argv: list[str]) -> int:
+    """One torchrun process of _run_under_torchrun (ARGV: the spec file it wrote)."""
     try:
+        if len(argv) != 1:
+            raise WsssError("usage: python -m wsss.stages.component SPEC (the torchrun worker "
+                            "of a KFP component; wsss-pipeline starts it, not a user)")  # fmt: skip
+        spec_path = argv[0]
+        try:
+            spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise WsssError(f"{spec_path}: not a worker spec ({type(exc).__name__})") from None
         params = parse_params(spec["params"], spec_path)
         run_stage(spec["stage"], spec["paths"], Path(spec["out"]), params, spec["uris"])
     except WsssError as exc:
@@ -190,4 +197,4 @@ def _worker(spec_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_worker(sys.argv[1]))
+    sys.exit(_worker(sys.argv[1:]))

@@ -34,7 +34,7 @@ from wsss.stages import STAGES, run_stage
 # `pytest --hypothesis-profile=thorough` for a longer sweep; the default is make test's.
 settings.register_profile(
     "default",
-    max_examples=300,  # covers each finite space below whole (command x path: 255 cases)
+    max_examples=300,  # covers each finite space below whole (command x path: 270 cases)
     deadline=None,
     derandomize=True,  # the same cases on every run: a red CI is a regression, not a dice roll
     suppress_health_check=[HealthCheck.too_slow],
@@ -373,7 +373,7 @@ def _hostile_paths(w: Workspace) -> list[Path]:
         w.root / "ImageSets" / "Segmentation" / "train.txt", w.params, w.base / "link_to_ds",
         w.base / "loop_a", a_file, a_file / "under", w.base / "foreign", w.base / "fresh",
         w.base / "fresh" / "deep" / "x.yaml", w.base / "fresh" / ".." / "fresh2",
-        w.base / "dangling", Path(""),
+        w.base / "dangling", w.base / "x.json", Path(""),
     ]  # fmt: skip
 
 
@@ -609,3 +609,13 @@ def test_a_full_or_read_only_disk_is_one_line(small_disk, toy_root, tmp_path):
         for path in set(_tree(disk)) - set(before):  # only wsss's own siblings, and folders
             top = Path(path).relative_to(disk).parts[0]
             assert top.startswith(f".{name}.") or Path(path).is_dir(), path
+
+
+def test_a_full_cache_under_an_s3_download_is_a_disk_error(
+    s3, small_disk, toy_root, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("WSSS_CACHE_DIR", str(small_disk / "cache"))
+    root = s3.upload_tree(toy_root, "toy")
+    code, err = _cli("run", "prepare_data", "--in", f"root={root}", "--out", tmp_path / "ds")
+    assert _one_error_line(code, err), err
+    assert "S3" not in err and str(small_disk) in err, err

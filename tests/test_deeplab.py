@@ -171,8 +171,9 @@ def test_the_reading_is_computed_from_the_lineage_and_the_tables():
 def test_predict_labels_a_folder_and_skips_what_is_not_an_image(seg_model, toy_root, tmp_path):
     images = tmp_path / "images"
     images.mkdir()
-    for jpg in sorted((toy_root / "JPEGImages").glob("*.jpg"))[:2]:
-        shutil.copy(jpg, images / jpg.name)
+    first, second = sorted((toy_root / "JPEGImages").glob("*.jpg"))[:2]
+    shutil.copy(first, images / "x.jpg")
+    shutil.copy(second, images / "x_overlay.jpg")  # once its overlay's name: no collision now
     (images / "notes.txt").write_text("not an image")
     Image.new("L", (5000, 4000)).save(images / "huge.png")  # 20 MP: over the pixel limit
     out = tmp_path / "pred"
@@ -181,7 +182,8 @@ def test_predict_labels_a_folder_and_skips_what_is_not_an_image(seg_model, toy_r
     assert "warning: skipping" in result.stderr and "notes.txt" in result.stderr
     assert "huge.png" in result.stderr and "over the limit" in result.stderr
     masks = sorted(p.name for p in (out / "masks").glob("*.png"))
-    assert len(masks) == 2 and masks == sorted(p.name for p in (out / "overlays").glob("*.png"))
+    assert masks == ["x.png", "x_overlay.png"]
+    assert masks == sorted(p.name for p in (out / "overlays").glob("*.png"))
     label = read_mask(out / "masks" / masks[0])
     assert label.dtype == np.uint8 and label.max() <= 20
     assert open_artifact(out, "predictions").manifest.inputs["seg_model"].kind == "seg_model"

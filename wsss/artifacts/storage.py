@@ -170,13 +170,14 @@ class Store:
             http_client=http,
         )
 
-    def _call(self, what: str, where: S3Path, fn: Callable[[], T]) -> T:
+    def _call(self, what: str, where: S3Path, fn: Callable[[], T], local: Path | None = None) -> T:
+        """FN, its failures as one WsssError; one of LOCAL's disk (the cache) named as such."""
         try:
             return fn()
         except S3Error as exc:
             raise WsssError(f"{where.uri}: S3 {what} failed ({exc.code})") from None
         except OSError as exc:
-            if problem := file_problem(exc):  # the local side: the cache's disk, not S3
+            if problem := file_problem(exc, local):  # the local side: the cache's disk, not S3
                 raise problem from None
             raise self._failed(what, where, exc) from None
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
@@ -228,7 +229,8 @@ class Store:
 
     def download(self, path: S3Path, local: Path) -> None:
         local.parent.mkdir(parents=True, exist_ok=True)
-        self._call("download", path, lambda: self.client.fget_object(path.bucket, path.key, local))
+        fetch = lambda: self.client.fget_object(path.bucket, path.key, local)  # noqa: E731
+        self._call("download", path, fetch, local)
 
     def upload(self, local: Path, path: S3Path) -> None:
         self._call("upload", path, lambda: self.client.fput_object(path.bucket, path.key, local))

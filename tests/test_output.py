@@ -7,6 +7,8 @@ import fcntl
 import json
 import os
 import shutil
+import subprocess
+from contextlib import contextmanager
 
 import pytest
 
@@ -179,21 +181,45 @@ def test_wsss_own_siblings_are_never_followed(cli, toy_root, complete, tmp_path,
     assert not complete.is_symlink() and open_artifact(complete).manifest.kind == "dataset"
 
 
+@contextmanager
+def _undeletable(directory):
+    """DIRECTORY holding a file no one can delete: a read-only tmpfs for root (who may remove
+    anything else), a read-only directory for a user."""
+    directory.mkdir()
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", directory], check=True)
+        (directory / "f").write_text("x")
+        subprocess.run(["mount", "-o", "remount,ro", directory], check=True)
+    else:
+        (directory / "f").write_text("x")
+        directory.chmod(0o500)
+    try:
+        yield
+    finally:  # wherever a rename has taken it since
+        if os.geteuid() == 0:
+            for line in open("/proc/self/mounts").read().splitlines():
+                point = line.split()[1]
+                if point.startswith(str(directory.parent.parent)):
+                    subprocess.run(["umount", point], check=True)
+        else:
+            for f in directory.parent.parent.rglob("f"):
+                f.parent.chmod(0o700)
+
+
 def test_leftovers_wsss_cannot_remove_are_one_line(cli, toy_root, complete):
     old = complete.with_name(f".{complete.name}.old")
     old.write_text("a file where wsss keeps a directory")
     result = _prepare(cli, toy_root, complete)
     assert result.code == 2 and "a file where wsss keeps its own entry" in result.err
     old.unlink()
-    if os.geteuid() != 0:  # root may remove anything: the undeletable case needs a user
-        (old / "ro").mkdir(parents=True)
-        (old / "ro" / "f").write_text("x")
-        (old / "ro").chmod(0o500)
-        try:
-            result = _prepare(cli, toy_root, complete)
-            assert result.code == 2 and "cannot be removed" in result.err, result.err
-        finally:
-            (old / "ro").chmod(0o700)
+    stuck = complete / "stuck"
+    with _undeletable(stuck):
+        assert _prepare(cli, toy_root, complete).code == 0  # the new artifact is in place
+        assert open_artifact(complete).manifest.kind == "dataset" and old.exists()
+        result = _prepare(cli, toy_root, complete)  # the next run says what to remove
+        assert result.code == 2 and result.err.count("\n") == 1, result.err
+        assert "cannot be removed" in result.err and str(old) in result.err
+        assert open_artifact(complete).manifest.kind == "dataset"
 
 
 def test_an_out_in_a_symlink_loop_is_one_line(cli, toy_root, tmp_path):

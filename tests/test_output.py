@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -197,7 +198,7 @@ def _undeletable(directory):
         yield
     finally:  # wherever a rename has taken it since
         if os.geteuid() == 0:
-            for line in open("/proc/self/mounts").read().splitlines():
+            for line in Path("/proc/self/mounts").read_text().splitlines():
                 point = line.split()[1]
                 if point.startswith(str(directory.parent.parent)):
                     subprocess.run(["umount", point], check=True)

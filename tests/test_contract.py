@@ -5,6 +5,7 @@ hostile variants of each command's paths and params (Hypothesis; profiles below)
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -161,8 +162,6 @@ def test_score_with_a_list_that_is_not_utf8(tmp_path):
 
 def test_lineage_of_a_very_deep_chain_ends_in_a_line(dataset_artifact, tmp_path):
     """A chain of MAX_DEPTH + 50 artifacts (each names the previous as its input)."""
-    import json
-
     previous = dataset_artifact
     raw = json.loads((dataset_artifact / MANIFEST).read_text())
     for i in range(MAX_DEPTH + 50):
@@ -328,37 +327,32 @@ COMMANDS = [
 ]  # fmt: skip
 
 
-def _corrupt(w: Workspace, how: str) -> None:
-    """Damage one input the way a faulty disk, a careless edit or a bad copy would."""
-    image = sorted((w.root / "JPEGImages").glob("*.jpg"))[0]
-    if how == "params: binary junk":
-        w.params.write_bytes(b"\x00\xff: [\x80")
-    elif how == "params: cut in half":
-        w.params.write_bytes(w.params.read_bytes()[: w.params.stat().st_size // 2])
-    elif how == "manifest: cut in half":
-        manifest = w.dataset / MANIFEST
-        manifest.write_bytes(manifest.read_bytes()[:200])
-    elif how == "artifact: a listed file changed":
-        with open(w.dataset / "labels.json", "ab") as fh:
-            fh.write(b" ")
-    elif how == "artifact: an unlisted file":
-        (w.dataset / "extra.bin").write_bytes(b"\x00" * 10)
-    elif how == "root: an image cut in half":
-        image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])
-    elif how == "root: a split list not UTF-8":
-        w.split_list.write_bytes(b"\xff\xfe\x00")
-    elif how == "root: an RGB mask":
-        mask = sorted((w.root / "SegmentationClassAug").glob("*.png"))[0]
-        Image.new("RGB", (48, 48)).save(mask)
-    elif how == "coco: not JSON":
-        w.coco.write_bytes(b'{"images": [')
+def _cut_in_half(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-CORRUPTIONS = [
-    "none", "params: binary junk", "params: cut in half", "manifest: cut in half",
-    "artifact: a listed file changed", "artifact: an unlisted file", "root: an image cut in half",
-    "root: a split list not UTF-8", "root: an RGB mask", "coco: not JSON",
-]  # fmt: skip
+def _first(directory: Path, pattern: str) -> Path:
+    return sorted(directory.glob(pattern))[0]
+
+
+# Damage to one input, the way a faulty disk, a careless edit or a bad copy would do it
+DAMAGE: dict[str, Callable[[Workspace], object]] = {
+    "none": lambda w: None,
+    "params: binary junk": lambda w: w.params.write_bytes(b"\x00\xff: [\x80"),
+    "params: cut in half": lambda w: _cut_in_half(w.params),
+    "manifest: cut in half": lambda w: (w.dataset / MANIFEST).write_bytes(
+        (w.dataset / MANIFEST).read_bytes()[:200]
+    ),
+    "artifact: a listed file changed": lambda w: (w.dataset / "labels.json").write_bytes(
+        (w.dataset / "labels.json").read_bytes() + b" "
+    ),
+    "artifact: an unlisted file": lambda w: (w.dataset / "extra.bin").write_bytes(b"\x00" * 10),
+    "root: an image cut in half": lambda w: _cut_in_half(_first(w.root / "JPEGImages", "*.jpg")),
+    "root: a split list not UTF-8": lambda w: w.split_list.write_bytes(b"\xff\xfe\x00"),
+    "root: an RGB mask": lambda w: Image.new("RGB", (48, 48)).save(_first(w.masks, "*.png")),
+    "coco: not JSON": lambda w: w.coco.write_bytes(b'{"images": ['),
+}
+CORRUPTIONS = list(DAMAGE)
 ENVIRONMENTS = [
     {}, {"RANK": "1"}, {"RANK": "abc", "WORLD_SIZE": "2"}, {"RANK": "1", "WORLD_SIZE": "2"},
     {"S3_ENDPOINT_URL": "http://[::1"}, {"WSSS_CACHE_DIR": "/dev/null/cache"},
@@ -489,7 +483,7 @@ def _check_case(
     os.chdir(w.base)  # a relative or empty path lands in the scratch directory
     try:
         out = path_of(w)
-        _corrupt(w, damage)
+        DAMAGE[damage](w)
         os.environ.update(env)
         argv = command.args(w, out)
         before = _tree(w.base)
@@ -507,13 +501,14 @@ def _check_case(
             for path, digest in before.items():
                 if path == str(read) or path.startswith(f"{read}/"):
                     assert after.get(path) == digest, f"{argv}: input {path} changed"
-        outputs = [Path(os.path.abspath(out)), _real(Path(os.path.abspath(out))), w.base / "side"]
+        named = Path(os.path.abspath(out))
+        outputs = [named, _real(named), w.base / "side"]
         changed = set(after) - set(before) | {p for p in before if after.get(p) != before[p]}
         locks = {str(r.with_name(f".{r.name}.lock")) for r in command.reads(w)}  # a reader's
         for path in changed - locks:
             assert _allowed(path, outputs), f"{argv}: wrote {path} outside its outputs"
         if code == 0 and command.name in STAGES:
-            artifact = open_artifact(_real(Path(os.path.abspath(out))))
+            artifact = open_artifact(_real(named))
             assert artifact.manifest.stage == command.name  # complete, not partial
     finally:
         os.environ.clear()

@@ -120,11 +120,11 @@ def _cmd_run(args: argparse.Namespace) -> None:
     uris = dict(args.inputs)
     if len(uris) != len(args.inputs):
         raise WsssError("--in: an input name is given twice")
-    side = {"--metrics": args.metrics, "--plots": args.plots}
+    side = {"--metrics": args.metrics, "--plots": args.plots}  # resolved by run_parser
     for flag, path in side.items():
         # the new artifact replaces OUT whole: a file in it would vanish or be hashed
         local = path is not None and not is_remote(args.out)
-        if local and real_path(path, flag).is_relative_to(real_path(args.out, "--out")):
+        if local and path.is_relative_to(real_path(args.out, "--out")):
             raise WsssError(f"{flag} {path}: inside --out {args.out}")
     reads = {f"--in {name}=": uri for name, uri in uris.items()} | {"--params": args.params}
     check_writes(side, reads)

@@ -189,25 +189,20 @@ class Store:
             f"attempts ({type(exc).__name__})"
         )
 
+    def _objects(self, prefix: S3Path) -> Iterator[tuple[str, int]]:
+        """(relative key, size) of the objects under PREFIX, listed lazily, page by page."""
+        start = f"{prefix.key}/" if prefix.key else ""
+        for o in self.client.list_objects(prefix.bucket, prefix=start, recursive=True):
+            if not o.is_dir:
+                yield o.object_name[len(start) :], o.size or 0
+
     def list(self, prefix: S3Path) -> dict[str, int]:
         """Relative key -> size of every object under PREFIX."""
-        start = f"{prefix.key}/" if prefix.key else ""
-
-        def listing() -> dict[str, int]:
-            objects = self.client.list_objects(prefix.bucket, prefix=start, recursive=True)
-            return {o.object_name[len(start) :]: o.size or 0 for o in objects if not o.is_dir}
-
-        return self._call("listing", prefix, listing)
+        return self._call("listing", prefix, lambda: dict(self._objects(prefix)))
 
     def any_object(self, prefix: S3Path) -> bool:
         """Whether any object lies under PREFIX (one listing page, not the whole listing)."""
-        start = f"{prefix.key}/" if prefix.key else ""
-
-        def first() -> bool:
-            objects = self.client.list_objects(prefix.bucket, prefix=start, recursive=True)
-            return any(not o.is_dir for o in objects)
-
-        return self._call("listing", prefix, first)
+        return self._call("listing", prefix, lambda: next(self._objects(prefix), None) is not None)
 
     def read(self, path: S3Path) -> bytes | None:
         """The object's bytes, or None when there is no such object."""
@@ -229,8 +224,9 @@ class Store:
 
     def download(self, path: S3Path, local: Path) -> None:
         local.parent.mkdir(parents=True, exist_ok=True)
-        fetch = lambda: self.client.fget_object(path.bucket, path.key, local)  # noqa: E731
-        self._call("download", path, fetch, local)
+        self._call(
+            "download", path, lambda: self.client.fget_object(path.bucket, path.key, local), local
+        )
 
     def upload(self, local: Path, path: S3Path) -> None:
         self._call("upload", path, lambda: self.client.fput_object(path.bucket, path.key, local))

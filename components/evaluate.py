@@ -15,6 +15,7 @@ def evaluate(
     seg_model: Input[Model],
     params: str,
     runtime: str,
+    smoke: str,
     evaluation: Output[Artifact],
     metrics: Output[Metrics],
     report: Output[HTML],
@@ -24,4 +25,6 @@ def evaluate(
     from wsss.stages.component import run_component
 
     inputs = {"dataset": dataset, "seg_model": seg_model}
-    run_component("evaluate", inputs, evaluation, params, runtime, metrics, report, confusion)
+    run_component(
+        "evaluate", inputs, evaluation, params, runtime, metrics, report, confusion, smoke=smoke
+    )

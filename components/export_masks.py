@@ -7,6 +7,7 @@ def export_masks(
     irn_model: Input[Model],
     params: str,
     runtime: str,
+    smoke: str,
     pseudo_masks: Output[Dataset],
     metrics: Output[Metrics],
 ):
@@ -14,4 +15,4 @@ def export_masks(
     from wsss.stages.component import run_component
 
     inputs = {"dataset": dataset, "cams": cams, "irn_model": irn_model}
-    run_component("export_masks", inputs, pseudo_masks, params, runtime, metrics)
+    run_component("export_masks", inputs, pseudo_masks, params, runtime, metrics, smoke=smoke)

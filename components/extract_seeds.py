@@ -6,6 +6,7 @@ def extract_seeds(
     cam_model: Input[Model],
     params: str,
     runtime: str,
+    smoke: str,
     cams: Output[Artifact],
     metrics: Output[Metrics],
 ):
@@ -13,4 +14,4 @@ def extract_seeds(
     from wsss.stages.component import run_component
 
     inputs = {"dataset": dataset, "cam_model": cam_model}
-    run_component("extract_seeds", inputs, cams, params, runtime, metrics)
+    run_component("extract_seeds", inputs, cams, params, runtime, metrics, smoke=smoke)

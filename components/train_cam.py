@@ -5,6 +5,7 @@ def train_cam(
     dataset: Input[Dataset],
     params: str,
     runtime: str,
+    smoke: str,
     method: str,
     epochs: int,
     batch_size: int,
@@ -26,4 +27,5 @@ def train_cam(
         metrics,
         summary,
         overrides=overrides,
+        smoke=smoke,
     )

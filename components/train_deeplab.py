@@ -6,6 +6,7 @@ def train_deeplab(
     pseudo_masks: Input[Dataset],
     params: str,
     runtime: str,
+    smoke: str,
     epochs: int,
     batch_size: int,
     lr: float,
@@ -19,5 +20,13 @@ def train_deeplab(
     inputs = {"dataset": dataset, "pseudo_masks": pseudo_masks}
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
     run_component(
-        "train_deeplab", inputs, seg_model, params, runtime, metrics, summary, overrides=overrides
+        "train_deeplab",
+        inputs,
+        seg_model,
+        params,
+        runtime,
+        metrics,
+        summary,
+        overrides=overrides,
+        smoke=smoke,
     )

@@ -6,6 +6,7 @@ def train_irn(
     cams: Input[Artifact],
     params: str,
     runtime: str,
+    smoke: str,
     epochs: int,
     batch_size: int,
     lr: float,
@@ -19,5 +20,13 @@ def train_irn(
     inputs = {"dataset": dataset, "cams": cams}
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
     run_component(
-        "train_irn", inputs, irn_model, params, runtime, metrics, summary, overrides=overrides
+        "train_irn",
+        inputs,
+        irn_model,
+        params,
+        runtime,
+        metrics,
+        summary,
+        overrides=overrides,
+        smoke=smoke,
     )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import wsss
 from pipelines import DEFAULT_ROOT
-from wsss.cli import Parser, key_value, run_parser
+from wsss.cli import Parser, int_in, key_value, run_parser
 from wsss.errors import WsssError
 from wsss.safe_paths import check_writes
 
@@ -37,13 +37,13 @@ def _compile(args: argparse.Namespace, package: Path) -> None:
     from kfp import compiler
 
     from pipelines.pipeline import build_pipeline, pipeline_arguments
-    from wsss.params import load_params
+    from wsss.params import load_params, with_smoke
 
     pipeline = build_pipeline(
         args.image, args.cpu_image, args.start, _artifacts(args), args.cache_pvc
     )
     _check_artifact_kinds(args)
-    params = load_params(args.params)
+    params = with_smoke(load_params(args.params), args.smoke)
     _refuse_toy_networks_on_a_real_dataset(params, args)
     for option, image in (("--image", args.image), ("--cpu-image", args.cpu_image)):
         if "/" not in image.split("@")[0]:
@@ -142,7 +142,7 @@ def _cmd_run_local(args: argparse.Namespace) -> None:
     from pipelines.pipeline import build_pipeline, pipeline_arguments
     from wsss.artifacts.lineage import format_tree, lineage
     from wsss.artifacts.uri import is_remote
-    from wsss.params import load_params
+    from wsss.params import load_params, with_smoke
     from wsss.stages.component import ERRORS_ENV
 
     remote = is_remote(args.root)
@@ -160,7 +160,7 @@ def _cmd_run_local(args: argparse.Namespace) -> None:
         args.image, args.cpu_image, args.start, _artifacts(args), args.cache_pvc
     )
     _check_artifact_kinds(args)
-    arguments = pipeline_arguments(load_params(args.params), root)
+    arguments = pipeline_arguments(with_smoke(load_params(args.params), args.smoke), root)
     pipeline_root = args.pipeline_root.resolve()
     pipeline_root.mkdir(parents=True, exist_ok=True)
     # Here the venv is the image and cluster settings do not apply: kfp.local's notes say so.
@@ -217,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="params sections become the pipeline parameters' defaults",
         )  # fmt: skip
         cmd.add_argument("--root", default=root_default, metavar="URI", help="the dataset root")
+        cmd.add_argument(
+            "--smoke",
+            type=int_in(1, 10_000),
+            metavar="N",
+            help="a smoke run: N images per split, a few steps, the full run's settings "
+            "otherwise (then: wsss estimate on its evaluation artifact)",
+        )
         cmd.add_argument(
             "--image",
             default=_default_image("cuda"),

@@ -25,7 +25,7 @@ from wsss.params import Params
 from wsss.stages import STAGES, Stage
 
 PIPELINE_STAGES: list[Stage] = [s for s in STAGES.values() if s.name in components.FUNCTIONS]
-SECTIONS = (*(s.section for s in PIPELINE_STAGES), "runtime")
+SECTIONS = (*(s.section for s in PIPELINE_STAGES), "runtime", "smoke")
 ARTIFACT_CLASSES = {
     "dataset": Dataset,
     "cam_model": Model,
@@ -118,6 +118,7 @@ def build_pipeline(
         train_deeplab: str,
         evaluate: str,
         runtime: str,
+        smoke: str,
         train_cam_method: str,
         train_cam_epochs: int,
         train_cam_batch_size: int,
@@ -158,7 +159,9 @@ def build_pipeline(
             args = {"root": root} if stage.name == "prepare_data" else {}
             args |= {name: produced[name] for name in stage.inputs if name in produced}
             args |= knobs.get(stage.section, {})
-            task = built[stage.name](params=sections[stage.section], runtime=runtime, **args)
+            task = built[stage.name](
+                params=sections[stage.section], runtime=runtime, smoke=smoke, **args
+            )
             task.set_display_name(stage.name)
             task.set_caching_options(True)
             # Retries are for lost pods (preemption, node failure: the new pod waits for a node

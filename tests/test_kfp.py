@@ -291,7 +291,7 @@ def test_component_refuses_bad_params(dataset_artifact, tmp_path, capsys, params
     dataset = SimpleNamespace(path=str(dataset_artifact), uri="s3://bkt/dataset", metadata={})
     out = SimpleNamespace(path=str(tmp_path / "cam_model"), uri="s3://bkt/cam_model", metadata={})
     with pytest.raises(SystemExit) as exit_info:
-        run_component("train_cam", {"dataset": dataset}, out, params, "{}")
+        run_component("train_cam", {"dataset": dataset}, out, params, "{}", smoke="{}")
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
@@ -307,14 +307,14 @@ def test_typed_knobs_override_the_section_and_another_method_takes_its_keys(
     ktse = json.dumps(TINY_CAM["ktse"] | {"method": "ktse"})  # KTSE's keys, as the JSON holds
     knobs = {"method": "destruction", "epochs": 1, "batch_size": 0, "lr": 0.05}
     run_component("train_cam", {"dataset": dataset}, out, ktse, json.dumps({"device": "cpu"}),
-                  overrides=knobs)  # fmt: skip
+                  overrides=knobs, smoke="{}")  # fmt: skip
     used = open_artifact(tmp_path / "cam_model", "cam_model").manifest.params["train_cam"]
     assert used["method"] == "destruction" and "ldm_grid" in used and "sie" not in used
     assert used["epochs"] == 1 and used["lr"] == 0.05
     assert used["batch_size"] == TINY_CAM["ktse"]["batch_size"]  # 0: as in the JSON
     with pytest.raises(SystemExit):
         run_component("train_cam", {"dataset": dataset}, out, ktse, json.dumps({"device": "cpu"}),
-                      overrides={"method": "nope"})  # fmt: skip
+                      overrides={"method": "nope"}, smoke="{}")  # fmt: skip
 
 
 def test_component_runs_a_training_stage_under_torchrun(dataset_artifact, tmp_path, monkeypatch):
@@ -327,7 +327,7 @@ def test_component_runs_a_training_stage_under_torchrun(dataset_artifact, tmp_pa
     cam = TINY_CAM["baseline"] | {"method": "baseline", "toy_norm": "group", "epochs": 1,
                                   "warmup_epochs": 0}  # fmt: skip
     run_component("train_cam", {"dataset": dataset}, out, json.dumps(cam),
-                  json.dumps({"device": "cpu"}), metrics)  # fmt: skip
+                  json.dumps({"device": "cpu"}), metrics, smoke="{}")  # fmt: skip
     manifest = open_artifact(tmp_path / "cam_model", "cam_model").manifest
     assert manifest.device.startswith("cpu:") and manifest.device.endswith(" x2")  # cpu:AVX2 x2
     assert manifest.inputs["dataset"].uri == "s3://bkt/dataset"  # the URI, not the local copy

@@ -95,7 +95,7 @@ def test_each_kfp_component_takes_its_stages_inputs_and_gives_its_kind():
         from pipelines.pipeline import KNOBS
 
         knobs = list(KNOBS.get(stage.section, {}))  # the run's typed knobs for its section
-        expected = [*stage.inputs, "params", "runtime", *knobs, stage.kind, "metrics"]
+        expected = [*stage.inputs, "params", "runtime", "smoke", *knobs, stage.kind, "metrics"]
         # what the KFP UI shows beside the metrics: evaluate's report and confusion matrix, a
         # training stage's summary page
         expected += ["report", "confusion"] if name == "evaluate" else []

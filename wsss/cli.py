@@ -6,6 +6,7 @@ Exit codes: 0 done; 2 bad input or params (one `error:` line on stderr); 1 inter
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -114,7 +115,7 @@ def _cmd_coco_masks(args: argparse.Namespace) -> None:
 def _cmd_run(args: argparse.Namespace) -> None:
     from wsss.artifacts.manifest import write_text_atomic
     from wsss.artifacts.uri import is_remote
-    from wsss.params import load_params
+    from wsss.params import load_params, with_smoke
     from wsss.stages import metrics_json, run_stage
 
     uris = dict(args.inputs)
@@ -129,7 +130,8 @@ def _cmd_run(args: argparse.Namespace) -> None:
     reads = {f"--in {name}=": uri for name, uri in uris.items()} | {"--params": args.params}
     check_writes(side, reads)
     check_writes({"--out": args.out}, {"--params": args.params})
-    done = run_stage(args.stage, uris, args.out, load_params(args.params))
+    params = with_smoke(load_params(args.params), args.smoke)
+    done = run_stage(args.stage, uris, args.out, params)
     if done is None:  # a torchrun worker other than rank 0
         return
     manifest, run = done
@@ -185,6 +187,16 @@ def _cmd_lineage(args: argparse.Namespace) -> None:
 
     tree = lineage(args.uri)
     print(json.dumps(tree, indent=1) if args.json else "\n".join(format_tree(tree)))
+
+
+def _cmd_estimate(args: argparse.Namespace) -> None:
+    from wsss.estimate import estimate, format_estimate
+
+    costs = estimate(args.uri)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(c) for c in costs], indent=1))
+    else:
+        print("\n".join(format_estimate(costs)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="also write the data behind its figures to DIR/<name>.json (DVC's plots, in git)",
     )
+    run.add_argument(
+        "--smoke",
+        type=int_in(1, 10_000),
+        metavar="N",
+        help="a smoke run: N images per split and a few steps, the full run's settings otherwise "
+        "(params: smoke); a full run refuses its artifacts",
+    )
     run.set_defaults(func=_cmd_run)
 
     predict = commands.add_parser("predict", help="apply a seg_model to a folder of images")
@@ -266,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--list", type=Path, metavar="FILE", help="image ids to score")
     score.set_defaults(func=_cmd_score)
+
+    cost = commands.add_parser(
+        "estimate", help="what the full run will cost, from a smoke run's last artifact"
+    )
+    cost.add_argument("uri", help="a smoke run's artifact (directory or s3:// URI)")
+    cost.add_argument("--json", action="store_true")
+    cost.set_defaults(func=_cmd_estimate)
 
     lin = commands.add_parser("lineage", help="where an artifact came from, back to the dataset")
     lin.add_argument("uri", help="an artifact directory or s3:// URI")

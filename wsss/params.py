@@ -272,6 +272,19 @@ class RuntimeParams(Section):
     log_interval: int = Field(default=20, ge=1)
 
 
+class SmokeParams(Section):
+    """A smoke run: the full run's networks, crops, batch sizes, scales and CRF on IMAGES images
+    per split and STEPS optimizer steps in each of a training stage's first and last epochs, so
+    that memory, images, secrets and paths are tried in minutes. null: the full run."""
+
+    images: int | None = Field(default=None, ge=1, le=10_000)
+    steps: int = Field(default=2, ge=1, le=100)
+
+    @property
+    def on(self) -> bool:
+        return self.images is not None
+
+
 class Params(Section):
     dataset: DatasetParams = DatasetParams()
     # serialized as the method's own model (all its fields), not as the shared base
@@ -285,6 +298,14 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     predict: PredictParams = PredictParams()
     runtime: RuntimeParams = RuntimeParams()
+    smoke: SmokeParams = SmokeParams()
+
+
+def with_smoke(params: Params, images: int | None) -> Params:
+    """PARAMS with a smoke run of IMAGES images per split (None: PARAMS as they are)."""
+    if images is None:
+        return params
+    return params.model_copy(update={"smoke": params.smoke.model_copy(update={"images": images})})
 
 
 MAX_PARAMS_BYTES = 1 << 20  # a params file is a few KiB; /dev/zero would never end

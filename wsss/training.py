@@ -29,7 +29,7 @@ from wsss.artifacts.storage import local_file
 from wsss.data.pairs import EpochSampler
 from wsss.errors import Diverged, WsssError, load_problem
 from wsss.launcher import Launch, launch
-from wsss.params import digest
+from wsss.params import SmokeParams, digest
 from wsss.plots import plot_curves
 from wsss.progress import Progress
 from wsss.runtime import (
@@ -78,11 +78,14 @@ def poly_factor(step: int, horizon: int, power: float) -> float:
     return (1 - min(step, horizon - 1) / horizon) ** power
 
 
-def resume_key(section: str, p: BaseModel, seed: int, inputs: dict) -> str:
-    """What a checkpoint must have been made with to be resumed: the stage's params, the seed
-    and the exact input artifacts (their manifest digests)."""
+def resume_key(
+    section: str, p: BaseModel, seed: int, inputs: dict, smoke: SmokeParams | None = None
+) -> str:
+    """What a checkpoint must have been made with to be resumed: the stage's params, the seed,
+    the exact input artifacts (their manifest digests) and a smoke run's settings."""
     digests = {n: a.manifest_digest for n, a in inputs.items() if isinstance(a, Artifact)}
-    return digest({section: p.model_dump(mode="json"), "seed": seed, "inputs": digests})
+    key = {section: p.model_dump(mode="json"), "seed": seed, "inputs": digests}
+    return digest(key | ({"smoke": smoke.model_dump()} if smoke and smoke.on else {}))
 
 
 def step_seed(seed: int, rank: int, step: int) -> int:
@@ -114,6 +117,7 @@ class Loop:
     checkpoint_every: int
     log_interval: int
     name: str
+    full_steps: int  # what a full run would do (a smoke run does `steps`)
 
     def run(
         self,
@@ -131,7 +135,7 @@ class Loop:
         )
         window: dict[str, list[float]] = {}
         epoch_start = 0
-        clock = Progress(total, step)
+        clock = Progress(total, step, self.name, "step", self.full_steps)
         self.model.train()
         # the processes average the gradients of what the optimizer trains
         trained = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -277,6 +281,12 @@ def epoch_steps(
     return steps
 
 
+def smoke_steps(epochs: int, steps: int) -> list[int]:
+    """A smoke run's steps of each epoch: STEPS in the first and in the last epoch (where the
+    methods switch on what they add after a warm-up), none between."""
+    return [steps if e in (0, epochs - 1) else 0 for e in range(epochs)]
+
+
 def sgd(groups: list[tuple[list[torch.nn.Parameter], float]], p: BaseModel) -> torch.optim.SGD:
     """SGD over GROUPS (parameters, base lr) with P's lr, momentum and weight decay; the Loop
     sets each group's lr to its base_lr times the schedule every step."""
@@ -306,6 +316,7 @@ def fit(
     workers: int,
     log_interval: int,
     meta: dict,
+    smoke: SmokeParams,
     on_epoch_end: Callable[[int, str], None] | None = None,
     before_save: Callable[[], None] | None = None,
 ) -> tuple[list[dict], int]:
@@ -313,8 +324,11 @@ def fit(
     per epoch of P, the stage's section), the Loop with its checkpoints and a resume keyed on
     (P, SEED, INPUTS), LR_FACTOR(step, total steps) scaling each group's base_lr; then MODEL
     (META, which rebuilds the network, and the state dict), the log and the loss curve, saved
-    after BEFORE_SAVE. Returns the logged history and the total step count."""
-    steps = epoch_steps(len(dataset), batch_sizes, dist.world_size, f"{stage}.batch_size")
+    after BEFORE_SAVE; a SMOKE run does `smoke_steps`. Returns the logged history and the total
+    step count."""
+    key = f"{stage}.batch_size"
+    full = epoch_steps(dataset.full_size, batch_sizes, dist.world_size, key)
+    steps = smoke_steps(len(batch_sizes), smoke.steps) if smoke.on else full
     total = sum(steps)
     loop = Loop(
         model=model,
@@ -324,15 +338,17 @@ def fit(
         out=out,
         steps=steps,
         lr_factor=lambda step: lr_factor(step, total),
-        resume_key=resume_key(stage, p, seed, inputs),
+        resume_key=resume_key(stage, p, seed, inputs, smoke),
         seed=seed,
         checkpoint_every=p.checkpoint_every,
         log_interval=log_interval,
         name=stage,
+        full_steps=sum(full),
     )
 
     def sampler(epoch: int) -> EpochSampler:
-        return EpochSampler(len(dataset), batch_sizes[epoch], seed, dist.rank, dist.world_size)
+        size = batch_sizes[epoch]
+        return EpochSampler(len(dataset), size, seed, dist.rank, dist.world_size, steps[epoch])
 
     history = loop.run(epoch_loader(dataset, sampler, workers, device), loss_fn, on_epoch_end)
     if before_save is not None:

@@ -107,6 +107,7 @@ def walk(
         "code_digest": m.code_digest,
         "metrics": m.metrics,
         "device": m.device,
+        "smoke": m.smoke,
         "inputs": {},
     }
     if runs and uri not in seen.runs:
@@ -159,6 +160,8 @@ def format_tree(
     if node["kind"] == "root":
         return [f"{pad}{label}{node['uri']}  [dataset root]"]
     flag = "  [CHANGED since it was used]" if node.get("changed") else ""
+    if node.get("smoke"):
+        flag += f"  [SMOKE RUN: {node['smoke']} images per split]"
     head = f"{pad}{label}{node['kind']} <- {node['stage']}  {node['uri']}{flag}"
     if node["uri"] in seen:
         return [f"{head}  (as above)"]

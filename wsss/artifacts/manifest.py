@@ -60,6 +60,12 @@ class Manifest(BaseModel):
     metrics: dict[str, float]
     device: str
 
+    @property
+    def smoke(self) -> int | None:
+        """A smoke run's images per split; None for a full run (its params have no smoke)."""
+        section = self.params.get("smoke")
+        return section.get("images") if isinstance(section, dict) else None
+
 
 class RunRecord(BaseModel):
     """The facts of one run that differ between two runs of the same work (run.json)."""
@@ -69,6 +75,11 @@ class RunRecord(BaseModel):
     created_at: str
     duration_s: float
     code_revision: str  # the git commit of the sources (-dirty), if known
+    # What the run cost, for `wsss estimate`: each phase's unit (step, image), units done,
+    # seconds per unit and the units of a full run (wsss.progress); the peak memory in bytes
+    # ("cuda": torch's max_memory_allocated, "cpu_rss": the process's peak resident set).
+    phases: list[dict[str, Any]] = []
+    peak_memory: dict[str, int] = {}
 
 
 class Artifact(BaseModel):

@@ -34,6 +34,7 @@ class SegmentationDataset(Dataset):
     ):
         self.index = index
         self.samples = index.split(split)
+        self.full_size = index.full_size(split)  # a smoke run's cut holds fewer
         self.transforms = transforms
         self.masks, self.confidence = masks, confidence
         for folder in (masks, confidence):
@@ -108,6 +109,10 @@ class AugmentedSet(Dataset):
     def __len__(self) -> int:
         return len(self.base)
 
+    @property
+    def full_size(self) -> int:
+        return self.base.full_size
+
     def rng(self, i: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, i])
 
@@ -131,6 +136,10 @@ class MultiScaleSet(Dataset):
 
     def __len__(self) -> int:
         return len(self.base)
+
+    @property
+    def full_size(self) -> int:
+        return self.base.full_size
 
     def __getitem__(self, i: int) -> dict:
         item = self.base[i]

@@ -37,6 +37,8 @@ class DatasetIndex:
     sources: list[str] = field(default_factory=list)
     # Root-relative path -> sha256 that prepare_data recorded; what read_image/read_gt_mask check.
     sha256: dict[str, str] = field(default_factory=dict)
+    # A smoke run's cut index: each split's size in the full dataset (what a full run would read).
+    full_sizes: dict[str, int] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -52,6 +54,46 @@ class DatasetIndex:
         if name not in self.splits:
             raise WsssError(f"split '{name}' not in the dataset (has: {', '.join(self.splits)})")
         return [self.samples[i] for i in self.splits[name]]
+
+    def full_size(self, split: str) -> int:
+        """How many images SPLIT holds in the full dataset (a smoke cut holds fewer)."""
+        return self.full_sizes.get(split, len(self.split(split)))
+
+    def smoke_cut(self, images: int) -> "DatasetIndex":
+        """Each split cut to IMAGES images for a smoke run. Smaller splits are cut first and a
+        larger split keeps the cut images it contains (VOC's train inside train_aug stays
+        inside); the rest are picked to cover as many classes as the data allows."""
+        if all(len(ids) <= images for ids in self.splits.values()):
+            return self
+        splits: dict[str, list[str]] = {}
+        chosen: list[str] = []
+        for name in sorted(self.splits, key=lambda n: (len(self.splits[n]), n)):
+            ids = self.splits[name]
+            members = set(ids)
+            cut = [i for i in chosen if i in members][:images]
+            covered = {c for i in cut for c in self.samples[i].labels}
+            for i in ids:  # first the images that bring a class not yet covered
+                labels = set(self.samples[i].labels)
+                if len(cut) < images and not covered >= labels:
+                    cut.append(i)
+                    covered |= labels
+            taken = set(cut)
+            cut += [i for i in ids if i not in taken][: images - len(cut)]
+            taken = set(cut)
+            splits[name] = [i for i in ids if i in taken]  # the split's own order
+            before = set(chosen)
+            chosen += [i for i in splits[name] if i not in before]
+        kept = set(chosen)
+        return DatasetIndex(
+            self.format,
+            self.root,
+            self.classes,
+            {name: splits[name] for name in self.splits},
+            {i: s for i, s in self.samples.items() if i in kept},
+            self.sources,
+            self.sha256,
+            {name: self.full_size(name) for name in self.splits},
+        )
 
     def image_path(self, sample: Sample) -> Path:
         return self.root / sample.image
@@ -98,7 +140,12 @@ class DatasetIndex:
 
     @classmethod
     def load(
-        cls, directory: Path, root: Path, format: str, sha256: dict[str, str]
+        cls,
+        directory: Path,
+        root: Path,
+        format: str,
+        sha256: dict[str, str],
+        full_sizes: dict[str, int],
     ) -> "DatasetIndex":
         """Read what save() wrote; ROOT is where the images are now (original or local copy),
         SHA256 the digests of its files that reads are checked against. Ids become output file
@@ -120,7 +167,7 @@ class DatasetIndex:
             splits[f.stem] = f.read_text().split()
             if unknown := next((i for i in splits[f.stem] if i not in samples), None):
                 raise WsssError(f"{f}: image {unknown!r} is not in the dataset's samples.json")
-        return cls(format, root, classes, splits, samples, sha256=sha256)
+        return cls(format, root, classes, splits, samples, sha256=sha256, full_sizes=full_sizes)
 
 
 def _dump(path: Path, obj: object) -> None:

@@ -44,23 +44,32 @@ class CamTrainSet(AugmentedSet):
 
 class EpochSampler(Sampler[int]):
     """A seeded permutation per epoch, this process's share of it (rank::world_size, whole
-    batches only), starting after the batches already done (resume)."""
+    batches only), starting after the batches already done (resume). STEPS batches instead of
+    the whole ones (a smoke run) repeat the permutation as often as they need."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        steps: int | None = None,
+    ):
         self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.steps = rank, world_size, steps
         self.epoch = 0
         self.skip_batches = 0
 
     def steps_per_epoch(self) -> int:
-        return self.n // (self.batch_size * self.world_size)
+        return self.n // (self.batch_size * self.world_size) if self.steps is None else self.steps
 
     def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
         self.epoch, self.skip_batches = epoch, skip_batches
 
     def __iter__(self):
         perm = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
-        used = perm[: self.steps_per_epoch() * self.batch_size * self.world_size]
+        used = np.resize(perm, self.steps_per_epoch() * self.batch_size * self.world_size)
         mine = used.reshape(-1, self.world_size, self.batch_size)[:, self.rank]
         return iter(mine[self.skip_batches :].reshape(-1).tolist())
 

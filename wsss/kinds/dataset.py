@@ -11,10 +11,12 @@ from wsss.errors import WsssError
 
 SOURCE = "source.json"  # the root's URI (relative to the artifact), format and digest
 ROOT_FILES = "root_files.json"  # root-relative path -> sha256, size of every file the index uses
+FULL_SPLITS = "full_splits"  # in SOURCE, for a smoke cut: each split's size in the full dataset
 
 
-def load_index(dataset_dir: Path) -> DatasetIndex:
-    """The DatasetIndex of a `dataset` artifact, with its root resolved from the artifact.
+def load_index(dataset_dir: Path, smoke: int | None = None) -> DatasetIndex:
+    """The DatasetIndex of a `dataset` artifact, with its root resolved from the artifact, each
+    split cut to SMOKE images for a smoke run (the artifact's own cut if prepare_data made one).
 
     An s3:// root is synced once per machine into WSSS_CACHE_DIR and checked file by file
     against the digests recorded here (docs/design.md §4: no dataset copy per step).
@@ -27,7 +29,9 @@ def load_index(dataset_dir: Path) -> DatasetIndex:
     else:
         root = Path(root_uri)
     sha256 = {rel: entry["sha256"] for rel, entry in root_files.items()}
-    return DatasetIndex.load(dataset_dir, root, source["format"], sha256)
+    full = source.get(FULL_SPLITS, {})
+    index = DatasetIndex.load(dataset_dir, root, source["format"], sha256, full)
+    return index if smoke is None else index.smoke_cut(smoke)
 
 
 def require_splits(index: DatasetIndex, section: str, p, *keys: str) -> None:

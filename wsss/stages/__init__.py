@@ -38,6 +38,7 @@ from wsss.artifacts.uri import is_remote
 from wsss.errors import WsssError, file_problem
 from wsss.launcher import launch
 from wsss.params import Params, digest
+from wsss.progress import peak_memory, phase_costs, start_phases
 from wsss.provenance import code_digest
 
 METRICS = "metrics.json"
@@ -146,6 +147,7 @@ def _run_locked(
 ) -> tuple[Manifest, RunRecord] | None:
     inputs = open_inputs(stage, uris, verify=main_process)  # hashed once, not once per process
     recorded = uris | recorded_uris
+    _check_smoke(inputs, recorded, params)
     remote_out = is_remote(out)
     if remote_out:  # before hours of work, not after
         check_remote_out(str(out), recorded)
@@ -158,17 +160,19 @@ def _run_locked(
     with exclusive(target):
         staging = begin(target, RESUME_FILES if stage.training else ())
         created, start = now_iso(), time.monotonic()
+        start_phases()
         metrics, device = _run_module(stage, inputs, staging, params)
         record = RunRecord(
             created_at=created,
             duration_s=round(time.monotonic() - start, 3),
             code_revision=code_revision(),
+            phases=phase_costs(),
+            peak_memory=peak_memory(),
         )
         (staging / METRICS).write_text(metrics_json(metrics))
-        resolved = {
-            section: getattr(params, section).model_dump()
-            for section in (stage.section, *stage.also_reads, "runtime")
-        }
+        sections = (stage.section, *stage.also_reads, "runtime")
+        sections += ("smoke",) if params.smoke.on else ()  # a full run's manifest is as before
+        resolved = {section: getattr(params, section).model_dump() for section in sections}
         files = hash_tree(staging)
         manifest = Manifest(
             kind=stage.kind,
@@ -188,6 +192,19 @@ def _run_locked(
     if remote_out:
         push_artifact(target, str(out), list(files))
     return manifest, record
+
+
+def _check_smoke(inputs: StageInputs, uris: dict[str, str], params: Params) -> None:
+    """A full run never reads a smoke run's artifact: a smoke model never becomes a result."""
+    if params.smoke.on:
+        return
+    for name, opened in inputs.items():
+        if isinstance(opened, Artifact) and opened.manifest.smoke is not None:
+            raise WsssError(
+                f"{uris[name]}: a smoke run's {opened.manifest.kind} "
+                f"({opened.manifest.smoke} images per split); a full run does not read it "
+                "(rerun its stage without --smoke, or give this one --smoke too)"
+            )
 
 
 def metrics_json(metrics: dict[str, float]) -> str:

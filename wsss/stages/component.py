@@ -48,10 +48,12 @@ def run_component(
     report: KfpArtifact | None = None,
     confusion: Any = None,
     overrides: dict[str, Any] | None = None,
+    *,
+    smoke: str,
 ) -> None:
     """Run STAGE_NAME with INPUTS (KFP artifacts, or strings for raw roots) into OUTPUT.
 
-    PARAMS is the stage's params section and RUNTIME the runtime section, as JSON (pipeline
+    PARAMS is the stage's params section, RUNTIME and SMOKE those sections, as JSON (pipeline
     parameters). What the KFP UI shows: the headline metrics (and evaluate's IoU per class) in
     METRICS (a Metrics output); in REPORT (HTML), evaluate's report.html or a training stage's
     summary with its loss curve; evaluate's confusion matrix in CONFUSION (ClassificationMetrics).
@@ -61,9 +63,8 @@ def run_component(
     try:
         stage = get_stage(stage_name)
         section = _with_overrides(_json(params, stage.section), stage.section, overrides or {})
-        config = parse_params(
-            {stage.section: section, "runtime": _json(runtime, "runtime")}, "pipeline parameters"
-        )
+        sections = {"runtime": _json(runtime, "runtime"), "smoke": _json(smoke, "smoke")}
+        config = parse_params({stage.section: section} | sections, "pipeline parameters")
         paths = {n: a if isinstance(a, str) else a.path for n, a in inputs.items()}
         uris = {n: a.uri for n, a in inputs.items() if not isinstance(a, str)}
         nproc = _processes(stage, config)

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from wsss.artifacts.lineage import find, lineage, read_json
 from wsss.data.dataset import SegmentationDataset, size_batches
@@ -26,13 +25,14 @@ from wsss.kinds.seg_model import load_seg_model
 from wsss.metrics import ConfusionMatrix, image_miou, images_to_show
 from wsss.params import Params
 from wsss.plots import plot_class_iou, plot_confusion, plot_examples
+from wsss.progress import track
 from wsss.report import facts, write_report
 from wsss.runtime import describe, resolve_device
 
 
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
     p, rt = params.evaluate, params.runtime
-    index = load_index(inputs["dataset"].path)
+    index = load_index(inputs["dataset"].path, params.smoke.images)
     require_splits(index, "evaluate", p, "split")
     device = resolve_device(rt.device)
     model, meta = load_seg_model(inputs["seg_model"], device)
@@ -50,7 +50,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     per_image: dict[str, float] = {}  # to show the best, median and worst images
     batches = size_batches(dataset, p.batch_size)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=rt.num_workers, collate_fn=list)
-    for items in tqdm(loader, total=len(batches), desc="evaluate", disable=None):
+    for items in track(loader, len(dataset), "evaluate", index.full_size(p.split)):
         images = torch.stack([it["image"] for it in items]).to(device)
         raw = [index.read_image(index.samples[it["id"]]) for it in items]
         for item, pred in zip(items, predict_batch(model, images, raw, p), strict=True):

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from wsss.data.classes import IGNORE
 from wsss.data.dataset import SegmentationDataset, size_batches
@@ -29,6 +28,7 @@ from wsss.metrics import ConfusionMatrix, image_miou, images_to_show
 from wsss.models.irn import IRNet
 from wsss.params import ExportMasksParams, Params
 from wsss.plots import plot_overlays
+from wsss.progress import track
 from wsss.refine.affinity import random_walk, transition_weights
 from wsss.refine.ir_labels import confidence_mask
 from wsss.runtime import autocast, describe, resolve_device
@@ -64,7 +64,7 @@ def walk_cams(
 
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
     p, rt = params.export_masks, params.runtime
-    index = load_index(inputs["dataset"].path)
+    index = load_index(inputs["dataset"].path, params.smoke.images)
     require_splits(index, "export_masks", p, "split", "score_split")
     score_ids = {s.id for s in index.split(p.score_split)}
     device = resolve_device(rt.device)
@@ -77,7 +77,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     per_image: dict[str, float] = {}  # the overlays show the range
     batches = size_batches(dataset, p.batch_size)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=rt.num_workers, collate_fn=list)
-    for items in tqdm(loader, total=len(batches), desc="export_masks", disable=None):
+    for items in track(loader, len(dataset), "export_masks", index.full_size(p.split)):
         images = torch.stack([it["image"] for it in items]).to(device)
         size = tuple(images.shape[-2:])
         cams, keys = zip(

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from wsss.data.classes import IGNORE
 from wsss.data.dataset import MultiScaleSet, SegmentationDataset, size_batches
@@ -32,12 +31,13 @@ from wsss.kinds.dataset import load_index, require_splits
 from wsss.metrics import ConfusionMatrix, image_miou, images_to_show
 from wsss.params import Params
 from wsss.plots import plot_overlays, plot_threshold_sweep
+from wsss.progress import track
 from wsss.runtime import describe, resolve_device
 
 
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
     p, rt = params.extract_seeds, params.runtime
-    index = load_index(inputs["dataset"].path)
+    index = load_index(inputs["dataset"].path, params.smoke.images)
     require_splits(index, "extract_seeds", p, "split", "score_split")
     score_ids = {s.id for s in index.split(p.score_split)}
     device = resolve_device(rt.device)
@@ -62,7 +62,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         num_workers=rt.num_workers,
         collate_fn=list,
     )
-    for items in tqdm(loader, total=len(batches), desc="extract_seeds", disable=None):
+    for items in track(loader, len(dataset), "extract_seeds", index.full_size(p.split)):
         views = [
             torch.stack(v).to(device) for v in zip(*(it["views"] for it in items), strict=True)
         ]

@@ -23,6 +23,7 @@ from wsss.errors import WsssError
 from wsss.inference import predict_batch
 from wsss.kinds.seg_model import load_seg_model
 from wsss.params import Params
+from wsss.progress import track
 from wsss.runtime import describe, resolve_device
 
 
@@ -48,10 +49,10 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     model, _ = load_seg_model(inputs["seg_model"], device)
     to_tensor = eval_transforms()
     palette = voc_palette()
-    images = _images(Path(inputs["images"]))
+    images = _images(Path(inputs["images"]))[: params.smoke.images]
     for sub in ("masks", "overlays") if params.predict.overlays else ("masks",):
         (out / sub).mkdir()
-    for path, rgb in images:
+    for [(path, rgb)] in track(([image] for image in images), len(images), "predict"):
         tensor = to_tensor(tv_tensors.Image(torch.from_numpy(rgb).permute(2, 0, 1)))
         pred = predict_batch(model, tensor[None].to(device), [rgb], params.evaluate)[0]
         write_mask(out / "masks" / f"{path.stem}.png", pred)

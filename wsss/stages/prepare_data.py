@@ -19,7 +19,7 @@ from wsss.data.io import read_hashed
 from wsss.data.verify import check_samples
 from wsss.data.voc import is_voc_root, read_voc
 from wsss.errors import WsssError
-from wsss.kinds.dataset import ROOT_FILES, SOURCE
+from wsss.kinds.dataset import FULL_SPLITS, ROOT_FILES, SOURCE
 from wsss.params import Params
 from wsss.progress import Progress
 
@@ -48,6 +48,9 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         raise WsssError(f"params: dataset.mask_splits: '{unknown[0]}' is not in dataset.splits")
     root = _local_root(inputs["root"])
     index = read_root(root, params)
+    full = len(index.samples)
+    if params.smoke.on:  # only the cut's images are checked and recorded
+        index = index.smoke_cut(params.smoke.images)
     for split in p.mask_splits:
         for sample in index.split(split):
             if sample.mask is None:
@@ -61,7 +64,8 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     files: dict[str, tuple[str, int]] = {}
     heights, widths = [], []
     unlabelled: dict[str, list[str]] = {}
-    progress, every = Progress(len(samples)), max(len(samples) // 10, 1)
+    progress = Progress(len(samples), name="prepare_data", unit="image", full=full)
+    every = max(len(samples) // 10, 1)
     for check in check_samples(index, samples, p.verify, workers):
         files.update(check.files)
         heights.append(check.height)
@@ -100,7 +104,8 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             "root": relative_uri(out, inputs["root"]),
             "root_digest": root_digest,
             "files": len(root_files),
-        },
+        }
+        | ({FULL_SPLITS: index.full_sizes} if index.full_sizes else {}),
     )
     metrics = {"images": len(samples), "classes": len(index.classes), "masks": stats["masks"]}
     metrics |= {f"images_{name}": n for name, n in stats["splits"].items()}

@@ -23,7 +23,7 @@ from wsss.training import fit, initial_weights, place_model, start
 
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
     p, rt = params.train_cam, params.runtime
-    index = load_index(inputs["dataset"].path)
+    index = load_index(inputs["dataset"].path, params.smoke.images)
     require_splits(index, "train_cam", p, "split")
     device, dist = start(rt.device, rt.seed)
 
@@ -43,6 +43,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         dist=dist, batch_sizes=method.batch_sizes(), lr_factor=method.lr_factor,
         loss_fn=lambda batch, epoch: method.loss(model, batch, epoch),
         workers=rt.num_workers, log_interval=rt.log_interval, meta=meta,
+        smoke=params.smoke,
     )  # fmt: skip
     if not dist.is_main:  # the runner keeps rank 0's metrics only
         return {}, describe(device, dist.world_size)

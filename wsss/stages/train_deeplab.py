@@ -46,7 +46,7 @@ def val_miou(model: DeepLabV2, index: DatasetIndex, split: str, device, workers:
 
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
     p, rt = params.train_deeplab, params.runtime
-    index = load_index(inputs["dataset"].path)
+    index = load_index(inputs["dataset"].path, params.smoke.images)
     require_splits(index, "train_deeplab", p, "split", *(("val_split",) if p.select_on_val else ()))
     device, dist = start(rt.device, rt.seed)
 
@@ -106,6 +106,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         dataset=dataset, device=device, dist=dist, batch_sizes=[p.batch_size] * p.epochs,
         lr_factor=lambda step, total: max(poly_factor(step, total, p.poly_power), floor),
         loss_fn=loss_fn, workers=rt.num_workers, log_interval=rt.log_interval, meta=meta,
+        smoke=params.smoke,
         on_epoch_end=keep_best if p.select_on_val else None, before_save=adopt_best,
     )  # fmt: skip
     metrics = {"train_loss": history[-1]["total"], "steps": float(total)} | selected

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from wsss.data.classes import IGNORE
 from wsss.data.dataset import AugmentedSet, SegmentationDataset
@@ -26,6 +25,7 @@ from wsss.kinds.dataset import load_index, require_splits
 from wsss.losses.irn import irn_loss
 from wsss.models.irn import build_irnet
 from wsss.params import Params, TrainIrnParams
+from wsss.progress import track
 from wsss.refine.affinity import (
     forward_offsets,
 )
@@ -70,9 +70,9 @@ def mine_ir_labels(
     out.mkdir(exist_ok=True)
     mining = _Mining(index, split, cams, out, p)
     counts = np.zeros(3, np.int64)
-    loader = DataLoader(mining, batch_size=None, num_workers=workers)
-    for row in tqdm(loader, total=len(mining), desc="ir labels", disable=None):
-        counts += np.asarray(row)
+    loader = DataLoader(mining, batch_size=1, num_workers=workers, collate_fn=list)
+    for rows in track(loader, len(mining), "ir_labels", index.full_size(split)):
+        counts += np.asarray(rows[0])
     if not counts[2]:
         return {}
     return {
@@ -83,7 +83,7 @@ def mine_ir_labels(
 
 def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]:
     p, rt = params.train_irn, params.runtime
-    index = load_index(inputs["dataset"].path)
+    index = load_index(inputs["dataset"].path, params.smoke.images)
     require_splits(index, "train_irn", p, "split")
     device, dist = start(rt.device, rt.seed)
 
@@ -115,6 +115,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         lr_factor=lambda step, total: poly_factor(step, total, p.poly_power),
         loss_fn=lambda batch, epoch: irn_loss(model, batch, offsets),
         workers=rt.num_workers, log_interval=rt.log_interval, meta=meta,
+        smoke=params.smoke,
     )  # fmt: skip
     last = history[-1]
     metrics["train_loss"] = last["total"]

@@ -29,13 +29,13 @@ from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.lineage import MAX_DEPTH, lineage
 from wsss.cli import main
 from wsss.launcher import launch
-from wsss.params import Params, load_params
+from wsss.params import Params, load_params, with_smoke
 from wsss.stages import STAGES, run_stage
 
 # `pytest --hypothesis-profile=thorough` for a longer sweep; the default is make test's.
 settings.register_profile(
     "default",
-    max_examples=300,  # covers each finite space below whole (command x path: 270 cases)
+    max_examples=350,  # covers each finite space below whole (command x path: 306 cases)
     deadline=None,
     derandomize=True,  # the same cases on every run: a red CI is a regression, not a dice roll
     suppress_health_check=[HealthCheck.too_slow],
@@ -318,6 +318,10 @@ COMMANDS = [
             lambda w: (w.coco,), refuses=frozenset({"coco: not JSON"})),
     Command("lineage", lambda w, o: ["lineage", o, "--json"], lambda w: (w.dataset,),
             sound=lambda w: w.dataset, refuses=frozenset(ARTIFACT_DAMAGE)),
+    Command("smoke", lambda w, o: _prepare(w, "--out", o, "--smoke", 2), _root_and_params,
+            refuses=PREPARE_REFUSES),
+    Command("estimate", lambda w, o: ["estimate", o, "--json"], lambda w: (w.art / "smoke",),
+            sound=lambda w: w.art / "smoke"),
     Command("score", lambda w, o: ["score", "--pred", w.masks, "--gt", w.masks, "--list", o],
             lambda w: (w.root,), sound=lambda w: w.split_list,
             refuses=frozenset({"root: a split list not UTF-8", "root: an RGB mask"})),
@@ -381,6 +385,7 @@ def template(tmp_path_factory, toy_root) -> Workspace:
     for kind, (stage, inputs) in PIPELINE.items():
         uris = {n: str(w.art / k) for n, k in inputs.items()} or {"root": str(w.root)}
         run_stage(stage, uris, w.art / kind, params)
+    run_stage("prepare_data", {"root": str(w.root)}, w.art / "smoke", with_smoke(params, 2))
     return w
 
 

@@ -97,6 +97,15 @@ def test_a_cache_pvc_replaces_every_tasks_cache_emptydir(tmp_path):
         assert "/cache" not in {m["mountPath"] for m in platform.get("emptyDirMounts", [])}
 
 
+def test_compile_smoke_sets_the_smoke_parameter_and_every_task_takes_it(tmp_path):
+    spec, _ = _compile(tmp_path, "--smoke", "3")
+    default = spec["root"]["inputDefinitions"]["parameters"]["smoke"]["defaultValue"]
+    assert json.loads(default) == {"images": 3, "steps": 2}
+    for name, task in spec["root"]["dag"]["tasks"].items():
+        given = task["inputs"]["parameters"]["smoke"]["componentInputParameter"]
+        assert given == "smoke", name
+
+
 def test_compile_from_a_stage_imports_its_upstream_artifacts(tmp_path):
     spec, _ = _compile(
         tmp_path, "--from", "train_irn", "--artifact", "dataset=s3://bkt/run/dataset",
@@ -212,6 +221,27 @@ def test_local_run_of_the_whole_pipeline(local_run):
                              capture_output=True, text=True).stdout  # fmt: skip
     for stage in PIPELINE_STAGES:
         assert f"{stage.kind} <- {stage.name}" in lineage
+
+
+@pytest.mark.slow
+def test_a_smoke_run_under_kfp_local_marks_what_it_makes(local_run):
+    """run-local --smoke 2 (from train_deeplab, on the first run's artifacts): the smoke
+    parameter reaches each task and each artifact says it is a smoke run's."""
+    final, work = local_run
+    made = final.parent.parent
+    imported = {"dataset": made / "prepare-data" / "dataset",
+                "pseudo_masks": made / "export-masks" / "pseudo_masks"}  # fmt: skip
+    result = _pipeline(
+        "run-local", "--params", tiny_params(work / "smoke.yaml"), "--smoke", "2",
+        "--pipeline-root", work / "smoke", "--from", "train_deeplab",
+        *(a for kind, uri in imported.items() for a in ("--artifact", f"{kind}={uri}")),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluation = Path(result.stdout.strip().splitlines()[-1].removeprefix("final artifact: "))
+    assert open_artifact(evaluation).manifest.smoke == 2
+    assert open_artifact(evaluation).manifest.metrics["images"] == 2
+    seg_model = open_artifact(evaluation.parent.parent / "train-deeplab" / "seg_model")
+    assert seg_model.manifest.smoke == 2 and seg_model.manifest.metrics["steps"] == 2 * 2
 
 
 @pytest.mark.slow

@@ -250,3 +250,24 @@ def test_make_run_with_another_cam_method(checkout, method):
         assert cams["inputs"]["cam_model"]["params_digest"] == cam_model.params_digest
     finally:
         (checkout / "params.yaml").write_text(original)
+
+
+def test_a_dvc_smoke_experiment_runs_every_stage_as_a_smoke_run(checkout):
+    """`dvc exp run -S smoke.images=2` (the README's try-it-small step) reruns every stage on 2
+    images per split, and every artifact says it is a smoke run's. Last in this file: it leaves
+    the copy's artifacts smoke-sized."""
+    assert _sh(checkout, "make", "-o", "install", "run").returncode == 0
+    original = (checkout / "params.yaml").read_text()
+    _commit(checkout, "before the smoke run")
+    try:
+        smoke = _sh(checkout, ".venv/bin/dvc", "exp", "run", "-S", "smoke.images=2")
+        assert smoke.returncode == 0, smoke.stderr
+        assert {stage for stage in STAGES if f"Running stage '{stage}'" in smoke.stdout} == set(
+            STAGES
+        )
+        for kind in KINDS:
+            assert open_artifact(checkout / "artifacts" / kind, kind).manifest.smoke == 2
+        shown = json.loads((checkout / "metrics" / "evaluate.json").read_text())
+        assert shown["images"] == 2
+    finally:
+        (checkout / "params.yaml").write_text(original)

@@ -2,6 +2,8 @@
 k8s manifests validate strictly, offline (no cluster here). tests/test_images.py builds and runs
 the images."""
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -10,8 +12,10 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+from minio import Minio
 
 from pipelines.pipeline import CACHE_MOUNT, CLUSTER_DEFAULTS, SECRET_KEYS
+from tests.s3server import ACCESS_KEY, SECRET, _weed
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILES = sorted((REPO / "docker").glob("Dockerfile.*"))
@@ -129,7 +133,41 @@ def test_secret_launcher_and_pipeline_agree():
     ref = s3["credentials"]["secretRef"]
     assert ref["secretName"] == CLUSTER_DEFAULTS["s3_secret"]
     assert {ref["accessKeyKey"], ref["secretKeyKey"]} <= set(secret["stringData"])
-    service = docs[("Service", "minio")]
+    service = docs[("Service", "seaweedfs")]
     namespace = yaml.safe_load((K8S / "kustomization.yaml").read_text())["namespace"]
-    host = f"minio.{namespace}.svc.cluster.local:{service['spec']['ports'][0]['port']}"
+    port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "s3")
+    host = f"seaweedfs.{namespace}.svc.cluster.local:{port}"
     assert s3["endpoint"] == host and secret["stringData"]["endpoint"] == f"http://{host}"
+
+
+def _seaweedfs_docs() -> dict[str, dict]:
+    return {d["kind"]: d for d in yaml.safe_load_all((K8S / "seaweedfs.yaml").read_text())}
+
+
+def test_the_seaweedfs_identity_script_writes_the_secrets_keys(tmp_path):
+    """The init container's script, run here: valid JSON holding the Secret's two keys."""
+    init = _seaweedfs_docs()["Deployment"]["spec"]["template"]["spec"]["initContainers"][0]
+    script = init["args"][0].replace("/config/", f"{tmp_path}/")
+    env = os.environ | {"ACCESS_KEY": "key-1_a", "SECRET_KEY": "secret-2_b"}
+    subprocess.run(["sh", "-ec", script], env=env, check=True)
+    config = json.loads((tmp_path / "s3.json").read_text())
+    assert config["identities"][0]["credentials"] == [
+        {"accessKey": "key-1_a", "secretKey": "secret-2_b"}
+    ]
+
+
+def test_the_bucket_job_makes_both_buckets_and_a_rerun_keeps_them(own_s3_server, tmp_path):
+    """The Job's script against a real SeaweedFS (loopback): `weed shell` creates the buckets;
+    run again (a retried Job), it succeeds and changes nothing."""
+    job = _seaweedfs_docs()["Job"]["spec"]["template"]["spec"]["containers"][0]
+    ports = own_s3_server.ports
+    master = f"127.0.0.1:{ports['master.port']}.{ports['master.port.grpc']}"
+    script = job["args"][0].replace("seaweedfs:9333", master)
+    env = os.environ | {"PATH": f"{Path(_weed()).parent}:{os.environ['PATH']}"}
+    for _ in range(2):
+        done = subprocess.run(["sh", "-ec", script], env=env, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+    client = Minio(own_s3_server.endpoint.removeprefix("http://"), ACCESS_KEY, SECRET,
+                   secure=False, region="us-east-1")  # fmt: skip
+    assert {b.name for b in client.list_buckets()} == {"wsss", "datasets"}

@@ -35,7 +35,6 @@ from wsss.data.transforms import eval_transforms
 from wsss.kinds.cam_model import load_cam_model
 from wsss.kinds.irn_model import load_irn_model
 from wsss.kinds.seg_model import load_seg_model
-from wsss.runtime import autocast
 
 LOADERS = {"cam_model": load_cam_model, "irn_model": load_irn_model, "seg_model": load_seg_model}
 
@@ -64,7 +63,7 @@ def precision_agreement(artifacts: Path, device: torch.device) -> dict[str, floa
     for kind, load in LOADERS.items():
         model, _ = load(open_artifact(artifacts / kind, kind), device)
         exact = _tensors(model(image))
-        with autocast(device):
+        with torch.autocast(device.type, dtype=torch.bfloat16):  # the training loop's on CUDA
             low = _tensors(model(image))
         scale = max(t.abs().max().item() for t in exact) or 1.0
         worst = max(

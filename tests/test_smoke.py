@@ -10,6 +10,7 @@ import pytest
 
 from wsss.artifacts import open_artifact
 from wsss.artifacts.manifest import read_run_record
+from wsss.cli import main
 from wsss.data.index import DatasetIndex, Sample
 from wsss.data.pairs import EpochSampler
 from wsss.estimate import estimate
@@ -61,8 +62,6 @@ def test_smoke_training_steps_and_sampler():
 def smoke_run(toy_root, tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """make run's own params (the ToyVOC preset) as a smoke run of 2 images per split through
     the CLI; (artifacts, each stage's stdout)."""
-    from wsss.cli import main
-
     art = tmp_path_factory.mktemp("smoke")
     logs = {}
     for stage in PIPELINE:
@@ -144,3 +143,24 @@ def test_estimate_scales_each_stage_to_the_full_run(smoke_run, dataset_artifact,
     assert shown.code == 0 and "total" in shown.out and "assumes:" in shown.out
     refused = cli("estimate", dataset_artifact)
     assert refused.code == 2 and "not a smoke run's artifact" in refused.err
+
+
+def test_predict_in_a_smoke_run_cuts_the_folder_and_prints_progress(smoke_run, toy_root, tmp_path):
+    """`wsss predict` with a smoke params file reads the smoke seg_model (a full predict refuses
+    it), predicts N images of the folder and prints its progress lines."""
+    art, _ = smoke_run
+    images = toy_root / "JPEGImages"
+    refused = tmp_path / "refused"
+    argv = ["predict", "--model", str(art / "seg_model"), "--images", str(images), "--out"]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert main([*argv, str(refused)]) == 2
+    assert "a smoke run's seg_model" in err.getvalue() and not refused.exists()
+    params = tmp_path / "smoke.yaml"
+    params.write_text("smoke:\n  images: 3\n")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main([*argv, str(tmp_path / "pred"), "--params", str(params)]) == 0
+    assert len(list((tmp_path / "pred" / "masks").glob("*.png"))) == 3
+    progress = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+    assert progress[-1]["stage"] == "predict" and progress[-1]["done"] == progress[-1]["of"] == 3

@@ -17,7 +17,7 @@ from wsss.estimate import estimate
 from wsss.kinds.dataset import SOURCE
 from wsss.params import Params, with_smoke
 from wsss.stages import STAGES
-from wsss.training import resume_key, smoke_steps
+from wsss.training import full_run_seconds, resume_key, smoke_steps
 
 PIPELINE = [s for s in STAGES.values() if s.name != "predict"]
 INFERENCE = {"extract_seeds", "export_masks", "evaluate", "train_irn"}  # train_irn: its mining
@@ -52,6 +52,10 @@ def test_smoke_training_steps_and_sampler():
     drawn = list(sampler)
     assert len(drawn) == 8 and set(drawn) == {0, 1, 2}  # the permutation repeated
     assert list(EpochSampler(10, 4, 1)) == list(EpochSampler(10, 4, 1, steps=2))  # whole batches
+    # warm-up epochs 0-2 at batch 8 cost what epoch 0 did, the rest what the last one did
+    assert full_run_seconds([10] * 6, [8, 8, 8, 16, 16, 16], {0: 1.0, 5: 3.0}) == 30 + 90
+    assert full_run_seconds([10] * 4, [8] * 4, {0: 1.0, 3: 3.0}) == 10 + 10 + 30 + 30  # nearest
+    assert full_run_seconds([10], [8], {}) is None
     full, smoke = Params(), with_smoke(Params(), 2)
     assert resume_key("train_cam", full.train_cam, 0, {}, full.smoke) != resume_key(
         "train_cam", smoke.train_cam, 0, {}, smoke.smoke
@@ -130,7 +134,7 @@ def test_estimate_scales_each_stage_to_the_full_run(smoke_run, dataset_artifact,
     assert list(costs) == [s.name for s in PIPELINE]  # upstream first, each once
     for stage in PIPELINE:
         run = read_run_record(art / stage.kind)
-        scaled = sum(p["seconds_per_unit"] * p["full"] for p in run.phases)
+        scaled = sum(p.get("full_seconds", p["seconds_per_unit"] * p["full"]) for p in run.phases)
         assert costs[stage.name].full_s >= round(scaled, 1) - 0.1
     cams = costs["extract_seeds"]  # one .npz and one .png per image: grows with the images
     files = open_artifact(art / "cams").manifest.files

@@ -15,7 +15,8 @@ from wsss.errors import WsssError
 
 ASSUMPTIONS = (
     "the full run uses the smoke run's device, process count and params (only smoke differs)",
-    "time per step or image is the smoke run's after its first (which pays for warm-up)",
+    "time per image is the smoke run's after its first (which pays for warm-up); a training "
+    "epoch's step takes what the last step of the smoke epoch nearest to it at its batch size took",
     "per-image files (in an artifact's subfolders) grow with the images; other files stay",
     "peak memory is the smoke run's: the same networks, crops and batch sizes; peak RSS over the "
     "stage's process, CUDA's max_memory_allocated on a GPU",
@@ -41,7 +42,7 @@ def stage_cost(node: dict[str, Any]) -> StageCost:
         raise WsssError(f"{node['uri']}: its run.json records no cost (rerun its stage)")
     phases = run["phases"]
     setup = max(run["duration_s"] - sum(p["seconds"] for p in phases), 0.0)
-    full_s = setup + sum(p["seconds_per_unit"] * p["full"] for p in phases)
+    full_s = setup + sum(p.get("full_seconds", p["seconds_per_unit"] * p["full"]) for p in phases)
     images = [p for p in phases if p["unit"] == "image" and p["done"]]
     growth = max((p["full"] / p["done"] for p in images), default=1.0)
     manifest, _ = read_manifest(node["uri"])

@@ -33,6 +33,7 @@ class Progress:
         self.items = 0
         self.name, self.unit, self.full = name, unit, total if full is None else full
         self.first_unit_s: float | None = None
+        self.full_seconds: float | None = None  # the full run's time, where the phase knows it
         if name:
             _phases.append(self)
 
@@ -64,7 +65,7 @@ class Progress:
             "seconds": round(elapsed, 3),
             "seconds_per_unit": round(steady, 4),
             "full": self.full,
-        }
+        } | ({} if self.full_seconds is None else {"full_seconds": round(self.full_seconds, 1)})
 
 
 def start_phases() -> None:

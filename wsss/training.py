@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +118,8 @@ class Loop:
     checkpoint_every: int
     log_interval: int
     name: str
-    full_steps: int  # what a full run would do (a smoke run does `steps`)
+    full_steps: list[int]  # each epoch's steps in a full run (a smoke run does `steps`)
+    batch_sizes: list[int]  # each epoch's
 
     def run(
         self,
@@ -135,7 +137,8 @@ class Loop:
         )
         window: dict[str, list[float]] = {}
         epoch_start = 0
-        clock = Progress(total, step, self.name, "step", self.full_steps)
+        clock = Progress(total, step, self.name, "step", sum(self.full_steps))
+        last_step_s: dict[int, float] = {}  # epoch -> its last step's seconds (steady state)
         self.model.train()
         # the processes average the gradients of what the optimizer trains
         trained = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -143,6 +146,7 @@ class Loop:
             if step >= epoch_start + epoch_steps:
                 epoch_start += epoch_steps
                 continue
+            started = time.monotonic()  # a step's time includes loading its batch
             for batch in loader(epoch, step - epoch_start):
                 batch = {k: self._to_device(v) for k, v in batch.items()}
                 factor = self.lr_factor(step)
@@ -158,6 +162,7 @@ class Loop:
                 all_reduce_gradients(trained, self.dist.world_size)
                 self.optimizer.step()
                 step += 1
+                last_step_s[epoch], started = time.monotonic() - started, time.monotonic()
                 progress.update()
                 clock.update(1, _images(batch) * self.dist.world_size)
                 for key, value in parts.items():
@@ -176,6 +181,7 @@ class Loop:
             if on_epoch_end is not None:
                 on_epoch_end(epoch, self.resume_key)
         progress.close()
+        clock.full_seconds = full_run_seconds(self.full_steps, self.batch_sizes, last_step_s)
         return history
 
     def finish(self, history: list[dict], model_file: dict, model_name: str) -> None:
@@ -281,6 +287,22 @@ def epoch_steps(
     return steps
 
 
+def full_run_seconds(
+    full_steps: list[int], batch_sizes: list[int], measured: dict[int, float]
+) -> float | None:
+    """A full run's training time from the step times of the epochs this run measured: each
+    epoch costs what the nearest measured epoch at its batch size cost per step (a smoke run
+    measures the first and the last epoch: a warm-up and the full method, usually at their own
+    batch sizes). None without a measured step."""
+    if not measured:
+        return None
+    total = 0.0
+    for epoch, steps in enumerate(full_steps):
+        alike = [e for e in measured if batch_sizes[e] == batch_sizes[epoch]] or list(measured)
+        total += steps * measured[min(alike, key=lambda e: abs(e - epoch))]
+    return total
+
+
 def smoke_steps(epochs: int, steps: int) -> list[int]:
     """A smoke run's steps of each epoch: STEPS in the first and in the last epoch (where the
     methods switch on what they add after a warm-up), none between."""
@@ -343,7 +365,8 @@ def fit(
         checkpoint_every=p.checkpoint_every,
         log_interval=log_interval,
         name=stage,
-        full_steps=sum(full),
+        full_steps=full,
+        batch_sizes=batch_sizes,
     )
 
     def sampler(epoch: int) -> EpochSampler:

@@ -59,6 +59,7 @@ def test_every_pipeline_stage_is_in_dvc_yaml_with_its_inputs():
         assert given == set(stage.inputs), f"dvc.yaml {name}: --in {sorted(given)}"
         assert f"--out artifacts/{stage.kind} " in cmd + " "
         assert DVC[name]["params"][0] == stage.section
+        assert "smoke" in DVC[name]["params"]  # dvc exp run -S smoke.images=N reruns it
 
 
 def write_dvc_deps(path: Path = REPO / "dvc.yaml") -> None:

@@ -2,7 +2,7 @@
 of real-size images: each stage's time, peak memory and artifact size, and `wsss estimate`'s
 full-run projection. Random weights (no ImageNet file can be downloaded here).
 
-    python -m benchmarks.real_preset --preset voc [--images 2] [--cpu-budget]
+    python -m benchmarks.real_preset --preset voc [--images 2] [--cpu-budget] [--voc-sizes]
 
 --cpu-budget keeps the networks, crops, CRF and image sizes but trains at batch 2 (train_cam at
 4: SIE pairs 4 images) for one step per phase and infers at one scale, as the slow tests do: on 2
@@ -11,6 +11,7 @@ benchmarks/results/real_preset_<preset>[_cpu_budget].json.
 """
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from benchmarks.common import run_benchmark, write_json
 from wsss.artifacts.manifest import read_run_record
 from wsss.data.classes import COCO_CLASSES, VOC_CLASSES
 from wsss.data.io import write_mask
+from wsss.errors import WsssError
 from wsss.estimate import estimate
 from wsss.stages import STAGES
 
@@ -35,6 +37,9 @@ PIPELINE = [s for s in STAGES.values() if s.name != "predict"]
 # The sizes the datasets' images most often have (width, height)
 SIZES = {"voc": [(500, 375), (375, 500), (500, 333)], "coco": [(640, 480), (480, 640), (640, 427)]}
 SPLITS = {"voc": {"train_aug": 6, "train": 4, "val": 3}, "coco": {"train": 6, "val": 3}}
+# VOC 2012 + SBD's split sizes (--voc-sizes): what `wsss estimate` scales a smoke run to
+VOC_SIZES = {"train_aug": 10582, "train": 1464, "val": 1449}
+DISTINCT = 12  # images drawn; the others of a --voc-sizes root are hard links to them
 CLASSES_PER_IMAGE = 3
 
 
@@ -55,13 +60,15 @@ def _image(size: tuple[int, int], classes: list[int], rng: np.random.Generator):
     return rgb, mask
 
 
-def write_root(root: Path, preset: str, seed: int = 0) -> Path:
-    """A VOC 2012 or COCO 2014 root of real-size images, CLASSES_PER_IMAGE classes each."""
+def write_root(root: Path, preset: str, seed: int = 0, voc_sizes: bool = False) -> Path:
+    """A VOC 2012 or COCO 2014 root of real-size images, CLASSES_PER_IMAGE classes each; with
+    VOC_SIZES (VOC only) at VOC's split sizes, all but DISTINCT images hard links (no disk, and
+    a smoke run decodes only its cut; indexing reads every annotation)."""
     rng = np.random.default_rng(seed)
     names = VOC_CLASSES if preset == "voc" else COCO_CLASSES
     ids: dict[str, list[str]] = {}
     made: list[str] = []
-    for split, count in SPLITS[preset].items():
+    for split, count in (VOC_SIZES if voc_sizes else SPLITS[preset]).items():
         if split == "train" and preset == "voc":  # VOC's train lies inside train_aug
             ids[split] = ids["train_aug"][:count]
             continue
@@ -74,6 +81,9 @@ def write_root(root: Path, preset: str, seed: int = 0) -> Path:
         ]
         made += ids[split]
     for i, image_id in enumerate(made):
+        if i >= DISTINCT:
+            _link_like(root, made[i % DISTINCT], image_id)
+            continue
         classes = sorted(rng.choice(len(names), CLASSES_PER_IMAGE, replace=False).tolist())
         rgb, mask = _image(SIZES[preset][i % 3], classes, rng)
         if preset == "voc":
@@ -91,6 +101,13 @@ def write_root(root: Path, preset: str, seed: int = 0) -> Path:
     for split, split_ids in ids.items():
         (lists / f"{split}.txt").write_text("".join(f"{i}\n" for i in split_ids))
     return root
+
+
+def _link_like(root: Path, source: str, image_id: str) -> None:
+    """VOC image IMAGE_ID as hard links to SOURCE's image, mask and annotation."""
+    for folder, suffix in (("JPEGImages", "jpg"), ("SegmentationClassAug", "png"),
+                           ("Annotations", "xml")):  # fmt: skip
+        os.link(root / folder / f"{source}.{suffix}", root / folder / f"{image_id}.{suffix}")
 
 
 def _voc_xml(path: Path, names: list[str]) -> None:
@@ -121,11 +138,16 @@ def preset_params(preset: str, out: Path, cpu_budget: bool, device: str = "cpu")
 
 
 def smoke_run(
-    work: Path, preset: str, images: int, cpu_budget: bool, device: str = "cpu"
+    work: Path,
+    preset: str,
+    images: int,
+    cpu_budget: bool,
+    device: str = "cpu",
+    voc_sizes: bool = False,
 ) -> dict[str, Any]:
     """All seven stages as a smoke run of IMAGES images per split on DEVICE; each stage's
     record."""
-    root = write_root(work / "root", preset)
+    root = write_root(work / "root", preset, voc_sizes=voc_sizes)
     params = preset_params(preset, work / "params.yaml", cpu_budget, device)
     art = work / "artifacts"
     stages: dict[str, Any] = {}
@@ -162,14 +184,19 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(SIZES), default="voc")
     parser.add_argument("--images", type=int, default=2)
     parser.add_argument("--cpu-budget", action="store_true")
+    parser.add_argument("--voc-sizes", action="store_true", help="VOC's split sizes (voc only)")
     args = parser.parse_args()
+    if args.voc_sizes and args.preset != "voc":
+        raise WsssError("--voc-sizes: only with --preset voc")
     with tempfile.TemporaryDirectory() as tmp:
-        result = smoke_run(Path(tmp), args.preset, args.images, args.cpu_budget)
+        result = smoke_run(
+            Path(tmp), args.preset, args.images, args.cpu_budget, voc_sizes=args.voc_sizes
+        )
     for stage, record in result["stages"].items():
         rss = record["peak_memory"].get("cpu_rss", 0) / 1e9
         full = result["estimate"][stage]["full_s"]
         print(f"{stage:<14} {record['seconds']:>8.1f} s  peak RSS {rss:.2f} GB  full {full:.0f} s")
-    suffix = "_cpu_budget" if args.cpu_budget else ""
+    suffix = ("_cpu_budget" if args.cpu_budget else "") + ("_voc_sizes" if args.voc_sizes else "")
     print(f"written {write_json(f'real_preset_{args.preset}{suffix}', result)}")
 
 

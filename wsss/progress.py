@@ -2,8 +2,8 @@
 and the cost of each phase of a stage (what `wsss estimate` scales to a full run).
 
 Every Progress is a phase of the running stage: its unit (step, image), the units done, the
-seconds per unit after the first (which pays for allocation and autotuning), and how many units
-the full run would do. The runner collects the phases into the artifact's run.json.
+mean seconds per unit, and how many units the full run would do. The runner collects the phases
+into the artifact's run.json.
 """
 
 import json
@@ -32,14 +32,13 @@ class Progress:
         self.start, self.total, self.first, self.done = time.monotonic(), total, done, done
         self.items = 0
         self.name, self.unit, self.full = name, unit, total if full is None else full
-        self.first_unit_s: float | None = None
+        self.last = self.start  # when the last unit ended: what the stage did after is not this
         self.full_seconds: float | None = None  # the full run's time, where the phase knows it
         if name:
             _phases.append(self)
 
     def update(self, units: int = 1, items: int = 0) -> None:
-        if self.first_unit_s is None:
-            self.first_unit_s = time.monotonic() - self.start
+        self.last = time.monotonic()
         self.done += units
         self.items += items
 
@@ -53,17 +52,17 @@ class Progress:
         }
 
     def cost(self) -> dict[str, object]:
-        """This phase as run.json records it."""
+        """This phase as run.json records it: the mean seconds per unit, the first included (a
+        smoke run of a few units over-estimates what warm-up adds; workers that deliver in
+        bursts make any later unit alone meaningless)."""
         units = self.done - self.first
-        elapsed = time.monotonic() - self.start
-        first = self.first_unit_s or 0.0
-        steady = (elapsed - first) / (units - 1) if units > 1 else elapsed / max(units, 1)
+        elapsed = self.last - self.start
         return {
             "phase": self.name,
             "unit": self.unit,
             "done": units,
             "seconds": round(elapsed, 3),
-            "seconds_per_unit": round(steady, 4),
+            "seconds_per_unit": round(elapsed / max(units, 1), 6),
             "full": self.full,
         } | ({} if self.full_seconds is None else {"full_seconds": round(self.full_seconds, 1)})
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import wsss
 from pipelines import DEFAULT_ROOT
-from wsss.cli import Parser, int_in, key_value, run_parser
+from wsss.cli import Parser, add_smoke_option, key_value, run_parser
 from wsss.errors import WsssError
 from wsss.safe_paths import check_writes
 
@@ -217,13 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="params sections become the pipeline parameters' defaults",
         )  # fmt: skip
         cmd.add_argument("--root", default=root_default, metavar="URI", help="the dataset root")
-        cmd.add_argument(
-            "--smoke",
-            type=int_in(1, 10_000),
-            metavar="N",
-            help="a smoke run: N images per split, a few steps, the full run's settings "
-            "otherwise (then: wsss estimate on its evaluation artifact)",
-        )
+        add_smoke_option(cmd)
         cmd.add_argument(
             "--image",
             default=_default_image("cuda"),

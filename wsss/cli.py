@@ -93,6 +93,17 @@ def int_in(low: int, high: int):
     return parse
 
 
+def add_smoke_option(parser: argparse.ArgumentParser) -> None:
+    """--smoke N, as `wsss run` and `wsss-pipeline` take it (params: smoke.images)."""
+    parser.add_argument(
+        "--smoke",
+        type=int_in(1, 10_000),
+        metavar="N",
+        help="a smoke run: N images per split and a few steps, the full run's settings otherwise "
+        "(then: wsss estimate on its last artifact); a full run refuses its artifacts",
+    )
+
+
 def _cmd_toy(args: argparse.Namespace) -> None:
     from wsss.data.toy import ToyConfig, generate
 
@@ -258,13 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="also write the data behind its figures to DIR/<name>.json (DVC's plots, in git)",
     )
-    run.add_argument(
-        "--smoke",
-        type=int_in(1, 10_000),
-        metavar="N",
-        help="a smoke run: N images per split and a few steps, the full run's settings otherwise "
-        "(params: smoke); a full run refuses its artifacts",
-    )
+    add_smoke_option(run)
     run.set_defaults(func=_cmd_run)
 
     predict = commands.add_parser("predict", help="apply a seg_model to a folder of images")

@@ -165,7 +165,7 @@ def smoke_run(
         run = read_run_record(art / stage.kind)
         stages[stage.name] = {
             "seconds": round(time.monotonic() - started, 1),
-            "phases": run.phases,
+            "phases": [p.model_dump() for p in run.phases],
             "peak_memory": run.peak_memory,
             "log_lines": len(done.stdout.splitlines()),
         }

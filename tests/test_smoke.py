@@ -4,12 +4,13 @@
 import contextlib
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from wsss.artifacts import open_artifact
-from wsss.artifacts.manifest import read_run_record
+from wsss.artifacts.manifest import RUN_RECORD, read_run_record
 from wsss.cli import main
 from wsss.data.index import DatasetIndex, Sample
 from wsss.data.pairs import EpochSampler
@@ -93,14 +94,13 @@ def test_a_smoke_run_is_marked_cut_and_costed(smoke_run, toy_root):
         run = read_run_record(art / stage.kind)
         assert run.phases and run.peak_memory["cpu_rss"] > 0
         for phase in run.phases:
-            assert phase["done"] >= 1 and phase["full"] >= phase["done"]
-            assert phase["seconds_per_unit"] > 0
+            assert phase.done >= 1 and phase.full >= phase.done and phase.seconds_per_unit > 0
     steps = read_run_record(art / "cam_model").phases[0]
     preset = Params().train_cam
-    assert steps["unit"] == "step" and steps["done"] == 2 * Params().smoke.steps
+    assert steps.unit == "step" and steps.done == 2 * Params().smoke.steps
     batches = [preset.warmup_batch_size] * preset.warmup_epochs
     batches += [preset.batch_size] * (preset.epochs - preset.warmup_epochs)
-    assert steps["full"] == sum(full["train_aug"] // b for b in batches)
+    assert steps.full == sum(full["train_aug"] // b for b in batches)
     assert open_artifact(art / "cams").manifest.metrics["images"] == 2
 
 
@@ -134,12 +134,12 @@ def test_estimate_scales_each_stage_to_the_full_run(smoke_run, dataset_artifact,
     assert list(costs) == [s.name for s in PIPELINE]  # upstream first, each once
     for stage in PIPELINE:
         run = read_run_record(art / stage.kind)
-        scaled = sum(p.get("full_seconds", p["seconds_per_unit"] * p["full"]) for p in run.phases)
+        scaled = sum(p.full_seconds or p.seconds_per_unit * p.full for p in run.phases)
         assert costs[stage.name].full_s >= round(scaled, 1) - 0.1
     cams = costs["extract_seeds"]  # one .npz and one .png per image: grows with the images
     files = open_artifact(art / "cams").manifest.files
     per_image = sum(f.size for rel, f in files.items() if rel.startswith(("cams/", "seeds/")))
-    grown = per_image * (read_run_record(art / "cams").phases[0]["full"] / 2 - 1)
+    grown = per_image * (read_run_record(art / "cams").phases[0].full / 2 - 1)
     assert cams.full_bytes - cams.smoke_bytes == pytest.approx(grown, abs=1)
     model = costs["train_cam"]  # a model file: the same size at any data size
     assert model.full_bytes == model.smoke_bytes
@@ -168,3 +168,17 @@ def test_predict_in_a_smoke_run_cuts_the_folder_and_prints_progress(smoke_run, t
     assert len(list((tmp_path / "pred" / "masks").glob("*.png"))) == 3
     progress = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
     assert progress[-1]["stage"] == "predict" and progress[-1]["done"] == progress[-1]["of"] == 3
+
+
+def test_estimate_refuses_a_damaged_cost_record_with_one_line(smoke_run, tmp_path, cli):
+    """run.json informs and no digest vouches for it: a wrong type in a phase is refused where
+    it is read, never multiplied."""
+    art, _ = smoke_run
+    copy = tmp_path / "art"
+    shutil.copytree(art, copy)
+    record = json.loads((copy / "irn_model" / RUN_RECORD).read_text())
+    record["phases"][0]["full"] = "x"
+    (copy / "irn_model" / RUN_RECORD).write_text(json.dumps(record))
+    result = cli("estimate", copy / "evaluation")
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert "irn_model: no readable cost in its run.json" in result.err

@@ -41,10 +41,13 @@ def stage_cost(node: dict[str, Any]) -> StageCost:
     """One artifact's cost at full size, from its lineage node (with its run record)."""
     run = node.get("run")
     if run is None or not run.get("phases"):
-        raise WsssError(f"{node['uri']}: its run.json records no cost (rerun its stage)")
+        raise WsssError(
+            f"{node['uri']}: no readable cost in its run.json (absent, damaged or older than "
+            "cost records): rerun its stage"
+        )
     phases = run["phases"]
     setup = max(run["duration_s"] - sum(p["seconds"] for p in phases), 0.0)
-    full_s = setup + sum(p.get("full_seconds", p["seconds_per_unit"] * p["full"]) for p in phases)
+    full_s = setup + sum(_full_seconds(p) for p in phases)
     images = [p for p in phases if p["unit"] == "image" and p["done"]]
     growth = max((p["full"] / p["done"] for p in images), default=1.0)
     manifest, _ = read_manifest(node["uri"])
@@ -59,6 +62,12 @@ def stage_cost(node: dict[str, Any]) -> StageCost:
         smoke_bytes=per_image + other,
         full_bytes=round(per_image * growth) + other,
     )
+
+
+def _full_seconds(phase: dict[str, Any]) -> float:
+    """A phase's full-run time: its own projection (training), else per unit x full units."""
+    own = phase.get("full_seconds")
+    return own if own is not None else phase["seconds_per_unit"] * phase["full"]
 
 
 def estimate(uri: str) -> list[StageCost]:

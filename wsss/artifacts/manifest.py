@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import wsss
 from wsss.errors import WsssError
@@ -67,6 +67,20 @@ class Manifest(BaseModel):
         return section.get("images") if isinstance(section, dict) else None
 
 
+class PhaseCost(BaseModel):
+    """One phase of a stage's run (wsss.progress): what `wsss estimate` scales."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    phase: str
+    unit: Literal["step", "image"]
+    done: int = Field(ge=0)
+    seconds: float = Field(ge=0)
+    seconds_per_unit: float = Field(ge=0)
+    full: int = Field(ge=0)
+    full_seconds: float | None = Field(default=None, ge=0)  # a training phase's own projection
+
+
 class RunRecord(BaseModel):
     """The facts of one run that differ between two runs of the same work (run.json)."""
 
@@ -78,7 +92,7 @@ class RunRecord(BaseModel):
     # What the run cost, for `wsss estimate`: each phase's unit (step, image), units done,
     # seconds per unit and the units of a full run (wsss.progress); the peak memory in bytes
     # ("cuda": torch's max_memory_allocated, "cpu_rss": the process's peak resident set).
-    phases: list[dict[str, Any]] = []
+    phases: list[PhaseCost] = []
     peak_memory: dict[str, int] = {}
 
 

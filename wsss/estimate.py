@@ -3,9 +3,9 @@
 Each stage's run.json holds its phases (wsss.progress: unit, units done, mean seconds per unit,
 the full run's units, a training phase's full time) and its peak memory. A stage's full time is
 its setup (the run's duration less its phases) plus each phase's full time (a training phase's
-own, else seconds per unit times the full run's units); its
-artifact grows with its images (files in subfolders: one per image) while its top-level files
-(models, figures, JSON) stay; peak memory is the smoke run's (the same batch sizes and crops).
+own, else seconds per unit times the full run's units); its artifact grows with its images
+(files in subfolders: one per image) while its top-level files (models, figures, JSON) stay;
+peak memory is the smoke run's (the same batch sizes and crops).
 """
 
 from dataclasses import dataclass
@@ -17,8 +17,8 @@ from wsss.errors import WsssError
 ASSUMPTIONS = (
     "the full run uses the smoke run's device, process count and params (only smoke differs)",
     "time per image is the smoke run's mean (its first pays for warm-up: an over-estimate); a "
-    "training "
-    "epoch's step takes what the last step of the smoke epoch nearest to it at its batch size took",
+    "training epoch's step takes what the last step of the smoke epoch nearest to it at its "
+    "batch size took",
     "per-image files (in an artifact's subfolders) grow with the images; other files stay",
     "peak memory is the smoke run's: the same networks, crops and batch sizes; peak RSS over the "
     "stage's process, CUDA's max_memory_allocated on a GPU",

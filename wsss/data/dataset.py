@@ -137,10 +137,6 @@ class MultiScaleSet(Dataset):
     def __len__(self) -> int:
         return len(self.base)
 
-    @property
-    def full_size(self) -> int:
-        return self.base.full_size
-
     def __getitem__(self, i: int) -> dict:
         item = self.base[i]
         image = item["image"].permute(1, 2, 0).numpy()

@@ -50,7 +50,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     per_image: dict[str, float] = {}  # to show the best, median and worst images
     batches = size_batches(dataset, p.batch_size)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=rt.num_workers, collate_fn=list)
-    for items in track(loader, len(dataset), "evaluate", index.full_size(p.split)):
+    for items in track(loader, len(dataset), "evaluate", dataset.full_size):
         images = torch.stack([it["image"] for it in items]).to(device)
         raw = [index.read_image(index.samples[it["id"]]) for it in items]
         for item, pred in zip(items, predict_batch(model, images, raw, p), strict=True):

@@ -77,7 +77,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     per_image: dict[str, float] = {}  # the overlays show the range
     batches = size_batches(dataset, p.batch_size)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=rt.num_workers, collate_fn=list)
-    for items in track(loader, len(dataset), "export_masks", index.full_size(p.split)):
+    for items in track(loader, len(dataset), "export_masks", dataset.full_size):
         images = torch.stack([it["image"] for it in items]).to(device)
         size = tuple(images.shape[-2:])
         cams, keys = zip(

@@ -62,7 +62,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         num_workers=rt.num_workers,
         collate_fn=list,
     )
-    for items in track(loader, len(dataset), "extract_seeds", index.full_size(p.split)):
+    for items in track(loader, len(dataset), "extract_seeds", dataset.full_size):
         views = [
             torch.stack(v).to(device) for v in zip(*(it["views"] for it in items), strict=True)
         ]

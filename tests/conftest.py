@@ -2,6 +2,7 @@
 
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,7 @@ class S3Env:
 def s3_server(tmp_path_factory):
     """The session's S3 server: SeaweedFS on loopback (tests/s3server.py)."""
     server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs")).start()
-    yield server.endpoint
+    yield server
     server.stop()
 
 
@@ -111,6 +112,7 @@ def s3_env(endpoint: str, monkeypatch, tmp_path: Path) -> S3Env:
 
 
 @pytest.fixture
-def s3(s3_server, monkeypatch, tmp_path) -> S3Env:
+def s3(s3_server, monkeypatch, tmp_path) -> Iterator[S3Env]:
     """A fresh bucket on the session's S3 server, with wsss's environment pointing at it."""
-    return s3_env(s3_server, monkeypatch, tmp_path)
+    yield s3_env(s3_server.endpoint, monkeypatch, tmp_path)
+    print(s3_server.health())  # shown only when the test failed

@@ -7,6 +7,7 @@ on 127.0.0.1. `.ci/run` installs docker.io and debootstrap; elsewhere the tests 
 say so and skip.
 """
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -27,17 +28,43 @@ RUNC_WRAPPER = Path(__file__).with_name("runc_no_oom_adj.py")
 TRUST_STORE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
+def cache_root() -> Path:
+    """Where images, layers and the base rootfs persist between test sessions: outside the clone
+    (a fresh clone reuses them instead of adding ~14 GiB of its own), in WSSS_TEST_CACHE or the
+    user's cache directory."""
+    if chosen := os.environ.get("WSSS_TEST_CACHE"):
+        return Path(chosen)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wsss-tests"
+
+
+def claim_cache(fallback: Path) -> tuple[Path, int | None]:
+    """The shared cache with an exclusive lock (one dockerd per data root), or FALLBACK (this
+    session's own, empty) while another session holds it. Returns the directory and the lock's
+    descriptor, to be closed when the daemon stops."""
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    lock = os.open(root / "lock", os.O_CREAT | os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        print(f"{root} is in use by another test session: building in {fallback}")
+        return fallback, None
+    return root, lock
+
+
 def missing_tools() -> list[str]:
     return [tool for tool in ("dockerd", "docker", "debootstrap") if shutil.which(tool) is None]
 
 
 class DockerDaemon:
-    """dockerd keeping images and layers in DATA (kept across sessions: a rebuild after a code
-    change redoes only the last layers) and its socket, state and log in RUN; `run(...)` is the
-    docker CLI against it, in this process's environment."""
+    """dockerd keeping images and layers in CACHE/dockerd (kept across sessions: a rebuild after
+    a code change redoes only the last layers) and its socket, state and log in RUN; `run(...)`
+    is the docker CLI against it, in this process's environment."""
 
-    def __init__(self, data: Path, run: Path) -> None:
-        self.data, self.dir = data, run
+    def __init__(self, cache: Path, run: Path) -> None:
+        self.cache, self.dir = cache, run
+        self.data = cache / "dockerd"
         self.socket = run / "docker.sock"
         self.process: subprocess.Popen | None = None
 
@@ -79,13 +106,16 @@ class DockerDaemon:
         self.process = None
 
 
-def import_base_image(daemon: DockerDaemon, cache: Path) -> str:
+def import_base_image(daemon: DockerDaemon) -> str:
     """BASE_IMAGE: Debian bookworm (minbase) with python3 and its venv module, the base the images
-    are built on here. The rootfs tarball is kept in CACHE (debootstrap takes ~70 s). It trusts
+    are built on here. The rootfs tarball is kept in the daemon's cache (debootstrap takes ~70 s).
+    It trusts
     what this machine trusts (its CA bundle, also as pip's `cert`): a TLS-inspecting proxy
     between the builds and PyPI is then accepted as the host accepts it."""
     if daemon.has_image(BASE_IMAGE):
         return BASE_IMAGE
+    cache = daemon.cache / "debootstrap"
+    cache.mkdir(exist_ok=True)
     tarball = cache / "debian-bookworm-python3.tar"
     if not tarball.is_file():
         with tempfile.TemporaryDirectory(dir=cache) as tmp:

@@ -89,6 +89,13 @@ class SeaweedS3:
             return False
         return True
 
+    def health(self) -> str:
+        """Free disk under the data and the log's last lines: a server out of disk answers 500s
+        that say nothing about why."""
+        free = shutil.disk_usage(self.directory).free / 2**30
+        tail = (self.directory / "weed.log").read_text(errors="replace").splitlines()[-15:]
+        return "\n".join([f"SeaweedFS: {free:.1f} GiB free under {self.directory}", *tail])
+
     def stop(self) -> None:
         stop_process(self.process, timeout=10)
         self.process = None

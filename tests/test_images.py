@@ -8,6 +8,7 @@ are missing the tests skip and say so, unless WSSS_TEST_DOCKER=required (as in C
 failure."""
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,7 +18,13 @@ import pytest
 
 import wsss
 from tests.conftest import s3_env
-from tests.dockerd import DockerDaemon, LocalIndexes, import_base_image, missing_tools
+from tests.dockerd import (
+    DockerDaemon,
+    LocalIndexes,
+    claim_cache,
+    import_base_image,
+    missing_tools,
+)
 from tests.helpers import tiny_params
 from tests.s3server import ACCESS_KEY, SECRET
 from wsss.artifacts import open_artifact
@@ -29,23 +36,26 @@ CPU_IMAGE = "wsss:test-cpu"
 
 
 @pytest.fixture(scope="session")
-def daemon(pytestconfig, tmp_path_factory):
+def daemon(tmp_path_factory):
     missing = missing_tools() + ([] if os.geteuid() == 0 else ["root"])
     if missing:
         why = f"needs {', '.join(missing)} (Debian: apt-get install docker.io debootstrap)"
         if os.environ.get("WSSS_TEST_DOCKER") == "required":
             pytest.fail(why)
         pytest.skip(why)
-    # images and layers persist in pytest's cache: a code change rebuilds only the last layers
-    daemon = DockerDaemon(pytestconfig.cache.mkdir("dockerd"), tmp_path_factory.mktemp("dockerd"))
+    # images and layers persist outside the clone: a code change rebuilds only the last layers
+    cache, lock = claim_cache(tmp_path_factory.mktemp("docker-cache"))
+    daemon = DockerDaemon(cache, tmp_path_factory.mktemp("dockerd"))
     yield daemon.start()
     daemon.stop()
+    if lock is not None:
+        os.close(lock)
 
 
 @pytest.fixture(scope="session")
-def build(daemon, pytestconfig):
+def build(daemon):
     """build(dockerfile, tag, **build_args): that image on the local base, timed into `built`."""
-    base = import_base_image(daemon, pytestconfig.cache.mkdir("debootstrap"))
+    base = import_base_image(daemon)
     indexes = LocalIndexes()
     revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                               text=True).stdout.strip() or "unknown"  # fmt: skip
@@ -57,7 +67,11 @@ def build(daemon, pytestconfig):
         args = ["build", "--network=host", f"--file={dockerfile}", f"--tag={tag}"]
         args += [f"--build-arg={name}={value}" for name, value in build_args.items()]
         started = time.monotonic()
-        daemon.run(*args, ".", cwd=REPO, timeout=3600)
+        try:
+            daemon.run(*args, ".", cwd=REPO, timeout=3600)
+        except RuntimeError as failed:  # an image is ~7 GiB: a full disk is the usual cause
+            free = shutil.disk_usage(daemon.cache).free / 2**30
+            raise RuntimeError(f"{failed}\n{free:.1f} GiB free under {daemon.cache}") from None
         seconds = time.monotonic() - started
         print(f"built {tag} from {dockerfile} in {seconds:.0f} s")
         return seconds
@@ -115,7 +129,7 @@ def test_the_tiny_pipeline_runs_in_containers(daemon, cpu_image, s3_server, toy_
                                               monkeypatch):  # fmt: skip
     """`wsss-pipeline run-local --docker`: every task in the image (kfp.local's DockerRunner),
     the dataset root in SeaweedFS; the lineage of the final artifact leads back to the bucket."""
-    s3 = s3_env(s3_server, monkeypatch, tmp_path)
+    s3 = s3_env(s3_server.endpoint, monkeypatch, tmp_path)
     root = s3.upload_tree(toy_root, "toyvoc")
     params = tiny_params(tmp_path / "params.yaml")
     env = daemon.env | {

@@ -29,7 +29,7 @@ from wsss.artifacts.manifest import read_run_record
 from wsss.data.classes import COCO_CLASSES, VOC_CLASSES
 from wsss.data.io import write_mask
 from wsss.errors import WsssError
-from wsss.estimate import estimate
+from wsss.estimate import estimate, format_estimate
 from wsss.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,6 +176,7 @@ def smoke_run(
         "cpu_budget": cpu_budget,
         "stages": stages,
         "estimate": {c.stage: {"full_s": c.full_s, "full_bytes": c.full_bytes} for c in costs},
+        "estimate_text": format_estimate(costs),
     }
 
 
@@ -196,6 +197,7 @@ def main() -> None:
         rss = record["peak_memory"].get("cpu_rss", 0) / 1e9
         full = result["estimate"][stage]["full_s"]
         print(f"{stage:<14} {record['seconds']:>8.1f} s  peak RSS {rss:.2f} GB  full {full:.0f} s")
+    print("\n".join(result["estimate_text"]))
     suffix = ("_cpu_budget" if args.cpu_budget else "") + ("_voc_sizes" if args.voc_sizes else "")
     print(f"written {write_json(f'real_preset_{args.preset}{suffix}', result)}")
 

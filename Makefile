@@ -11,7 +11,7 @@ LOCK_HASH := $(shell cat requirements.lock pyproject.toml tests/voc_photos.lock 
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 TOY := data/toyvoc
 
-.PHONY: install run data test lint format image clean
+.PHONY: install run data test test-all lint format image clean
 
 install: $(STAMP) $(WEIGHTS)
 
@@ -57,7 +57,12 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# the ten-minute loop; test-all adds the slow tests (servers, Docker, torchrun, kfp.local,
+# whole pipelines), as CI runs it
 test: lint
+	$(BIN)/pytest -q -m "not slow"
+
+test-all: lint
 	$(BIN)/pytest -q
 
 # The two images of the cluster (docker/): needs a Docker daemon. IMAGE names the repository,

@@ -117,6 +117,7 @@ def test_seed_rule():
 
 
 @pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.slow
 def test_resume_after_kill_matches_an_uninterrupted_run(dataset_artifact, method, tmp_path):
     """Everything a method carries across steps (weights, optimizer, FSR's teacher and DINO
     centres, the RNG) is in the checkpoint: killed and resumed = never interrupted."""
@@ -149,6 +150,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(dataset_artifact, method
         assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_one(dataset_artifact, tmp_path):
     """Baseline with GroupNorm: a global batch of 8 on one process = 2 x 4 on two (gloo)."""
     common = {"method": "baseline", "toy_norm": "group", "epochs": 1, "warmup_epochs": 0}

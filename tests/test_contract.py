@@ -611,6 +611,7 @@ def test_a_full_or_read_only_disk_is_one_line(small_disk, toy_root, tmp_path):
             assert top.startswith(f".{name}.") or Path(path).is_dir(), path
 
 
+@pytest.mark.slow
 def test_a_full_cache_under_an_s3_download_is_a_disk_error(
     s3, small_disk, toy_root, tmp_path, monkeypatch
 ):

@@ -156,6 +156,7 @@ def test_the_seaweedfs_identity_script_writes_the_secrets_keys(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_the_bucket_job_makes_both_buckets_and_a_rerun_keeps_them(own_s3_server, tmp_path):
     """The Job's script against a real SeaweedFS (loopback): `weed shell` creates the buckets;
     run again (a retried Job), it succeeds and changes nothing."""

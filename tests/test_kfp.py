@@ -170,6 +170,7 @@ def test_bad_pipeline_arguments(tmp_path, args, message):
     assert not (tmp_path / "p.yaml").exists()
 
 
+@pytest.mark.slow
 def test_a_bad_input_inside_a_task_ends_run_local_with_its_error_line(toy_root, tmp_path):
     """prepare_data finds no `nope` split list: each attempt exits 2 (KFP retries regardless of
     the exit code) and run-local's last line is the task's own error, without colour codes."""
@@ -347,6 +348,7 @@ def test_typed_knobs_override_the_section_and_another_method_takes_its_keys(
                       overrides={"method": "nope"}, smoke="{}")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_component_runs_a_training_stage_under_torchrun(dataset_artifact, tmp_path, monkeypatch):
     """Several processes per pod (here WSSS_NPROC=2 on CPU, gloo): one artifact, from rank 0."""
     monkeypatch.setenv("WSSS_NPROC", "2")

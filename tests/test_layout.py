@@ -2,6 +2,7 @@
 dvc.yaml stage depends on exactly the code it runs (its import closure), so a code change reruns
 what it affects and nothing else."""
 
+import ast
 import re
 from pathlib import Path
 
@@ -135,3 +136,75 @@ def test_every_docs_section_reference_exists():
                 )
     assert seen > 50, "the references were not found: the pattern no longer matches"
     assert not dangling
+
+
+# What makes a test slow (`make test-all`, not `make test`): a fixture that starts a server or
+# Docker, or a body that starts torchrun, kfp.local, dvc, or the whole pipeline in processes
+SLOW_FIXTURES = {"s3", "s3_server", "own_s3_server", "daemon", "build", "cpu_image"}
+SLOW_CODE = re.compile(r"torch\.distributed\.run|torchrun\b|run-local|'(?:make|repro)'|SeaweedS3")
+
+
+def _functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
+    return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+
+def _marked_slow(nodes: list[ast.expr]) -> bool:
+    return any("mark.slow" in ast.unparse(node) for node in nodes)
+
+
+def _why_slow(name: str, functions: dict[str, ast.FunctionDef], seen: set[str]) -> str | None:
+    """Why the test or fixture NAME is slow: a slow fixture, slow code in its body, or a fixture
+    it asks for that is slow in turn; None if nothing is."""
+    if name in SLOW_FIXTURES:
+        return f"fixture {name}"
+    function = functions.get(name)
+    if function is None or name in seen:
+        return None
+    seen.add(name)
+    if match := SLOW_CODE.search(ast.unparse(function)):
+        return f"{match.group(0)} in {name}"
+    asked = (_why_slow(a.arg, functions, seen) for a in function.args.args)
+    return next(filter(None, asked), None)
+
+
+def _slow_reasons(files: list[Path]) -> dict[str, str]:
+    """test id -> why it is slow, for each test not marked slow (by its decorators or its
+    module's `pytestmark`) that uses, itself or through a fixture in conftest or its module,
+    what SLOW_FIXTURES and SLOW_CODE name."""
+    conftest = _functions(ast.parse((REPO / "tests/conftest.py").read_text()))
+    found: dict[str, str] = {}
+    for path in files:
+        tree = ast.parse(path.read_text())
+        assigned = [n for n in tree.body if isinstance(n, ast.Assign)]
+        marks = [n.value for n in assigned if "pytestmark" in map(ast.unparse, n.targets)]
+        if _marked_slow(marks):
+            continue
+        functions = conftest | _functions(tree)
+        for name, function in _functions(tree).items():
+            if not name.startswith("test_") or _marked_slow(function.decorator_list):
+                continue
+            if reason := _why_slow(name, functions, set()):
+                found[f"{path.name}::{name}"] = reason
+    return found
+
+
+def test_every_test_that_starts_a_server_docker_or_processes_is_marked_slow():
+    """`make test` stays a ten-minute loop only while each new expensive test carries the
+    marker: this names the unmarked ones and what makes them slow."""
+    assert not _slow_reasons(sorted((REPO / "tests").glob("test_*.py")))
+
+
+def test_the_slow_rule_finds_what_it_looks_for(tmp_path):
+    probe = tmp_path / "test_probe.py"
+    launcher = "torch" + "run"  # spelled in two parts: this test itself starts nothing
+    probe.write_text(
+        "def helper(s3):\n    pass\n\n"
+        "def test_a(helper):\n    pass\n\n"
+        f"def test_b():\n    call(['{launcher}'])\n\n"
+        "def test_c(tmp_path):\n    pass\n"
+    )
+    found = _slow_reasons([probe])
+    assert found == {
+        "test_probe.py::test_a": "fixture s3",
+        "test_probe.py::test_b": f"{launcher} in test_b",
+    }

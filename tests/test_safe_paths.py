@@ -111,6 +111,7 @@ def test_bad_split_list_lines(cli, toy_copy, tmp_path, content, message):
     assert result.err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_an_s3_key_cannot_write_outside_the_cache(cli, s3, toy_root, tmp_path, monkeypatch):
     """An object key 'roots/toy//tmp/…/victim.txt' names an absolute path below the root. AWS
     keeps such keys; SeaweedFS normalizes the '//' away, so the test adds it to the listing."""

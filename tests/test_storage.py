@@ -40,6 +40,7 @@ def test_uris_resolve_relative_to_remote_artifacts(tmp_path):
     assert parse_s3("minio://mlpipeline/v2/artifacts") == parse_s3("s3://mlpipeline/v2/artifacts")
 
 
+@pytest.mark.slow
 def test_stages_read_and_write_s3(cli, s3, toy_root, dataset_artifact, tmp_path):
     root = s3.upload_tree(toy_root, "toyvoc")
     run = f"s3://{s3.bucket}/run"
@@ -80,6 +81,7 @@ def test_stages_read_and_write_s3(cli, s3, toy_root, dataset_artifact, tmp_path)
             _assert_no_secret(s3.client.get_object(s3.bucket, key).read().decode())
 
 
+@pytest.mark.slow
 def test_a_root_changed_after_indexing_is_refused(cli, s3, toy_root, tmp_path, monkeypatch):
     root = s3.upload_tree(toy_root, "toyvoc")
     dataset = f"s3://{s3.bucket}/run/dataset"
@@ -96,6 +98,7 @@ def test_a_root_changed_after_indexing_is_refused(cli, s3, toy_root, tmp_path, m
     assert not (tmp_path / "cam" / MANIFEST).exists()
 
 
+@pytest.mark.slow
 def test_incomplete_and_missing_remote_artifacts(cli, s3, dataset_artifact):
     uri = s3.upload_tree(dataset_artifact, "copy")
     assert cli("lineage", uri).code == 0
@@ -109,6 +112,7 @@ def test_incomplete_and_missing_remote_artifacts(cli, s3, dataset_artifact):
     assert result.code == 2 and result.err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_outage_mid_upload_fails_bounded_without_manifest(
     cli, toy_root, own_s3_server, monkeypatch, tmp_path
 ):
@@ -159,6 +163,7 @@ def test_outage_mid_upload_fails_bounded_without_manifest(
         ({"S3_ENDPOINT_URL": "http://127.0.0.1:99999"}, "expected http(s)://host[:port]"),
     ],
 )
+@pytest.mark.slow
 def test_bad_storage_environment(cli, s3, monkeypatch, env, message):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -188,6 +193,7 @@ def test_a_dot_segment_in_an_s3_key_is_refused_before_any_work(cli, toy_root, ke
     assert result.code == 2 and "'.' or '..' segment" in result.err, result.err
 
 
+@pytest.mark.slow
 def test_an_s3_output_gets_the_local_rules(cli, s3, toy_root):
     """Refused, before any work: a bucket's top, an output equal to, inside or above an input,
     and a prefix that holds objects but no wsss artifact (nothing there is changed)."""
@@ -214,12 +220,14 @@ def test_an_s3_output_gets_the_local_rules(cli, s3, toy_root):
 
 
 @pytest.mark.parametrize("bucket", ["Upper_Case", "ab", "-dash", "a..b", "x" * 64])
+@pytest.mark.slow
 def test_an_invalid_bucket_name_is_one_line(cli, s3, bucket):
     result = cli("lineage", f"s3://{bucket}/runs/x")
     assert result.code == 2 and "not a valid bucket name" in result.err
     assert result.err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_weights_by_s3_uri_are_downloaded_once(s3, tmp_path, monkeypatch):
     weights = tmp_path / "resnet.pth"
     weights.write_bytes(b"pretend state dict" * 100)

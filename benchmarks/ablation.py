@@ -88,9 +88,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument(
-        "--mga-gradients", choices=["both", "paper"], default="both",
+        "--mga-gradients",
+        choices=["both", "paper"],
+        default="both",
         help="train_cam.mga_gradients; 'paper' writes results/ablation_mga_paper*.json",
-    )  # fmt: skip
+    )
     parser.add_argument("--params", type=Path, help="a params file instead of the ToyVOC preset")
     parser.add_argument(
         "--resume", action="store_true", help="keep the JSON's runs of these seeds; run the rest"

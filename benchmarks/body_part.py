@@ -20,8 +20,12 @@ from wsss.artifacts import open_artifact
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"),
-                        help="make run's artifacts (dataset, cam_model, cams)")  # fmt: skip
+    parser.add_argument(
+        "--artifacts",
+        type=Path,
+        default=Path("artifacts"),
+        help="make run's artifacts (dataset, cam_model, cams)",
+    )
     args = parser.parse_args()
     dataset, cams = args.artifacts / "dataset", args.artifacts / "cams"
     open_artifact(dataset, "dataset")  # a one-line error if make run has not made them
@@ -32,11 +36,13 @@ def main() -> None:
     result = {"method": method, "split": split, "threshold": threshold}
     result |= body_and_part(dataset, cams, split, threshold)
     write_json("body_part", result)
-    print(f"{result['method']} CAMs on {split}: part {result['part_activation']:.2f}, "
-          f"body {result['body_activation']:.2f}, body pixels above {threshold}: "
-          f"{100 * result['body_covered']:.1f} %, peak on the part for "
-          f"{100 * result['peak_on_part']:.1f} % of the objects (parts: "
-          f"{100 * result['part_share']:.1f} % of the object pixels)")  # fmt: skip
+    print(
+        f"{result['method']} CAMs on {split}: part {result['part_activation']:.2f}, "
+        f"body {result['body_activation']:.2f}, body pixels above {threshold}: "
+        f"{100 * result['body_covered']:.1f} %, peak on the part for "
+        f"{100 * result['peak_on_part']:.1f} % of the objects (parts: "
+        f"{100 * result['part_share']:.1f} % of the object pixels)"
+    )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,12 @@ def run_benchmark(main: Callable[[], None]) -> None:
 def toy_options(parser: argparse.ArgumentParser, tint: int | None = ToyConfig.tint) -> None:
     """--tint and --parts: which ToyVOC a benchmark generates (by default make run's)."""
     parser.add_argument("--tint", type=int, default=tint, help="ToyVOC's class tint")
-    parser.add_argument("--parts", choices=("small", "large"), default=None,
-                        help=f"ToyVOC's parts (default {ToyConfig.parts})")  # fmt: skip
+    parser.add_argument(
+        "--parts",
+        choices=("small", "large"),
+        default=None,
+        help=f"ToyVOC's parts (default {ToyConfig.parts})",
+    )
 
 
 def toy_variant(tint: int, parts: str | None) -> tuple[ToyConfig, str]:
@@ -82,8 +86,15 @@ def body_and_part(dataset: Path, cams: Path, split: str, threshold: float) -> di
             on_part, on_body = activation[obj & part], activation[obj & ~part]
             visible = on_part.size > 0  # a part can be occluded or cut off by the border
             peaks_on_part = visible and (not on_body.size or on_part.max() >= on_body.max())
-            sums += (on_part.sum(), on_part.size, on_body.sum(), on_body.size,
-                     (on_body > threshold).sum(), visible, peaks_on_part)  # fmt: skip
+            sums += (
+                on_part.sum(),
+                on_part.size,
+                on_body.sum(),
+                on_body.size,
+                (on_body > threshold).sum(),
+                visible,
+                peaks_on_part,
+            )
     return {
         "part_activation": float(sums[0] / sums[1]),
         "body_activation": float(sums[2] / sums[3]),

@@ -92,8 +92,16 @@ def nccl_probe() -> None:
 
 
 def torchrun_check() -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
-           "-m", "benchmarks.gpu_check", "--nccl-probe"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=1",
+        "-m",
+        "benchmarks.gpu_check",
+        "--nccl-probe",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     return {"exit": done.returncode, "output": (done.stdout + done.stderr).strip()[-500:]}
 

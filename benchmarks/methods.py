@@ -61,8 +61,9 @@ def main() -> None:
         )
         runs[method] = cam_seeds(dataset, work / method, params)
         seeds = params.extract_seeds
-        runs[method] |= body_and_part(dataset, work / method / "cams", seeds.score_split,
-                                      seeds.threshold)  # fmt: skip
+        runs[method] |= body_and_part(
+            dataset, work / method / "cams", seeds.score_split, seeds.threshold
+        )
     # a subset of methods updates their entries and keeps the others'
     merged = read_json(f"{name}_runs", {"runs": {}})["runs"] | runs
     write_json(name, {m: merged[m]["seed_miou"] for m in METHODS if m in merged})
@@ -70,8 +71,10 @@ def main() -> None:
         f"{name}_runs",
         {"seed": args.seed, "tint": config.tint, "parts": config.parts, "runs": merged},
     )
-    print(f"{'method':<12} {'seed mIoU':>9} {'fixed':>6} {'part':>5} {'body':>5} {'covered':>7} "
-          f"{'peak@part':>9} {'train s':>8}  paper (VOC)")  # fmt: skip
+    print(
+        f"{'method':<12} {'seed mIoU':>9} {'fixed':>6} {'part':>5} {'body':>5} {'covered':>7} "
+        f"{'peak@part':>9} {'train s':>8}  paper (VOC)"
+    )
     for method, r in runs.items():
         print(
             f"{method:<12} {100 * r['seed_miou']:>9.1f} {100 * r['seed_miou_fixed']:>6.1f} "

@@ -105,8 +105,11 @@ def write_root(root: Path, preset: str, seed: int = 0, voc_sizes: bool = False) 
 
 def _link_like(root: Path, source: str, image_id: str) -> None:
     """VOC image IMAGE_ID as hard links to SOURCE's image, mask and annotation."""
-    for folder, suffix in (("JPEGImages", "jpg"), ("SegmentationClassAug", "png"),
-                           ("Annotations", "xml")):  # fmt: skip
+    for folder, suffix in (
+        ("JPEGImages", "jpg"),
+        ("SegmentationClassAug", "png"),
+        ("Annotations", "xml"),
+    ):
         os.link(root / folder / f"{source}.{suffix}", root / folder / f"{image_id}.{suffix}")
 
 

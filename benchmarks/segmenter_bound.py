@@ -56,14 +56,24 @@ def gt_masks_artifact(dataset: Path, out: Path) -> Path:
         shutil.copy(index.mask_path(sample), out / "confidence" / f"{sample.id}.png")
     source = open_artifact(dataset)
     params = {"source": "GT masks of train_aug, copied by benchmarks.segmenter_bound"}
-    ref = InputRef(uri=relative_uri(out, str(dataset)), kind="dataset",
-                   manifest_digest=source.manifest_digest)  # fmt: skip
+    ref = InputRef(
+        uri=relative_uri(out, str(dataset)), kind="dataset", manifest_digest=source.manifest_digest
+    )
     write_manifest(
         out,
-        Manifest(kind="pseudo_masks", stage="gt_masks", wsss_version=source.manifest.wsss_version,
-                 code_digest="none", params=params, params_digest=digest(params),
-                 inputs={"dataset": ref}, files=hash_tree(out), metrics={}, device="cpu"),
-    )  # fmt: skip
+        Manifest(
+            kind="pseudo_masks",
+            stage="gt_masks",
+            wsss_version=source.manifest.wsss_version,
+            code_digest="none",
+            params=params,
+            params_digest=digest(params),
+            inputs={"dataset": ref},
+            files=hash_tree(out),
+            metrics={},
+            device="cpu",
+        ),
+    )
     return out
 
 
@@ -94,11 +104,19 @@ def segment(dataset: Path, masks: Path, out: Path, params) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"),
-                        help="make run's artifacts (dataset, pseudo_masks)")  # fmt: skip
+    parser.add_argument(
+        "--artifacts",
+        type=Path,
+        default=Path("artifacts"),
+        help="make run's artifacts (dataset, pseudo_masks)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
-                        help="the params of train_deeplab and evaluate")  # fmt: skip
+    parser.add_argument(
+        "--params",
+        type=Path,
+        default=Path("params.yaml"),
+        help="the params of train_deeplab and evaluate",
+    )
     trained_on = ["gt_masks", "pseudo_masks"]
     parser.add_argument("--trained-on", nargs="+", choices=trained_on, default=trained_on)
     toy_options(parser, tint=None)  # either one: GT masks only, on a fresh ToyVOC
@@ -132,8 +150,16 @@ def main() -> None:
             runs[name].append(
                 {"seed": seed, **segment(dataset, masks, work / f"{name}-{seed}", params)}
             )
-            write_json(stem, {"seeds": args.seeds, "tint": config.tint, "parts": config.parts,
-                              "pseudo_mask_miou": quality, "runs": runs})  # fmt: skip
+            write_json(
+                stem,
+                {
+                    "seeds": args.seeds,
+                    "tint": config.tint,
+                    "parts": config.parts,
+                    "pseudo_mask_miou": quality,
+                    "runs": runs,
+                },
+            )
     print(f"{'trained on':<13} {'val mIoU':>12} {'within-family':>13} {'train s':>8}")
     for name, rs in runs.items():
         miou = [100 * r["val_miou"] for r in rs]

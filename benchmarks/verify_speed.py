@@ -76,10 +76,14 @@ def main() -> None:
     shutil.rmtree(work)
     reads = root_reads(args.artifacts / "dataset")
     for name, row in results.items():
-        print(f"{name:<24} {row['files']:>6} files  verified {row['verified_s']:.3f} s  "
-              f"size only {row['size_only_s']:.3f} s")  # fmt: skip
-    print(f"dataset root: {reads['images']} images + masks decoded  checked "
-          f"{reads['checked_s']:.3f} s  unchecked {reads['unchecked_s']:.3f} s")  # fmt: skip
+        print(
+            f"{name:<24} {row['files']:>6} files  verified {row['verified_s']:.3f} s  "
+            f"size only {row['size_only_s']:.3f} s"
+        )
+    print(
+        f"dataset root: {reads['images']} images + masks decoded  checked "
+        f"{reads['checked_s']:.3f} s  unchecked {reads['unchecked_s']:.3f} s"
+    )
     write_json("verify_speed", results | {"dataset_root_reads": reads})
 
 

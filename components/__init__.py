@@ -21,9 +21,15 @@ from components.train_irn import train_irn
 FUNCTIONS: dict[str, Callable] = {
     f.__name__: f
     for f in (
-        prepare_data, train_cam, extract_seeds, train_irn, export_masks, train_deeplab, evaluate
+        prepare_data,
+        train_cam,
+        extract_seeds,
+        train_irn,
+        export_masks,
+        train_deeplab,
+        evaluate,
     )
-}  # fmt: skip
+}
 
 
 CPU_STAGES = frozenset({"prepare_data"})  # the others ask for a GPU

@@ -79,10 +79,17 @@ def _refuse_toy_networks_on_a_real_dataset(params: "Params", args: argparse.Name
     a forgotten --params (params.yaml is the ToyVOC preset), found here and not after hours."""
     from wsss.artifacts.uri import is_remote
 
-    networks = [("train_cam", "backbone"), ("train_cam", "encoder"), ("train_irn", "backbone"),
-                ("train_deeplab", "backbone")]  # fmt: skip
-    toy = [f"{s}.{key}" for s, key in networks
-           if getattr(getattr(params, s), key, None) in ("toy", "vit_toy")]  # fmt: skip
+    networks = [
+        ("train_cam", "backbone"),
+        ("train_cam", "encoder"),
+        ("train_irn", "backbone"),
+        ("train_deeplab", "backbone"),
+    ]
+    toy = [
+        f"{s}.{key}"
+        for s, key in networks
+        if getattr(getattr(params, s), key, None) in ("toy", "vit_toy")
+    ]
     if toy and is_remote(args.root) and not args.allow_toy:
         raise WsssError(
             f"--params {args.params}: {', '.join(toy)} is a toy network (the ToyVOC preset) "
@@ -213,9 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def pipeline_options(cmd: argparse.ArgumentParser, root_default: str) -> None:
         cmd.add_argument(
-            "--params", type=Path, default=DEFAULT_PARAMS, metavar="FILE",
+            "--params",
+            type=Path,
+            default=DEFAULT_PARAMS,
+            metavar="FILE",
             help="params sections become the pipeline parameters' defaults",
-        )  # fmt: skip
+        )
         cmd.add_argument("--root", default=root_default, metavar="URI", help="the dataset root")
         add_smoke_option(cmd)
         cmd.add_argument(
@@ -229,26 +239,36 @@ def build_parser() -> argparse.ArgumentParser:
             help="image of CPU stages (env: WSSS_CPU_IMAGE)",
         )
         cmd.add_argument(
-            "--from", dest="start", metavar="STAGE",
+            "--from",
+            dest="start",
+            metavar="STAGE",
             help="start at STAGE; the artifacts it needs come from --artifact",
-        )  # fmt: skip
+        )
         cmd.add_argument(
-            "--allow-toy", action="store_true",
+            "--allow-toy",
+            action="store_true",
             help="compile the toy networks (the ToyVOC preset) for an s3:// root all the same",
-        )  # fmt: skip
+        )
         cmd.add_argument(
-            "--artifact", dest="artifacts", type=key_value, action="append", default=[],
-            metavar="NAME=URI", help="an upstream artifact for --from (e.g. cams=s3://…)",
-        )  # fmt: skip
+            "--artifact",
+            dest="artifacts",
+            type=key_value,
+            action="append",
+            default=[],
+            metavar="NAME=URI",
+            help="an upstream artifact for --from (e.g. cams=s3://…)",
+        )
         cmd.add_argument(
-            "--cache-pvc", metavar="CLAIM",
+            "--cache-pvc",
+            metavar="CLAIM",
             help="a ReadWriteMany PersistentVolumeClaim as every task's dataset cache, shared "
             "across tasks and runs (k8s/cache-pvc.yaml; default: an emptyDir per task)",
-        )  # fmt: skip
+        )
         cmd.add_argument(
-            "--no-artifact-check", action="store_true",
+            "--no-artifact-check",
+            action="store_true",
             help="do not read the --artifact manifests here (no access to their bucket)",
-        )  # fmt: skip
+        )
 
     comp = commands.add_parser("compile", help="write the pipeline YAML (upload it in the KFP UI)")
     comp.add_argument("--out", type=Path, required=True, metavar="FILE")
@@ -265,14 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     loc = commands.add_parser("run-local", help="run the pipeline here with kfp.local")
     loc.add_argument(
-        "--pipeline-root", type=Path, default=Path("artifacts/kfp"), metavar="DIR",
+        "--pipeline-root",
+        type=Path,
+        default=Path("artifacts/kfp"),
+        metavar="DIR",
         help="where kfp.local keeps each run's artifacts",
-    )  # fmt: skip
+    )
     loc.add_argument(
-        "--docker", action="store_true",
+        "--docker",
+        action="store_true",
         help="run each task in its image (kfp.local's DockerRunner: host network, this shell's "
         "S3 settings; the root is then s3://) instead of as a process here",
-    )  # fmt: skip
+    )
     pipeline_options(loc, "data/toyvoc")
     loc.set_defaults(func=_cmd_run_local)
     return parser

@@ -147,8 +147,10 @@ def build_pipeline(
             "evaluate": evaluate,
         }
         given = locals()  # the knobs' parameters, by their `<section>_<key>` names
-        knobs = {section: {key: given[f"{section}_{key}"] for key in keys}
-                 for section, keys in KNOBS.items()}  # fmt: skip
+        knobs = {
+            section: {key: given[f"{section}_{key}"] for key in keys}
+            for section, keys in KNOBS.items()
+        }
         produced = {}
         for kind, uri in imported.items():
             importer = dsl.importer(

@@ -123,8 +123,9 @@ def import_base_image(daemon: DockerDaemon) -> str:
             packages = "--include=python3,python3-venv,ca-certificates"
             subprocess.run(
                 ["debootstrap", "--variant=minbase", packages, "bookworm", rootfs, DEBIAN_MIRROR],
-                check=True, capture_output=True,
-            )  # fmt: skip
+                check=True,
+                capture_output=True,
+            )
             shutil.copyfile(TRUST_STORE, rootfs / TRUST_STORE.relative_to("/"))
             (rootfs / "etc/pip.conf").write_text(f"[global]\ncert = {TRUST_STORE}\n")
             partial_tar = tarball.with_suffix(".partial")
@@ -172,6 +173,7 @@ def _pip_extra_index_urls() -> list[str]:
         return from_env.split()
     result = subprocess.run(
         [sys.executable, "-m", "pip", "config", "get", "global.extra-index-url"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     return result.stdout.split() if result.returncode == 0 else []

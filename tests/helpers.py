@@ -29,11 +29,18 @@ def seal(out: Path, kind: str, stage: str, inputs: dict[str, Path]) -> None:
     write_manifest(
         out,
         Manifest(
-            kind=kind, stage=stage, wsss_version="0", code_digest="test", params={"x": 1},
-            params_digest=digest({"x": 1}), inputs=refs, files=hash_tree(out),
-            metrics={"loss": 0.5}, device="cpu",
+            kind=kind,
+            stage=stage,
+            wsss_version="0",
+            code_digest="test",
+            params={"x": 1},
+            params_digest=digest({"x": 1}),
+            inputs=refs,
+            files=hash_tree(out),
+            metrics={"loss": 0.5},
+            device="cpu",
         ),
-    )  # fmt: skip
+    )
 
 
 def write_cams(path: Path, keys: np.ndarray, cam: np.ndarray) -> None:
@@ -72,7 +79,7 @@ TINY_PARAMS = {
     "train_deeplab": {"epochs": 2, "batch_size": 4, "crop": 32, "toy_width": 8},
     "evaluate": {"scales": [1.0, 0.75], "examples": 2},
     "runtime": {"log_interval": 1},
-}  # fmt: skip
+}
 
 
 def tiny_cam(method: str) -> dict:
@@ -107,8 +114,14 @@ def write_coco(root: Path) -> Path:
     crowd_rle = {"size": [20, 30], "counts": [20 * 20, 20 * 10]}  # column-major: right third
 
     def ann(i, image_id, category, segmentation, area, crowd=0):
-        return {"id": i, "image_id": image_id, "category_id": category,
-                "segmentation": segmentation, "area": area, "iscrowd": crowd}  # fmt: skip
+        return {
+            "id": i,
+            "image_id": image_id,
+            "category_id": category,
+            "segmentation": segmentation,
+            "area": area,
+            "iscrowd": crowd,
+        }
 
     annotations = [
         ann(1, 9, 1, square, 100),

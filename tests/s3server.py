@@ -14,7 +14,8 @@ from pathlib import Path
 ACCESS_KEY = "wsss-test-key"
 SECRET = "wsss-test-secret-never-printed"
 # every listening port of `weed mini`, set explicitly: its defaults are fixed numbers, which
-# would collide between test sessions (the gRPC ones default to the HTTP port + 10000)
+# would collide between test sessions (the gRPC ones default to the HTTP port + 10000); in rows,
+# not one per line (fmt: skip)
 _PORTS = (
     "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
     "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance",

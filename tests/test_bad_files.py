@@ -38,8 +38,16 @@ def test_an_unloadable_model_in_an_artifact_is_one_line(cli, dataset_artifact, t
     model.mkdir()
     torch.save({"meta": Payload(), "state_dict": {}}, model / "model.pt")
     seal(model, "cam_model", "train_cam", {"dataset": dataset_artifact})
-    result = cli("run", "extract_seeds", "--in", f"dataset={dataset_artifact}",
-                 "--in", f"cam_model={model}", "--out", tmp_path / "cams")  # fmt: skip
+    result = cli(
+        "run",
+        "extract_seeds",
+        "--in",
+        f"dataset={dataset_artifact}",
+        "--in",
+        f"cam_model={model}",
+        "--out",
+        tmp_path / "cams",
+    )
     assert result.code == 2 and "not a loadable CAM checkpoint" in result.err
     assert result.err.count("\n") == 1 and "weights_only" not in result.err
     assert not (tmp_path / "cams" / MANIFEST).exists()
@@ -61,8 +69,16 @@ def test_bad_params_files(cli, toy_root, tmp_path, kind):
         params.mkdir()
     else:
         params.write_bytes("dataset:\n  format: v\xf6c\n".encode("latin-1"))
-    result = cli("run", "prepare_data", "--in", f"root={toy_root}", "--out", tmp_path / "o",
-                 "--params", params)  # fmt: skip
+    result = cli(
+        "run",
+        "prepare_data",
+        "--in",
+        f"root={toy_root}",
+        "--out",
+        tmp_path / "o",
+        "--params",
+        params,
+    )
     assert result.code == 2 and str(params) in result.err and result.err.count("\n") == 1
 
 

@@ -35,10 +35,20 @@ def cam_model(dataset_artifact, tmp_path_factory) -> Path:
     out = work / "cam_model"
     params = tiny_params(work / "params.yaml")
     result = subprocess.run(
-        [WSSS, "run", "train_cam", "--in", f"dataset={dataset_artifact}", "--out", out,
-         "--params", params],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            WSSS,
+            "run",
+            "train_cam",
+            "--in",
+            f"dataset={dataset_artifact}",
+            "--out",
+            out,
+            "--params",
+            params,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     (work / "stdout.txt").write_text(result.stdout)  # its log, outside the artifact
     return out
@@ -47,8 +57,11 @@ def cam_model(dataset_artifact, tmp_path_factory) -> Path:
 def test_log_lines_tell_time_and_the_history_keeps_exact_values(cam_model):
     """Without a terminal (CI, DVC, a pod) the JSON log lines are the progress: elapsed, images
     per second, time left; train_log.jsonl (in the artifact's bytes) has no times."""
-    lines = [json.loads(line) for line in (cam_model.parent / "stdout.txt").read_text().splitlines()
-             if line.startswith("{")]  # fmt: skip
+    lines = [
+        json.loads(line)
+        for line in (cam_model.parent / "stdout.txt").read_text().splitlines()
+        if line.startswith("{")
+    ]
     history = [
         json.loads(line) for line in (cam_model / "train_log.jsonl").read_text().splitlines()
     ]
@@ -77,13 +90,35 @@ def test_extract_seeds(cli, dataset_artifact, cam_model, tmp_path):
     out = tmp_path / "cams"
     params = tiny_params(tmp_path / "params.yaml")
     plots = tmp_path / "plots" / "extract_seeds"
-    inside = cli("run", "extract_seeds", "--in", f"dataset={dataset_artifact}",
-                 "--in", f"cam_model={cam_model}", "--out", out, "--params", params,
-                 "--plots", out / "plots")  # fmt: skip
+    inside = cli(
+        "run",
+        "extract_seeds",
+        "--in",
+        f"dataset={dataset_artifact}",
+        "--in",
+        f"cam_model={cam_model}",
+        "--out",
+        out,
+        "--params",
+        params,
+        "--plots",
+        out / "plots",
+    )
     assert inside.code == 2 and "--plots" in inside.err and "inside --out" in inside.err
-    result = cli("run", "extract_seeds", "--in", f"dataset={dataset_artifact}",
-                 "--in", f"cam_model={cam_model}", "--out", out, "--params", params,
-                 "--plots", plots)  # fmt: skip
+    result = cli(
+        "run",
+        "extract_seeds",
+        "--in",
+        f"dataset={dataset_artifact}",
+        "--in",
+        f"cam_model={cam_model}",
+        "--out",
+        out,
+        "--params",
+        params,
+        "--plots",
+        plots,
+    )
     assert result.code == 0, result.err
     m = open_artifact(out, "cams").manifest
     # DVC's plot data, outside the artifact: the sweep of seed_scores.json, one row a threshold
@@ -124,8 +159,17 @@ def test_resume_after_kill_matches_an_uninterrupted_run(dataset_artifact, method
     section = {"method": method, "checkpoint_every": 1, "epochs": 3}
     params = tiny_params(tmp_path / "params.yaml", train_cam=section)
     out = tmp_path / "killed"
-    cmd = [WSSS, "run", "train_cam", "--in", f"dataset={dataset_artifact}", "--out", str(out),
-           "--params", str(params)]  # fmt: skip
+    cmd = [
+        WSSS,
+        "run",
+        "train_cam",
+        "--in",
+        f"dataset={dataset_artifact}",
+        "--out",
+        str(out),
+        "--params",
+        str(params),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = staging_of(out) / "checkpoint.pt"  # the run writes beside OUT until it is done
     deadline = time.monotonic() + 120
@@ -157,12 +201,16 @@ def test_ddp_two_processes_match_one(dataset_artifact, tmp_path):
     one = tiny_params(tmp_path / "one.yaml", train_cam=common | {"batch_size": 8})
     two = tiny_params(tmp_path / "two.yaml", train_cam=common | {"batch_size": 4})
     base = ["run", "train_cam", "--in", f"dataset={dataset_artifact}"]
-    single = subprocess.run([WSSS, *base, "--out", tmp_path / "one", "--params", one],
-                            capture_output=True, text=True)  # fmt: skip
+    single = subprocess.run(
+        [WSSS, *base, "--out", tmp_path / "one", "--params", one], capture_output=True, text=True
+    )
     assert single.returncode == 0, single.stderr
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-    double = subprocess.run([*torchrun, "-m", "wsss.cli", *base, "--out", tmp_path / "two",
-                             "--params", two], capture_output=True, text=True)  # fmt: skip
+    double = subprocess.run(
+        [*torchrun, "-m", "wsss.cli", *base, "--out", tmp_path / "two", "--params", two],
+        capture_output=True,
+        text=True,
+    )
     assert double.returncode == 0, double.stderr
     m = open_artifact(tmp_path / "two", "cam_model").manifest
     assert m.device == describe(torch.device("cpu"), 2) and m.metrics["steps"] == 2
@@ -197,8 +245,9 @@ def test_bad_cam_inputs(cli, dataset_artifact, cam_model, tmp_path):
 def test_divergence_is_one_line_naming_the_loss(cli, dataset_artifact, tmp_path):
     params = tiny_params(tmp_path / "params.yaml", train_cam={"lr": 1e30, "method": "baseline"})
     out = tmp_path / "cam_model"
-    result = cli("run", "train_cam", "--in", f"dataset={dataset_artifact}", "--out", out,
-                 "--params", params)  # fmt: skip
+    result = cli(
+        "run", "train_cam", "--in", f"dataset={dataset_artifact}", "--out", out, "--params", params
+    )
     assert result.code == 2 and result.err.count("\n") == 1, result.err
     assert "train_cam: the loss became non-finite at step" in result.err
     assert "(cls, total)" in result.err and "learning rate" in result.err
@@ -251,16 +300,26 @@ def test_irn_cams_relu_after_the_flip_sum_seed_cams_relu_before():
     summed = F.relu(plain + flipped)[:, 1:]
     high = F.interpolate(summed, (32, 32), mode="bilinear", align_corners=False)[..., :20, :20]
     assert torch.allclose(maps.irn_high_res[:, 1:], high / (high.amax() + 1e-5), atol=1e-6)
-    absent = multiscale_cams(model, [torch.zeros(1, 3, 20, 20)], torch.tensor([[0.0, 1]]),
-                             (20, 20), flip=True)  # fmt: skip
+    absent = multiscale_cams(
+        model, [torch.zeros(1, 3, 20, 20)], torch.tensor([[0.0, 1]]), (20, 20), flip=True
+    )
     assert (absent.cam[0, 0] == 0).all() and (absent.irn_high_res[0, 0] == 0).all()
 
 
 def test_a_closed_stdout_does_not_abort_training(dataset_artifact, tmp_path):
     """`wsss run train_cam … | head -1`: the reader leaves after one line, the run finishes."""
     out = tmp_path / "cam_model"
-    cmd = [WSSS, "run", "train_cam", "--in", f"dataset={dataset_artifact}", "--out", str(out),
-           "--params", str(tiny_params(tmp_path / "p.yaml"))]  # fmt: skip
+    cmd = [
+        WSSS,
+        "run",
+        "train_cam",
+        "--in",
+        f"dataset={dataset_artifact}",
+        "--out",
+        str(out),
+        "--params",
+        str(tiny_params(tmp_path / "p.yaml")),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout.readline()  # the first log line, then the reader is gone
     proc.stdout.close()
@@ -286,9 +345,12 @@ def _gt_mask_edited(path):
 
 @pytest.mark.parametrize(
     ("folder", "change"),
-    [("JPEGImages", _garbage), ("JPEGImages", _another_valid_image),
-     ("SegmentationClassAug", _gt_mask_edited)],
-)  # fmt: skip
+    [
+        ("JPEGImages", _garbage),
+        ("JPEGImages", _another_valid_image),
+        ("SegmentationClassAug", _gt_mask_edited),
+    ],
+)
 def test_a_root_file_changed_after_prepare_data_is_one_line(
     cli, cam_model, toy_copy, tmp_path, folder, change
 ):
@@ -297,9 +359,18 @@ def test_a_root_file_changed_after_prepare_data_is_one_line(
     first = (toy_copy / "ImageSets" / "Segmentation" / "train.txt").read_text().split()[0]
     victim = next((toy_copy / folder).glob(f"{first}.*"))
     change(victim)
-    result = cli("run", "extract_seeds", "--in", f"dataset={dataset}",
-                 "--in", f"cam_model={cam_model}", "--out", tmp_path / "cams",
-                 "--params", tiny_params(tmp_path / "p.yaml"))  # fmt: skip
+    result = cli(
+        "run",
+        "extract_seeds",
+        "--in",
+        f"dataset={dataset}",
+        "--in",
+        f"cam_model={cam_model}",
+        "--out",
+        tmp_path / "cams",
+        "--params",
+        tiny_params(tmp_path / "p.yaml"),
+    )
     assert result.code == 2 and victim.name in result.err and result.err.count("\n") == 1
     if change is not _garbage:
         assert "changed since prepare_data hashed it" in result.err

@@ -58,11 +58,26 @@ def test_help_loads_neither_torch_nor_kfp():
 def test_every_params_problem_is_reported_at_once(tmp_path):
     params = tmp_path / "p.yaml"
     params.write_text("train_cam:\n  epochs: 0\n  bogus: 1\nevaluate:\n  scales: x\n")
-    bad = subprocess.run([WSSS, "run", "train_cam", "--in", "dataset=x", "--out", tmp_path / "o",
-                          "--params", params], capture_output=True, text=True)  # fmt: skip
+    bad = subprocess.run(
+        [
+            WSSS,
+            "run",
+            "train_cam",
+            "--in",
+            "dataset=x",
+            "--out",
+            tmp_path / "o",
+            "--params",
+            params,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2
     lines = bad.stderr.splitlines()
     assert len(lines) == 3 and all(line.startswith(f"error: {params}: ") for line in lines)
     assert [line.split(": ")[2] for line in lines] == [
-        "train_cam.epochs", "train_cam.bogus", "evaluate.scales"
-    ]  # fmt: skip
+        "train_cam.epochs",
+        "train_cam.bogus",
+        "evaluate.scales",
+    ]

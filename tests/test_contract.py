@@ -80,8 +80,9 @@ def test_a_file_the_manifest_does_not_list_is_refused(dataset_artifact, tmp_path
         ({"RANK": "1", "WORLD_SIZE": "2"}, "but LOCAL_RANK is not set"),
     ],
 )
-def test_launcher_variables_outside_torchrun_are_refused(toy_root, tmp_path, monkeypatch, env,
-                                                         message):  # fmt: skip
+def test_launcher_variables_outside_torchrun_are_refused(
+    toy_root, tmp_path, monkeypatch, env, message
+):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     out = tmp_path / "ds"
@@ -105,8 +106,9 @@ def test_params_are_plain_yaml_and_bounded(toy_root, tmp_path):
     ]:
         params = tmp_path / "p.yaml"
         params.write_text(text)
-        code, err = _cli("run", "prepare_data", "--in", f"root={toy_root}", "--out", out,
-                         "--params", params)  # fmt: skip
+        code, err = _cli(
+            "run", "prepare_data", "--in", f"root={toy_root}", "--out", out, "--params", params
+        )
         assert code == 2 and err.startswith("error: ") and message in err, (text, err)
         assert not out.exists()
 
@@ -117,13 +119,41 @@ def test_side_outputs_never_overwrite_what_is_read(dataset_artifact, toy_root, t
     before = _tree(dataset_artifact) | _tree(tmp_path)
     ds = f"dataset={dataset_artifact}"
     for args in [
-        ("run", "evaluate", "--in", ds, "--in", f"seg_model={tmp_path}",
-         "--out", tmp_path / "e", "--metrics", dataset_artifact / "stats.json"),
-        ("run", "prepare_data", "--in", f"root={toy_root}", "--out", tmp_path / "d",
-         "--metrics", params, "--params", params),
-        ("run", "prepare_data", "--in", f"root={toy_root}", "--out", tmp_path / "d",
-         "--plots", toy_root / "ImageSets"),
-    ]:  # fmt: skip
+        (
+            "run",
+            "evaluate",
+            "--in",
+            ds,
+            "--in",
+            f"seg_model={tmp_path}",
+            "--out",
+            tmp_path / "e",
+            "--metrics",
+            dataset_artifact / "stats.json",
+        ),
+        (
+            "run",
+            "prepare_data",
+            "--in",
+            f"root={toy_root}",
+            "--out",
+            tmp_path / "d",
+            "--metrics",
+            params,
+            "--params",
+            params,
+        ),
+        (
+            "run",
+            "prepare_data",
+            "--in",
+            f"root={toy_root}",
+            "--out",
+            tmp_path / "d",
+            "--plots",
+            toy_root / "ImageSets",
+        ),
+    ]:
         code, err = _cli(*args)
         assert _one_error_line(code, err) and "which this command reads" in err, (args, err)
     assert _tree(dataset_artifact) | _tree(tmp_path) == before
@@ -134,8 +164,9 @@ def test_write_errors_after_the_stage_are_one_line(toy_root, tmp_path):
     (tmp_path / "a_dir").mkdir()
     (tmp_path / "a_file").write_text("x")
     for metrics in (tmp_path / "a_dir", tmp_path / "a_file" / "m.json"):
-        code, err = _cli("run", "prepare_data", "--in", f"root={toy_root}", "--out", out,
-                         "--metrics", metrics)  # fmt: skip
+        code, err = _cli(
+            "run", "prepare_data", "--in", f"root={toy_root}", "--out", out, "--metrics", metrics
+        )
         assert _one_error_line(code, err), err
         assert not list(tmp_path.glob("**/.*.tmp-*"))  # no temp file left beside it
 
@@ -144,8 +175,16 @@ def test_params_that_never_end_and_names_with_control_characters(toy_root, tmp_p
     huge = tmp_path / "huge.yaml"
     huge.write_text("# " + "x" * (2 << 20))
     for params, message in [("/dev/zero", "not a regular file"), (huge, "not a params file")]:
-        code, err = _cli("run", "prepare_data", "--in", f"root={toy_root}", "--out",
-                         tmp_path / "ds", "--params", params)  # fmt: skip
+        code, err = _cli(
+            "run",
+            "prepare_data",
+            "--in",
+            f"root={toy_root}",
+            "--out",
+            tmp_path / "ds",
+            "--params",
+            params,
+        )
         assert _one_error_line(code, err) and message in err, err
     code, err = _cli("run", "prepare_data", "--in", f"root={toy_root}", "--out", f"{tmp_path}/d\nx")
     assert _one_error_line(code, err) and "control character" in err
@@ -155,8 +194,9 @@ def test_params_that_never_end_and_names_with_control_characters(toy_root, tmp_p
 def test_score_with_a_list_that_is_not_utf8(tmp_path):
     (tmp_path / "p").mkdir()
     (tmp_path / "list.txt").write_bytes(b"\xff\xfe2007_000032\n")
-    code, err = _cli("score", "--pred", tmp_path / "p", "--gt", tmp_path / "p",
-                     "--list", tmp_path / "list.txt")  # fmt: skip
+    code, err = _cli(
+        "score", "--pred", tmp_path / "p", "--gt", tmp_path / "p", "--list", tmp_path / "list.txt"
+    )
     assert _one_error_line(code, err) and "not UTF-8" in err
 
 
@@ -167,9 +207,16 @@ def test_lineage_of_a_very_deep_chain_ends_in_a_line(dataset_artifact, tmp_path)
     for i in range(MAX_DEPTH + 50):
         link = tmp_path / f"a{i}"
         link.mkdir()
-        manifest = raw | {"inputs": {"dataset": {"uri": os.path.relpath(previous, link),
-                                                 "kind": "dataset", "manifest_digest": None}},
-                          "files": {}}  # fmt: skip
+        manifest = raw | {
+            "inputs": {
+                "dataset": {
+                    "uri": os.path.relpath(previous, link),
+                    "kind": "dataset",
+                    "manifest_digest": None,
+                }
+            },
+            "files": {},
+        }
         (link / MANIFEST).write_text(json.dumps(manifest))
         previous = link
     tree = lineage(previous)
@@ -183,15 +230,29 @@ def test_lineage_of_a_very_deep_chain_ends_in_a_line(dataset_artifact, tmp_path)
 
 def test_ctrl_c_ends_with_one_line_and_130(toy_root, tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(TINY_PARAMS | {"train_cam": TINY_PARAMS["train_cam"]
-                                                    | {"epochs": 10_000}}))  # fmt: skip
+    params.write_text(
+        yaml.safe_dump(TINY_PARAMS | {"train_cam": TINY_PARAMS["train_cam"] | {"epochs": 10_000}})
+    )
     ds = tmp_path / "ds"
     assert _cli("run", "prepare_data", "--in", f"root={toy_root}", "--out", ds)[0] == 0
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wsss.cli", "run", "train_cam", "--in", f"dataset={ds}",
-         "--out", tmp_path / "cam", "--params", params],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "wsss.cli",
+            "run",
+            "train_cam",
+            "--in",
+            f"dataset={ds}",
+            "--out",
+            tmp_path / "cam",
+            "--params",
+            params,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     proc.stdout.readline()  # the first progress line: training has started
     proc.send_signal(signal.SIGINT)
@@ -272,10 +333,12 @@ PIPELINE = {
     "cam_model": ("train_cam", {"dataset": "dataset"}),
     "cams": ("extract_seeds", {"dataset": "dataset", "cam_model": "cam_model"}),
     "irn_model": ("train_irn", {"dataset": "dataset", "cams": "cams"}),
-    "pseudo_masks": ("export_masks", {"dataset": "dataset", "cams": "cams",
-                                      "irn_model": "irn_model"}),
+    "pseudo_masks": (
+        "export_masks",
+        {"dataset": "dataset", "cams": "cams", "irn_model": "irn_model"},
+    ),
     "seg_model": ("train_deeplab", {"dataset": "dataset", "pseudo_masks": "pseudo_masks"}),
-}  # fmt: skip
+}
 
 
 def _stage(stage: str, inputs: dict[str, str]) -> Command:
@@ -285,50 +348,121 @@ def _stage(stage: str, inputs: dict[str, str]) -> Command:
         ins = [a for n, kind in inputs.items() for a in ("--in", f"{n}={w.art / kind}")]
         return ["run", stage, *ins, "--out", out, "--params", w.params]
 
-    return Command(stage, args, lambda w: (*(w.art / k for k in inputs.values()), w.params),
-                   refuses=frozenset(PARAMS_DAMAGE | ARTIFACT_DAMAGE))  # fmt: skip
+    return Command(
+        stage,
+        args,
+        lambda w: (*(w.art / k for k in inputs.values()), w.params),
+        refuses=frozenset(PARAMS_DAMAGE | ARTIFACT_DAMAGE),
+    )
 
 
 PARAMS_DAMAGE = {"params: binary junk", "params: cut in half"}
 ROOT_DAMAGE = {"root: an image cut in half", "root: a split list not UTF-8", "root: an RGB mask"}
-ARTIFACT_DAMAGE = {"manifest: cut in half", "artifact: a listed file changed",
-                   "artifact: an unlisted file"}  # fmt: skip
+ARTIFACT_DAMAGE = {
+    "manifest: cut in half",
+    "artifact: a listed file changed",
+    "artifact: an unlisted file",
+}
 PREPARE_REFUSES = frozenset(PARAMS_DAMAGE | ROOT_DAMAGE)
 
 COMMANDS = [
-    Command("prepare_data", lambda w, o: _prepare(w, "--out", o), _root_and_params,
-            refuses=PREPARE_REFUSES),
-    Command("metrics", lambda w, o: _prepare(w, "--out", w.base / "side", "--metrics", o),
-            _root_and_params, refuses=PREPARE_REFUSES),
-    Command("plots", lambda w, o: _prepare(w, "--out", w.base / "side", "--plots", o),
-            _root_and_params, refuses=PREPARE_REFUSES),
-    Command("train_cam", lambda w, o: ["run", "train_cam", "--in", f"dataset={w.dataset}",
-                                       "--out", o, "--params", w.params],
-            lambda w: (w.dataset, w.params),
-            refuses=frozenset(PARAMS_DAMAGE | ARTIFACT_DAMAGE | {"root: an image cut in half"})),
+    Command(
+        "prepare_data",
+        lambda w, o: _prepare(w, "--out", o),
+        _root_and_params,
+        refuses=PREPARE_REFUSES,
+    ),
+    Command(
+        "metrics",
+        lambda w, o: _prepare(w, "--out", w.base / "side", "--metrics", o),
+        _root_and_params,
+        refuses=PREPARE_REFUSES,
+    ),
+    Command(
+        "plots",
+        lambda w, o: _prepare(w, "--out", w.base / "side", "--plots", o),
+        _root_and_params,
+        refuses=PREPARE_REFUSES,
+    ),
+    Command(
+        "train_cam",
+        lambda w, o: [
+            "run",
+            "train_cam",
+            "--in",
+            f"dataset={w.dataset}",
+            "--out",
+            o,
+            "--params",
+            w.params,
+        ],
+        lambda w: (w.dataset, w.params),
+        refuses=frozenset(PARAMS_DAMAGE | ARTIFACT_DAMAGE | {"root: an image cut in half"}),
+    ),
     *(_stage(stage, inputs) for stage, inputs in list(PIPELINE.values())[2:]),
     _stage("evaluate", {"dataset": "dataset", "seg_model": "seg_model"}),
-    Command("predict", lambda w, o: ["predict", "--model", w.art / "seg_model", "--images",
-                                     w.root / "JPEGImages", "--out", o, "--params", w.params],
-            lambda w: (w.art / "seg_model", w.root / "JPEGImages", w.params),
-            refuses=frozenset(PARAMS_DAMAGE)),
-    Command("toy", lambda w, o: ["data", "toy", "--out", o, "--train", 2, "--val", 1,
-                                 "--size", 32], lambda w: ()),
-    Command("coco-masks", lambda w, o: ["data", "coco-masks", "--instances", w.coco, "--out", o],
-            lambda w: (w.coco,), refuses=frozenset({"coco: not JSON"})),
-    Command("lineage", lambda w, o: ["lineage", o, "--json"], lambda w: (w.dataset,),
-            sound=lambda w: w.dataset, refuses=frozenset(ARTIFACT_DAMAGE)),
-    Command("smoke", lambda w, o: _prepare(w, "--out", o, "--smoke", 2), _root_and_params,
-            refuses=PREPARE_REFUSES),
-    Command("estimate", lambda w, o: ["estimate", o, "--json"], lambda w: (w.art / "smoke",),
-            sound=lambda w: w.art / "smoke"),
-    Command("score", lambda w, o: ["score", "--pred", w.masks, "--gt", w.masks, "--list", o],
-            lambda w: (w.root,), sound=lambda w: w.split_list,
-            refuses=frozenset({"root: a split list not UTF-8", "root: an RGB mask"})),
-    Command("compile", lambda w, o: ["compile", "--out", o, "--params", w.params, "--allow-toy"],
-            lambda w: (w.params,), sound=lambda w: w.base / "fresh" / "deep" / "x.yaml",
-            entry="wsss-pipeline", refuses=frozenset(PARAMS_DAMAGE)),
-]  # fmt: skip
+    Command(
+        "predict",
+        lambda w, o: [
+            "predict",
+            "--model",
+            w.art / "seg_model",
+            "--images",
+            w.root / "JPEGImages",
+            "--out",
+            o,
+            "--params",
+            w.params,
+        ],
+        lambda w: (w.art / "seg_model", w.root / "JPEGImages", w.params),
+        refuses=frozenset(PARAMS_DAMAGE),
+    ),
+    Command(
+        "toy",
+        lambda w, o: ["data", "toy", "--out", o, "--train", 2, "--val", 1, "--size", 32],
+        lambda w: (),
+    ),
+    Command(
+        "coco-masks",
+        lambda w, o: ["data", "coco-masks", "--instances", w.coco, "--out", o],
+        lambda w: (w.coco,),
+        refuses=frozenset({"coco: not JSON"}),
+    ),
+    Command(
+        "lineage",
+        lambda w, o: ["lineage", o, "--json"],
+        lambda w: (w.dataset,),
+        sound=lambda w: w.dataset,
+        refuses=frozenset(ARTIFACT_DAMAGE),
+    ),
+    Command(
+        "smoke",
+        lambda w, o: _prepare(w, "--out", o, "--smoke", 2),
+        _root_and_params,
+        refuses=PREPARE_REFUSES,
+    ),
+    Command(
+        "estimate",
+        lambda w, o: ["estimate", o, "--json"],
+        lambda w: (w.art / "smoke",),
+        sound=lambda w: w.art / "smoke",
+    ),
+    Command(
+        "score",
+        lambda w, o: ["score", "--pred", w.masks, "--gt", w.masks, "--list", o],
+        lambda w: (w.root,),
+        sound=lambda w: w.split_list,
+        refuses=frozenset({"root: a split list not UTF-8", "root: an RGB mask"}),
+    ),
+    Command(
+        "compile",
+        lambda w, o: ["compile", "--out", o, "--params", w.params, "--allow-toy"],
+        lambda w: (w.params,),
+        sound=lambda w: w.base / "fresh" / "deep" / "x.yaml",
+        entry="wsss-pipeline",
+        refuses=frozenset(PARAMS_DAMAGE),
+    ),
+]
 
 
 def _cut_in_half(path: Path) -> None:
@@ -358,21 +492,38 @@ DAMAGE: dict[str, Callable[[Workspace], object]] = {
 }
 CORRUPTIONS = list(DAMAGE)
 ENVIRONMENTS = [
-    {}, {"RANK": "1"}, {"RANK": "abc", "WORLD_SIZE": "2"}, {"RANK": "1", "WORLD_SIZE": "2"},
-    {"S3_ENDPOINT_URL": "http://[::1"}, {"WSSS_CACHE_DIR": "/dev/null/cache"},
-]  # fmt: skip
+    {},
+    {"RANK": "1"},
+    {"RANK": "abc", "WORLD_SIZE": "2"},
+    {"RANK": "1", "WORLD_SIZE": "2"},
+    {"S3_ENDPOINT_URL": "http://[::1"},
+    {"WSSS_CACHE_DIR": "/dev/null/cache"},
+]
 
 
 def _hostile_paths(w: Workspace) -> list[Path]:
     """Paths a careless user or a faulty machine hands an output option."""
     a_file = w.base / "a_file"
     return [
-        w.dataset, w.dataset / "labels.json", w.dataset / "sub", w.dataset.parent, w.root,
-        w.root / "ImageSets" / "Segmentation" / "train.txt", w.params, w.base / "link_to_ds",
-        w.base / "loop_a", a_file, a_file / "under", w.base / "foreign", w.base / "fresh",
-        w.base / "fresh" / "deep" / "x.yaml", w.base / "fresh" / ".." / "fresh2",
-        w.base / "dangling", w.base / "x.json", Path(""),
-    ]  # fmt: skip
+        w.dataset,
+        w.dataset / "labels.json",
+        w.dataset / "sub",
+        w.dataset.parent,
+        w.root,
+        w.root / "ImageSets" / "Segmentation" / "train.txt",
+        w.params,
+        w.base / "link_to_ds",
+        w.base / "loop_a",
+        a_file,
+        a_file / "under",
+        w.base / "foreign",
+        w.base / "fresh",
+        w.base / "fresh" / "deep" / "x.yaml",
+        w.base / "fresh" / ".." / "fresh2",
+        w.base / "dangling",
+        w.base / "x.json",
+        Path(""),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -535,10 +686,9 @@ HOSTILE_VALUES = st.one_of(
     st.text(max_size=20),
     st.booleans(),
     st.none(),
-    st.lists(st.one_of(st.integers(-(10**9), 10**9), st.floats(), st.text(max_size=5)),
-             max_size=5),
+    st.lists(st.one_of(st.integers(-(10**9), 10**9), st.floats(), st.text(max_size=5)), max_size=5),
     st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
-)  # fmt: skip
+)
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -556,8 +706,9 @@ def test_every_params_field_takes_a_hostile_value_with_one_line_or_runs(
     base = tmp_path_factory.mktemp("params")
     params = base / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
-    code, err = _cli("run", "prepare_data", "--in", f"root={toy_root}", "--out", base / "ds",
-                     "--params", params)  # fmt: skip
+    code, err = _cli(
+        "run", "prepare_data", "--in", f"root={toy_root}", "--out", base / "ds", "--params", params
+    )
     assert code == 0 or (code == 2 and err.startswith("error: ")), (field, value, err)
     if code == 2:
         assert all(line.startswith("error: ") for line in err.splitlines()), err
@@ -571,8 +722,9 @@ def small_disk(request, tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()
     options = "size=1m" + (",ro" if request.param == "read-only" else "")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", disk],
-                             capture_output=True, text=True)  # fmt: skip
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", disk], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()[:80]})")
     try:
@@ -593,12 +745,24 @@ def test_a_full_or_read_only_disk_is_one_line(small_disk, toy_root, tmp_path):
     disk = small_disk
     cases = [
         (main, ["run", "prepare_data", "--in", f"root={toy_root}", "--out", disk / "ds"], "ds"),
-        (main, ["run", "prepare_data", "--in", f"root={toy_root}", "--out", tmp_path / "ds",
-                "--metrics", disk / "m.json"], "m.json"),
+        (
+            main,
+            [
+                "run",
+                "prepare_data",
+                "--in",
+                f"root={toy_root}",
+                "--out",
+                tmp_path / "ds",
+                "--metrics",
+                disk / "m.json",
+            ],
+            "m.json",
+        ),
         (main, ["data", "toy", "--out", disk / "toy", "--train", 2, "--val", 1], "toy"),
         (main, ["data", "coco-masks", "--instances", instances, "--out", disk / "coco"], "coco"),
         (pipeline_main, ["compile", "--out", disk / "p.yaml", "--allow-toy"], "p.yaml"),
-    ]  # fmt: skip
+    ]
     for entry, argv, name in cases:
         before = _tree(disk)
         code, err = _cli(*argv, entry=entry)

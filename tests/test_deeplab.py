@@ -80,9 +80,18 @@ def gt_masks(dataset_artifact, tmp_path_factory) -> Path:
 def seg_model(dataset_artifact, gt_masks, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("seg")
     params = tiny_params(work / "p.yaml", train_deeplab={"confidence": "weight"})
-    result = _run("run", "train_deeplab", "--in", f"dataset={dataset_artifact}",
-                  "--in", f"pseudo_masks={gt_masks}", "--out", work / "seg_model",
-                  "--params", params)  # fmt: skip
+    result = _run(
+        "run",
+        "train_deeplab",
+        "--in",
+        f"dataset={dataset_artifact}",
+        "--in",
+        f"pseudo_masks={gt_masks}",
+        "--out",
+        work / "seg_model",
+        "--params",
+        params,
+    )
     assert result.returncode == 0, result.stderr
     return work / "seg_model"
 
@@ -99,12 +108,22 @@ def test_select_on_val_keeps_the_best_epoch_and_says_so(dataset_artifact, gt_mas
     # an interrupted run with other params left a better-looking best epoch and a torn checkpoint
     staging = staging_of(tmp_path / "s")
     staging.mkdir()
-    torch.save({"miou": 2.0, "epoch": 7, "state_dict": {}, "resume_key": "other"},
-               staging / "best.pt")  # fmt: skip
+    torch.save(
+        {"miou": 2.0, "epoch": 7, "state_dict": {}, "resume_key": "other"}, staging / "best.pt"
+    )
     (staging / "checkpoint.pt").write_bytes(b"torn")
-    result = _run("run", "train_deeplab", "--in", f"dataset={dataset_artifact}",
-                  "--in", f"pseudo_masks={gt_masks}", "--out", tmp_path / "s",
-                  "--params", params)  # fmt: skip
+    result = _run(
+        "run",
+        "train_deeplab",
+        "--in",
+        f"dataset={dataset_artifact}",
+        "--in",
+        f"pseudo_masks={gt_masks}",
+        "--out",
+        tmp_path / "s",
+        "--params",
+        params,
+    )
     assert result.returncode == 0, result.stderr
     m = open_artifact(tmp_path / "s", "seg_model").manifest
     assert m.params["train_deeplab"]["select_on_val"] is True
@@ -117,9 +136,18 @@ def test_evaluate_writes_predictions_scores_and_a_self_contained_report(
     dataset_artifact, seg_model, tmp_path
 ):
     out = tmp_path / "evaluation"
-    result = _run("run", "evaluate", "--in", f"dataset={dataset_artifact}",
-                  "--in", f"seg_model={seg_model}", "--out", out,
-                  "--params", tiny_params(tmp_path / "p.yaml"))  # fmt: skip
+    result = _run(
+        "run",
+        "evaluate",
+        "--in",
+        f"dataset={dataset_artifact}",
+        "--in",
+        f"seg_model={seg_model}",
+        "--out",
+        out,
+        "--params",
+        tiny_params(tmp_path / "p.yaml"),
+    )
     assert result.returncode == 0, result.stderr
     m = open_artifact(out, "evaluation").manifest
     val = load_index(dataset_artifact).split("val")
@@ -140,8 +168,11 @@ def test_evaluate_writes_predictions_scores_and_a_self_contained_report(
     assert "evaluation <- evaluate" in lineage.stdout and "pseudo_masks" in lineage.stdout
     assert "backbone=toy weights=None epochs=2 batch_size=4" in lineage.stdout  # key params
     # a reader that stops early (`| head`) ends the listing quietly, with no traceback
-    head = subprocess.run(["bash", "-c", f"set -o pipefail; '{WSSS}' lineage '{out}' | head -1"],
-                          capture_output=True, text=True)  # fmt: skip
+    head = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; '{WSSS}' lineage '{out}' | head -1"],
+        capture_output=True,
+        text=True,
+    )
     assert head.returncode == 0 and head.stderr == "", head.stderr
     assert head.stdout.startswith("evaluation <- evaluate")
 
@@ -149,8 +180,10 @@ def test_evaluate_writes_predictions_scores_and_a_self_contained_report(
 def test_the_reading_is_computed_from_the_lineage_and_the_tables():
     from wsss.report import reading
 
-    seeds = {"kind": "cams", "metrics": {"seed_miou": 0.73, "seed_threshold": 0.17,
-                                         "seed_miou_fixed": 0.72}}  # fmt: skip
+    seeds = {
+        "kind": "cams",
+        "metrics": {"seed_miou": 0.73, "seed_threshold": 0.17, "seed_miou_fixed": 0.72},
+    }
     masks = {"kind": "pseudo_masks", "metrics": {"pseudo_mask_miou": 0.78}, "inputs": {"c": seeds}}
     tree = {"kind": "seg_model", "inputs": {"pseudo_masks": masks}}
     per_class = {
@@ -187,8 +220,16 @@ def test_predict_labels_a_folder_and_skips_what_is_not_an_image(seg_model, toy_r
     label = read_mask(out / "masks" / masks[0])
     assert label.dtype == np.uint8 and label.max() <= 20
     assert open_artifact(out, "predictions").manifest.inputs["seg_model"].kind == "seg_model"
-    result = _run("predict", "--model", seg_model, "--images", images, "--out", tmp_path / "p2",
-                  "--no-overlays")  # fmt: skip
+    result = _run(
+        "predict",
+        "--model",
+        seg_model,
+        "--images",
+        images,
+        "--out",
+        tmp_path / "p2",
+        "--no-overlays",
+    )
     assert result.returncode == 0 and not (tmp_path / "p2" / "overlays").exists()
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -200,9 +241,18 @@ def test_predict_labels_a_folder_and_skips_what_is_not_an_image(seg_model, toy_r
 
 def test_bad_segmentation_inputs(cli, dataset_artifact, gt_masks, seg_model, tmp_path):
     def train(masks: Path):
-        return cli("run", "train_deeplab", "--in", f"dataset={dataset_artifact}",
-                   "--in", f"pseudo_masks={masks}", "--out", tmp_path / "o",
-                   "--params", tiny_params(tmp_path / "p.yaml"))  # fmt: skip
+        return cli(
+            "run",
+            "train_deeplab",
+            "--in",
+            f"dataset={dataset_artifact}",
+            "--in",
+            f"pseudo_masks={masks}",
+            "--out",
+            tmp_path / "o",
+            "--params",
+            tiny_params(tmp_path / "p.yaml"),
+        )
 
     result = train(dataset_artifact)
     assert result.code == 2 and "expected an artifact of kind 'pseudo_masks'" in result.err
@@ -219,8 +269,16 @@ def test_bad_segmentation_inputs(cli, dataset_artifact, gt_masks, seg_model, tmp
     broken = tmp_path / "broken"
     shutil.copytree(seg_model, broken)
     (broken / MANIFEST).unlink()
-    result = cli("run", "evaluate", "--in", f"dataset={dataset_artifact}",
-                 "--in", f"seg_model={broken}", "--out", tmp_path / "e")  # fmt: skip
+    result = cli(
+        "run",
+        "evaluate",
+        "--in",
+        f"dataset={dataset_artifact}",
+        "--in",
+        f"seg_model={broken}",
+        "--out",
+        tmp_path / "e",
+    )
     assert result.code == 2 and "no manifest.json" in result.err
     result = cli("predict", "--model", gt_masks, "--images", tmp_path, "--out", tmp_path / "q")
     assert result.code == 2 and "kind 'seg_model'" in result.err
@@ -241,24 +299,40 @@ def test_real_voc_photos_are_indexed_scored_and_labelled(voc_photos, seg_model, 
     index = load_index(dataset)
     assert index.format == "voc" and index.splits == SPLITS
     labels = {i: [index.classes[c] for c in s.labels] for i, s in index.samples.items()}
-    assert labels == {"2011_000003": ["person"], "2011_000006": ["person"],
-                      "2011_000025": ["bus", "car"]}  # fmt: skip
+    assert labels == {
+        "2011_000003": ["person"],
+        "2011_000006": ["person"],
+        "2011_000025": ["bus", "car"],
+    }
     stats = json.loads((dataset / "stats.json").read_text())
     assert stats["height"] == [338, 375] and stats["width"] == [500, 500]
     # the XML names only the boxes labelme's example drew; the masks hold more: said, not hidden
-    assert stats["masks_with_unlabelled_classes"] == {"2011_000003": ["bottle"],
-                                                      "2011_000006": ["chair", "sofa"]}  # fmt: skip
+    assert stats["masks_with_unlabelled_classes"] == {
+        "2011_000003": ["bottle"],
+        "2011_000006": ["chair", "sofa"],
+    }
     assert "warning: 2 of 3 GT masks hold classes their image labels lack" in result.stderr
     evaluation = tmp_path / "evaluation"
-    result = _run("run", "evaluate", "--in", f"dataset={dataset}", "--in", f"seg_model={seg_model}",
-                  "--out", evaluation, "--params", tiny_params(tmp_path / "p.yaml"))  # fmt: skip
+    result = _run(
+        "run",
+        "evaluate",
+        "--in",
+        f"dataset={dataset}",
+        "--in",
+        f"seg_model={seg_model}",
+        "--out",
+        evaluation,
+        "--params",
+        tiny_params(tmp_path / "p.yaml"),
+    )
     assert result.returncode == 0, result.stderr
     assert 0 <= open_artifact(evaluation, "evaluation").manifest.metrics["miou"] <= 1
     prediction = read_mask(evaluation / "predictions" / "2011_000025.png")
     assert prediction.shape == (375, 500)
     out = tmp_path / "pred"
-    result = _run("predict", "--model", seg_model, "--images", voc_photos / "JPEGImages",
-                  "--out", out)  # fmt: skip
+    result = _run(
+        "predict", "--model", seg_model, "--images", voc_photos / "JPEGImages", "--out", out
+    )
     assert result.returncode == 0, result.stderr
     for image_id in SPLITS["train_aug"]:
         width, height = Image.open(voc_photos / "JPEGImages" / f"{image_id}.jpg").size

@@ -79,14 +79,19 @@ def test_images_install_the_lock_and_run_as_a_user(dockerfile):
 def test_docker_context_holds_what_the_images_copy():
     ignore = (REPO / ".dockerignore").read_text().splitlines()
     assert ignore[ignore.index("*") + 1 :][:6] == [
-        "!requirements.lock", "!pyproject.toml", "!README.md", "!wsss/", "!pipelines/",
+        "!requirements.lock",
+        "!pyproject.toml",
+        "!README.md",
+        "!wsss/",
+        "!pipelines/",
         "!components/",
-    ]  # fmt: skip
+    ]
 
 
 def test_the_healthcheck_command_works():
-    result = subprocess.run([str(Path(sys.executable).parent / "wsss"), "--help"],
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "wsss"), "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and "usage: wsss" in result.stdout
 
 
@@ -166,9 +171,15 @@ def test_the_bucket_job_makes_both_buckets_and_a_rerun_keeps_them(own_s3_server,
     script = job["args"][0].replace("seaweedfs:9333", master)
     env = os.environ | {"PATH": f"{Path(_weed()).parent}:{os.environ['PATH']}"}
     for _ in range(2):
-        done = subprocess.run(["sh", "-ec", script], env=env, capture_output=True, text=True,
-                              timeout=120)  # fmt: skip
+        done = subprocess.run(
+            ["sh", "-ec", script], env=env, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stdout + done.stderr
-    client = Minio(own_s3_server.endpoint.removeprefix("http://"), ACCESS_KEY, SECRET,
-                   secure=False, region="us-east-1")  # fmt: skip
+    client = Minio(
+        own_s3_server.endpoint.removeprefix("http://"),
+        ACCESS_KEY,
+        SECRET,
+        secure=False,
+        region="us-east-1",
+    )
     assert {b.name for b in client.list_buckets()} == {"wsss", "datasets"}

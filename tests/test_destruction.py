@@ -38,8 +38,10 @@ def test_shuffle_moves_whole_patches_within_each_image():
             for c in range(2):
                 patch = shuffled[b, :, 4 * r : 4 * r + 4, 4 * c : 4 * c + 4]
                 assert (patch == patch[0, 0, 0]).all()  # patches move whole
-    orders = {tuple(shuffle_patches(_numbered(1, 4, 16), 4)[0, 0, ::4, ::4].flatten().tolist())
-              for _ in range(5)}  # fmt: skip
+    orders = {
+        tuple(shuffle_patches(_numbered(1, 4, 16), 4)[0, 0, ::4, ::4].flatten().tolist())
+        for _ in range(5)
+    }
     assert len(orders) > 1  # random
 
 

@@ -57,8 +57,12 @@ def build(daemon):
     """build(dockerfile, tag, **build_args): that image on the local base, timed into `built`."""
     base = import_base_image(daemon)
     indexes = LocalIndexes()
-    revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True).stdout.strip() or "unknown"  # fmt: skip
+    revision = (
+        subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        or "unknown"
+    )
 
     def run(dockerfile: str, tag: str, **build_args: str) -> float:
         build_args = {"BASE": base, "WSSS_CODE_REVISION": revision, **build_args}
@@ -119,26 +123,48 @@ def test_a_stage_in_the_image_reads_and_writes_s3(daemon, cpu_image, s3, toy_roo
     result = cli("lineage", out)
     assert result.code == 0 and f"root: {root}" in result.out, result.out
     assert "dataset <- prepare_data" in result.out
-    bad = daemon.run(*container, "run", "prepare_data", "--in", f"root={root}-nope", "--out",
-                     f"{out}-2", check=False)  # fmt: skip
+    bad = daemon.run(
+        *container,
+        "run",
+        "prepare_data",
+        "--in",
+        f"root={root}-nope",
+        "--out",
+        f"{out}-2",
+        check=False,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1
     assert SECRET not in bad.stderr + bad.stdout
 
 
-def test_the_tiny_pipeline_runs_in_containers(daemon, cpu_image, s3_server, toy_root, tmp_path,
-                                              monkeypatch):  # fmt: skip
+def test_the_tiny_pipeline_runs_in_containers(
+    daemon, cpu_image, s3_server, toy_root, tmp_path, monkeypatch
+):
     """`wsss-pipeline run-local --docker`: every task in the image (kfp.local's DockerRunner),
     the dataset root in SeaweedFS; the lineage of the final artifact leads back to the bucket."""
     s3 = s3_env(s3_server.endpoint, monkeypatch, tmp_path)
     root = s3.upload_tree(toy_root, "toyvoc")
     params = tiny_params(tmp_path / "params.yaml")
     env = daemon.env | {
-        "S3_ENDPOINT_URL": s3.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "S3_ENDPOINT_URL": s3.endpoint,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
         "AWS_SECRET_ACCESS_KEY": SECRET,
-    }  # fmt: skip
-    cmd = [str(BIN / "wsss-pipeline"), "run-local", "--docker", "--params", str(params),
-           "--root", root, "--image", cpu_image, "--cpu-image", cpu_image,
-           "--pipeline-root", str(tmp_path / "runs")]  # fmt: skip
+    }
+    cmd = [
+        str(BIN / "wsss-pipeline"),
+        "run-local",
+        "--docker",
+        "--params",
+        str(params),
+        "--root",
+        root,
+        "--image",
+        cpu_image,
+        "--cpu-image",
+        cpu_image,
+        "--pipeline-root",
+        str(tmp_path / "runs"),
+    ]
     started = time.monotonic()
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     print(f"the tiny pipeline in containers: {time.monotonic() - started:.0f} s")
@@ -153,10 +179,19 @@ def test_the_tiny_pipeline_runs_in_containers(daemon, cpu_image, s3_server, toy_
 
 def test_run_local_docker_refuses_a_local_root(tmp_path, toy_root):
     result = subprocess.run(
-        [str(BIN / "wsss-pipeline"), "run-local", "--docker", "--root", str(toy_root),
-         "--pipeline-root", str(tmp_path / "runs")],
-        cwd=REPO, capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            str(BIN / "wsss-pipeline"),
+            "run-local",
+            "--docker",
+            "--root",
+            str(toy_root),
+            "--pipeline-root",
+            str(tmp_path / "runs"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "with --docker the dataset root is an s3:// URI" in result.stderr
 

@@ -50,10 +50,19 @@ def test_path_points_are_irns_set():
     assert path_points((1, 3)) == [(y, x) for y in (0, 1) for x in range(4)]
     # (2, 5): |2x - 5y| < sqrt(29)
     assert path_points((2, 5)) == [
-        (0, 0), (0, 1), (0, 2),
-        (1, 0), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5),
-        (2, 3), (2, 4), (2, 5),
-    ]  # fmt: skip
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (1, 0),
+        (1, 1),
+        (1, 2),
+        (1, 3),
+        (1, 4),
+        (1, 5),
+        (2, 3),
+        (2, 4),
+        (2, 5),
+    ]
     # (2, -2): |x + y| < sqrt(2)
     assert path_points((2, -2)) == [(0, -1), (0, 0), (1, -2), (1, -1), (1, 0), (2, -2), (2, -1)]
     assert all({(0, 0), o} <= set(path_points(o)) for o in forward_offsets(10))
@@ -225,8 +234,17 @@ def _run(*args) -> subprocess.CompletedProcess:
 def irn_model(dataset_artifact, gt_cams, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("irn")
     params = tiny_params(work / "p.yaml")
-    result = _run("train_irn", "--in", f"dataset={dataset_artifact}", "--in", f"cams={gt_cams}",
-                  "--out", work / "irn_model", "--params", params)  # fmt: skip
+    result = _run(
+        "train_irn",
+        "--in",
+        f"dataset={dataset_artifact}",
+        "--in",
+        f"cams={gt_cams}",
+        "--out",
+        work / "irn_model",
+        "--params",
+        params,
+    )
     assert result.returncode == 0, result.stderr
     return work / "irn_model"
 
@@ -243,9 +261,19 @@ def test_train_irn_artifact(irn_model):
 
 def test_export_masks(dataset_artifact, gt_cams, irn_model, tmp_path):
     out = tmp_path / "pseudo_masks"
-    result = _run("export_masks", "--in", f"dataset={dataset_artifact}", "--in", f"cams={gt_cams}",
-                  "--in", f"irn_model={irn_model}", "--out", out,
-                  "--params", tiny_params(tmp_path / "p.yaml"))  # fmt: skip
+    result = _run(
+        "export_masks",
+        "--in",
+        f"dataset={dataset_artifact}",
+        "--in",
+        f"cams={gt_cams}",
+        "--in",
+        f"irn_model={irn_model}",
+        "--out",
+        out,
+        "--params",
+        tiny_params(tmp_path / "p.yaml"),
+    )
     assert result.returncode == 0, result.stderr
     m = open_artifact(out, "pseudo_masks").manifest
     index = load_index(dataset_artifact)
@@ -260,17 +288,37 @@ def test_export_masks(dataset_artifact, gt_cams, irn_model, tmp_path):
 
 def test_crf_free_ir_labels(dataset_artifact, gt_cams, tmp_path):
     params = tiny_params(tmp_path / "p.yaml", train_irn={"crf": None, "epochs": 1})
-    result = _run("train_irn", "--in", f"dataset={dataset_artifact}", "--in", f"cams={gt_cams}",
-                  "--out", tmp_path / "irn", "--params", params)  # fmt: skip
+    result = _run(
+        "train_irn",
+        "--in",
+        f"dataset={dataset_artifact}",
+        "--in",
+        f"cams={gt_cams}",
+        "--out",
+        tmp_path / "irn",
+        "--params",
+        params,
+    )
     assert result.returncode == 0, result.stderr
     assert open_artifact(tmp_path / "irn", "irn_model").manifest.params["train_irn"]["crf"] is None
 
 
 def test_bad_irn_inputs(cli, dataset_artifact, gt_cams, irn_model, tmp_path):
     def export(cams: Path, irn: Path):
-        return cli("run", "export_masks", "--in", f"dataset={dataset_artifact}",
-                   "--in", f"cams={cams}", "--in", f"irn_model={irn}", "--out", tmp_path / "o",
-                   "--params", tiny_params(tmp_path / "p.yaml"))  # fmt: skip
+        return cli(
+            "run",
+            "export_masks",
+            "--in",
+            f"dataset={dataset_artifact}",
+            "--in",
+            f"cams={cams}",
+            "--in",
+            f"irn_model={irn}",
+            "--out",
+            tmp_path / "o",
+            "--params",
+            tiny_params(tmp_path / "p.yaml"),
+        )
 
     result = export(dataset_artifact, irn_model)
     assert result.code == 2 and "expected an artifact of kind 'cams'" in result.err

@@ -32,8 +32,9 @@ def _pipeline(*args: str | Path) -> subprocess.CompletedProcess:
 def _compile(tmp_path: Path, *extra: str) -> tuple[dict, dict]:
     out = tmp_path / "pipeline.yaml"
     images = ["--image", "reg/wsss:cuda", "--cpu-image", "reg/wsss:cpu"]
-    result = _pipeline("compile", "--out", out, "--params", REPO / "params.yaml", *images,
-                       "--allow-toy", *extra)  # fmt: skip
+    result = _pipeline(
+        "compile", "--out", out, "--params", REPO / "params.yaml", *images, "--allow-toy", *extra
+    )
     assert result.returncode == 0, result.stderr
     spec, platform = yaml.safe_load_all(out.read_text())
     return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
@@ -60,8 +61,10 @@ def test_compiled_pipeline_asks_for_gpus_secrets_and_caching(tmp_path):
         secret = platform["secretAsEnv"][0]
         assert secret["secretNameParameter"] == {"componentInputParameter": "s3_secret"}
         assert {e["envVar"] for e in secret["keyToEnv"]} == {
-            "S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
-        }  # fmt: skip
+            "S3_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        }
         mounts = {m["mountPath"]: m for m in platform["emptyDirMounts"]}
         gpu = stage.name in GPU_STAGES
         assert container["image"] == ("reg/wsss:cuda" if gpu else "reg/wsss:cpu")
@@ -108,9 +111,15 @@ def test_compile_smoke_sets_the_smoke_parameter_and_every_task_takes_it(tmp_path
 
 def test_compile_from_a_stage_imports_its_upstream_artifacts(tmp_path):
     spec, _ = _compile(
-        tmp_path, "--from", "train_irn", "--artifact", "dataset=s3://bkt/run/dataset",
-        "--artifact", "cams=s3://bkt/run/cams", "--no-artifact-check",
-    )  # fmt: skip
+        tmp_path,
+        "--from",
+        "train_irn",
+        "--artifact",
+        "dataset=s3://bkt/run/dataset",
+        "--artifact",
+        "cams=s3://bkt/run/cams",
+        "--no-artifact-check",
+    )
     tasks = spec["root"]["dag"]["tasks"]
     ran = sorted(t for t in tasks if not t.startswith("importer"))
     assert ran == ["evaluate", "export-masks", "train-deeplab", "train-irn"]
@@ -145,8 +154,17 @@ def test_toy_params_with_a_real_dataset_root_are_refused_and_bare_images_warned(
     allowed = _pipeline("compile", "--out", out, "--params", REPO / "params.yaml", "--allow-toy")
     assert allowed.returncode == 0 and out.exists(), allowed.stderr
     assert "warning: --image wsss:" in allowed.stderr and "warning: --cpu-image" in allowed.stderr
-    voc = _pipeline("compile", "--out", out, "--params", REPO / "params" / "voc.yaml",
-                    "--image", "reg/wsss:cuda", "--cpu-image", "reg/wsss:cpu")  # fmt: skip
+    voc = _pipeline(
+        "compile",
+        "--out",
+        out,
+        "--params",
+        REPO / "params" / "voc.yaml",
+        "--image",
+        "reg/wsss:cuda",
+        "--cpu-image",
+        "reg/wsss:cpu",
+    )
     assert voc.returncode == 0 and "warning" not in voc.stderr, voc.stderr
 
 
@@ -156,12 +174,22 @@ def test_toy_params_with_a_real_dataset_root_are_refused_and_bare_images_warned(
         (["--from", "train_irn", "--artifact", "dataset=s3://bkt/d"], "needs --artifact cams=URI"),
         (["--from", "nope"], "--from: unknown stage 'nope'"),
         (["--artifact", "cams=s3://bkt/c"], "only meaningful with --from"),
-        (["--from", "evaluate", "--artifact", "dataset=s3://bkt/d",
-          "--artifact", "seg_model=s3://bkt/s", "--artifact", "cams=s3://bkt/c"],
-         "--artifact cams: not read when starting from evaluate"),
+        (
+            [
+                "--from",
+                "evaluate",
+                "--artifact",
+                "dataset=s3://bkt/d",
+                "--artifact",
+                "seg_model=s3://bkt/s",
+                "--artifact",
+                "cams=s3://bkt/c",
+            ],
+            "--artifact cams: not read when starting from evaluate",
+        ),
         (["--params", "missing.yaml"], "missing.yaml: params file not found"),
     ],
-)  # fmt: skip
+)
 def test_bad_pipeline_arguments(tmp_path, args, message):
     result = _pipeline("compile", "--out", tmp_path / "p.yaml", *args)
     assert result.returncode == 2
@@ -178,8 +206,9 @@ def test_a_bad_input_inside_a_task_ends_run_local_with_its_error_line(toy_root, 
         tmp_path / "p.yaml", dataset={"splits": ["train_aug", "train", "val", "nope"]}
     )
     started = time.monotonic()
-    result = _pipeline("run-local", "--params", params, "--root", toy_root,
-                       "--pipeline-root", tmp_path / "runs")  # fmt: skip
+    result = _pipeline(
+        "run-local", "--params", params, "--root", toy_root, "--pipeline-root", tmp_path / "runs"
+    )
     elapsed = time.monotonic() - started
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
@@ -195,8 +224,9 @@ def local_run(toy_root, tmp_path_factory) -> tuple[Path, Path]:
     """The whole pipeline under kfp.local on the tiny ToyVOC: (final artifact, work dir)."""
     work = tmp_path_factory.mktemp("kfp")
     params = tiny_params(work / "params.yaml")
-    result = _pipeline("run-local", "--params", params, "--root", toy_root,
-                       "--pipeline-root", work / "runs")  # fmt: skip
+    result = _pipeline(
+        "run-local", "--params", params, "--root", toy_root, "--pipeline-root", work / "runs"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     final = Path(result.stdout.strip().splitlines()[-1].removeprefix("final artifact: "))
     return final, work
@@ -218,8 +248,9 @@ def test_local_run_of_the_whole_pipeline(local_run):
     for training in ("train-cam", "train-irn", "train-deeplab"):
         page = (task_dir.parent / training / "summary").read_text()
         assert "data:image/png;base64," in page and "steps" in page  # metrics and loss curve
-    lineage = subprocess.run([str(BIN / "wsss"), "lineage", str(final)],
-                             capture_output=True, text=True).stdout  # fmt: skip
+    lineage = subprocess.run(
+        [str(BIN / "wsss"), "lineage", str(final)], capture_output=True, text=True
+    ).stdout
     for stage in PIPELINE_STAGES:
         assert f"{stage.kind} <- {stage.name}" in lineage
 
@@ -230,13 +261,22 @@ def test_a_smoke_run_under_kfp_local_marks_what_it_makes(local_run):
     parameter reaches each task and each artifact says it is a smoke run's."""
     final, work = local_run
     made = final.parent.parent
-    imported = {"dataset": made / "prepare-data" / "dataset",
-                "pseudo_masks": made / "export-masks" / "pseudo_masks"}  # fmt: skip
+    imported = {
+        "dataset": made / "prepare-data" / "dataset",
+        "pseudo_masks": made / "export-masks" / "pseudo_masks",
+    }
     result = _pipeline(
-        "run-local", "--params", tiny_params(work / "smoke.yaml"), "--smoke", "2",
-        "--pipeline-root", work / "smoke", "--from", "train_deeplab",
+        "run-local",
+        "--params",
+        tiny_params(work / "smoke.yaml"),
+        "--smoke",
+        "2",
+        "--pipeline-root",
+        work / "smoke",
+        "--from",
+        "train_deeplab",
         *(a for kind, uri in imported.items() for a in ("--artifact", f"{kind}={uri}")),
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     evaluation = Path(result.stdout.strip().splitlines()[-1].removeprefix("final artifact: "))
     assert open_artifact(evaluation).manifest.smoke == 2
@@ -254,9 +294,19 @@ def test_local_rerun_from_one_stage(local_run):
     pseudo_masks = final.parent.parent / "export-masks" / "pseudo_masks"
     dataset = final.parent.parent / "prepare-data" / "dataset"
     params = tiny_params(work / "rerun.yaml", train_deeplab={"lr": 0.02})
-    result = _pipeline("run-local", "--params", params, "--pipeline-root", work / "reruns",
-                       "--from", "train_deeplab", "--artifact", f"dataset={dataset}",
-                       "--artifact", f"pseudo_masks={pseudo_masks}")  # fmt: skip
+    result = _pipeline(
+        "run-local",
+        "--params",
+        params,
+        "--pipeline-root",
+        work / "reruns",
+        "--from",
+        "train_deeplab",
+        "--artifact",
+        f"dataset={dataset}",
+        "--artifact",
+        f"pseudo_masks={pseudo_masks}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rerun = Path(result.stdout.strip().splitlines()[-1].removeprefix("final artifact: "))
     ran = sorted(p.name for p in rerun.parent.parent.iterdir() if p.is_dir())
@@ -284,9 +334,20 @@ def test_submit_compiles_and_creates_a_run(monkeypatch, tmp_path, capsys):
             return SimpleNamespace(run_id="run-123")
 
     monkeypatch.setattr("kfp.Client", FakeClient)
-    code = pipeline_cli.main(["submit", "--host", "http://kfp.example:8888", "--experiment",
-                              "ablation", "--params", str(REPO / "params.yaml"), "--allow-toy",
-                              "--root", "s3://data/VOC2012"])  # fmt: skip
+    code = pipeline_cli.main(
+        [
+            "submit",
+            "--host",
+            "http://kfp.example:8888",
+            "--experiment",
+            "ablation",
+            "--params",
+            str(REPO / "params.yaml"),
+            "--allow-toy",
+            "--root",
+            "s3://data/VOC2012",
+        ]
+    )
     assert code == 0
     assert calls["host"] == "http://kfp.example:8888" and calls["experiment_name"] == "ablation"
     assert calls["enable_caching"] is True
@@ -300,9 +361,20 @@ def test_submit_to_an_unreachable_host_is_one_line(monkeypatch, capsys):
         raise ConnectionError("refused")
 
     monkeypatch.setattr("kfp.Client", refuse)
-    code = pipeline_cli.main(["submit", "--host", "http://127.0.0.1:9", "--params",
-                              str(REPO / "params.yaml"), "--allow-toy", "--image",
-                              "reg/wsss:cuda", "--cpu-image", "reg/wsss:cpu"])  # fmt: skip
+    code = pipeline_cli.main(
+        [
+            "submit",
+            "--host",
+            "http://127.0.0.1:9",
+            "--params",
+            str(REPO / "params.yaml"),
+            "--allow-toy",
+            "--image",
+            "reg/wsss:cuda",
+            "--cpu-image",
+            "reg/wsss:cpu",
+        ]
+    )
     err = capsys.readouterr().err
     assert (
         code == 2
@@ -337,15 +409,29 @@ def test_typed_knobs_override_the_section_and_another_method_takes_its_keys(
     out = SimpleNamespace(path=str(tmp_path / "cam_model"), uri="s3://bkt/cam_model", metadata={})
     ktse = json.dumps(TINY_CAM["ktse"] | {"method": "ktse"})  # KTSE's keys, as the JSON holds
     knobs = {"method": "destruction", "epochs": 1, "batch_size": 0, "lr": 0.05}
-    run_component("train_cam", {"dataset": dataset}, out, ktse, json.dumps({"device": "cpu"}),
-                  overrides=knobs, smoke="{}")  # fmt: skip
+    run_component(
+        "train_cam",
+        {"dataset": dataset},
+        out,
+        ktse,
+        json.dumps({"device": "cpu"}),
+        overrides=knobs,
+        smoke="{}",
+    )
     used = open_artifact(tmp_path / "cam_model", "cam_model").manifest.params["train_cam"]
     assert used["method"] == "destruction" and "ldm_grid" in used and "sie" not in used
     assert used["epochs"] == 1 and used["lr"] == 0.05
     assert used["batch_size"] == TINY_CAM["ktse"]["batch_size"]  # 0: as in the JSON
     with pytest.raises(SystemExit):
-        run_component("train_cam", {"dataset": dataset}, out, ktse, json.dumps({"device": "cpu"}),
-                      overrides={"method": "nope"}, smoke="{}")  # fmt: skip
+        run_component(
+            "train_cam",
+            {"dataset": dataset},
+            out,
+            ktse,
+            json.dumps({"device": "cpu"}),
+            overrides={"method": "nope"},
+            smoke="{}",
+        )
 
 
 @pytest.mark.slow
@@ -356,10 +442,21 @@ def test_component_runs_a_training_stage_under_torchrun(dataset_artifact, tmp_pa
     out = SimpleNamespace(path=str(tmp_path / "cam_model"), uri="s3://bkt/cam_model", metadata={})
     logged = {}
     metrics = SimpleNamespace(log_metric=logged.__setitem__)
-    cam = TINY_CAM["baseline"] | {"method": "baseline", "toy_norm": "group", "epochs": 1,
-                                  "warmup_epochs": 0}  # fmt: skip
-    run_component("train_cam", {"dataset": dataset}, out, json.dumps(cam),
-                  json.dumps({"device": "cpu"}), metrics, smoke="{}")  # fmt: skip
+    cam = TINY_CAM["baseline"] | {
+        "method": "baseline",
+        "toy_norm": "group",
+        "epochs": 1,
+        "warmup_epochs": 0,
+    }
+    run_component(
+        "train_cam",
+        {"dataset": dataset},
+        out,
+        json.dumps(cam),
+        json.dumps({"device": "cpu"}),
+        metrics,
+        smoke="{}",
+    )
     manifest = open_artifact(tmp_path / "cam_model", "cam_model").manifest
     assert manifest.device.startswith("cpu:") and manifest.device.endswith(" x2")  # cpu:AVX2 x2
     assert manifest.inputs["dataset"].uri == "s3://bkt/dataset"  # the URI, not the local copy

@@ -140,8 +140,12 @@ def test_warmup_trains_classification_only_and_switches_add_their_terms():
     torch.manual_seed(0)
     net = CamNet(ToyNet(8), num_classes=4)
     y = torch.tensor([[1.0, 0, 0, 0], [1.0, 1.0, 0, 0]])
-    batch = {"image": torch.randn(2, 3, 32, 32), "labels": y,
-             "pair_image": torch.randn(2, 3, 32, 32), "pair_labels": y}  # fmt: skip
+    batch = {
+        "image": torch.randn(2, 3, 32, 32),
+        "labels": y,
+        "pair_image": torch.randn(2, 3, 32, 32),
+        "pair_labels": y,
+    }
     ktse = build_method(KtseParams(warmup_epochs=1, par_iterations=2))
     _, parts = ktse.loss(net, batch, epoch=0)
     assert set(parts) == {"cls", "total"}

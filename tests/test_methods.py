@@ -89,8 +89,16 @@ def test_one_training_step_moves_the_network(method):
 @pytest.mark.parametrize("method", ALL)
 def test_train_cam_then_extract_seeds(cli, dataset_artifact, method, tmp_path):
     params = tiny_params(tmp_path / "p.yaml", train_cam={"method": method})
-    cam = cli("run", "train_cam", "--in", f"dataset={dataset_artifact}",
-              "--out", tmp_path / "cam_model", "--params", params)  # fmt: skip
+    cam = cli(
+        "run",
+        "train_cam",
+        "--in",
+        f"dataset={dataset_artifact}",
+        "--out",
+        tmp_path / "cam_model",
+        "--params",
+        params,
+    )
     assert cam.code == 0, cam.err
     manifest = open_artifact(tmp_path / "cam_model", "cam_model").manifest
     section = parse_params(yaml.safe_load(params.read_text()), str(params)).train_cam
@@ -102,9 +110,18 @@ def test_train_cam_then_extract_seeds(cli, dataset_artifact, method, tmp_path):
         build_cam_model(saved["meta"]), _batch(4, 32, 20), epoch=10**6
     )
     assert set(parts) <= set(log[-1])  # every part of the loss is logged
-    seeds = cli("run", "extract_seeds", "--in", f"dataset={dataset_artifact}",
-                "--in", f"cam_model={tmp_path / 'cam_model'}", "--out", tmp_path / "cams",
-                "--params", params)  # fmt: skip
+    seeds = cli(
+        "run",
+        "extract_seeds",
+        "--in",
+        f"dataset={dataset_artifact}",
+        "--in",
+        f"cam_model={tmp_path / 'cam_model'}",
+        "--out",
+        tmp_path / "cams",
+        "--params",
+        params,
+    )
     assert seeds.code == 0, seeds.err
     assert 0 <= open_artifact(tmp_path / "cams").manifest.metrics["seed_miou"] <= 1
 

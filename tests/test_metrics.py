@@ -79,9 +79,16 @@ def test_score_cli_matches_direct_count(cli, tmp_path):
     # --list restricts the set
     (tmp_path / "list.txt").write_text("im0\n")
     result = cli(
-        "score", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt",
-        "--num-classes", C, "--list", tmp_path / "list.txt",
-    )  # fmt: skip
+        "score",
+        "--pred",
+        tmp_path / "pred",
+        "--gt",
+        tmp_path / "gt",
+        "--num-classes",
+        C,
+        "--list",
+        tmp_path / "list.txt",
+    )
     assert json.loads(result.out)["miou"] == pytest.approx(_direct(preds[:1], gts[:1], C)["miou"])
 
 
@@ -158,8 +165,9 @@ def test_the_loss_curve_draws_every_part_even_those_logged_after_the_warm_up(tmp
     from wsss.plots import plot_curves
 
     history = [{"step": 10, "epoch": 0, "lr": 0.1, "cls": 0.6, "total": 0.6}]
-    history += [{"step": 20, "epoch": 1, "lr": 0.05, "cls": 0.5, "kt": 0.1, "fg": 2.0,
-                 "total": 0.9}]  # fmt: skip
+    history += [
+        {"step": 20, "epoch": 1, "lr": 0.05, "cls": 0.5, "kt": 0.1, "fg": 2.0, "total": 0.9}
+    ]
     drawn = plot_curves(history, tmp_path / "loss.png", "train_cam losses")
     assert drawn == ["cls", "total", "kt", "fg"] and (tmp_path / "loss.png").stat().st_size > 0
 

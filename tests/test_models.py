@@ -95,8 +95,12 @@ def test_resnet38d_names_cover_the_network():
 
 
 def _mx_bn(leaf: str) -> str:
-    return {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean",
-            "running_var": "moving_var"}[leaf]  # fmt: skip
+    return {
+        "weight": "gamma",
+        "bias": "beta",
+        "running_mean": "moving_mean",
+        "running_var": "moving_var",
+    }[leaf]
 
 
 def test_resnet38d_is_output_stride_8():
@@ -166,8 +170,10 @@ def photo_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def photos(photo_root) -> torch.Tensor:
     """labelme's three VOC photographs at 224 px, ImageNet-normalized as the datasets do."""
-    images = [Image.open(photo_root / "JPEGImages" / f"{i}.jpg").convert("RGB").resize((224, 224))
-              for i in SPLITS["train_aug"]]  # fmt: skip
+    images = [
+        Image.open(photo_root / "JPEGImages" / f"{i}.jpg").convert("RGB").resize((224, 224))
+        for i in SPLITS["train_aug"]
+    ]
     x = torch.tensor(np.stack(images), dtype=torch.float32).permute(0, 3, 1, 2) / 255
     mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
     return (x - mean[:, None, None]) / std[:, None, None]
@@ -269,12 +275,14 @@ def test_the_toy_efficientnet_preset_runs_every_stage(dataset_artifact, lite0_st
     sections["train_irn"].pop("toy_width"), sections["train_deeplab"].pop("toy_width")
     params = parse_params(sections | {"train_cam": TINY_CAM["ktse"] | sections["train_cam"]}, "")
     art = {"dataset": dataset_artifact}
-    chain = [("train_cam", "cam_model", ["dataset"]),
-             ("extract_seeds", "cams", ["dataset", "cam_model"]),
-             ("train_irn", "irn_model", ["dataset", "cams"]),
-             ("export_masks", "pseudo_masks", ["dataset", "cams", "irn_model"]),
-             ("train_deeplab", "seg_model", ["dataset", "pseudo_masks"]),
-             ("evaluate", "evaluation", ["dataset", "seg_model"])]  # fmt: skip
+    chain = [
+        ("train_cam", "cam_model", ["dataset"]),
+        ("extract_seeds", "cams", ["dataset", "cam_model"]),
+        ("train_irn", "irn_model", ["dataset", "cams"]),
+        ("export_masks", "pseudo_masks", ["dataset", "cams", "irn_model"]),
+        ("train_deeplab", "seg_model", ["dataset", "pseudo_masks"]),
+        ("evaluate", "evaluation", ["dataset", "seg_model"]),
+    ]
     for stage, output, inputs in chain:
         art[output] = tmp_path / output
         manifest, _ = run_stage(stage, {i: str(art[i]) for i in inputs}, art[output], params)

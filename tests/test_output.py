@@ -66,8 +66,16 @@ def test_only_a_wsss_artifact_is_replaced(cli, toy_root, tmp_path):
     # an artifact an older wsss wrote (its manifest had created_at, code_revision, duration_s)
     older = tmp_path / "older"
     older.mkdir()
-    core = {"kind": "dataset", "stage": "prepare_data", "wsss_version": "0.0.9", "params": {},
-            "params_digest": "x", "inputs": {}, "files": {}, "created_at": "2026"}  # fmt: skip
+    core = {
+        "kind": "dataset",
+        "stage": "prepare_data",
+        "wsss_version": "0.0.9",
+        "params": {},
+        "params_digest": "x",
+        "inputs": {},
+        "files": {},
+        "created_at": "2026",
+    }
     (older / MANIFEST).write_text(json.dumps(core))
     assert _prepare(cli, toy_root, older).code == 0
     assert open_artifact(older).manifest.wsss_version != "0.0.9"

@@ -178,8 +178,9 @@ def test_dvc_experiments_set_queue_and_run_all(checkout):
         restored = {stage for stage in STAGES if f"Stage '{stage}' is cached" in one.stdout}
         assert "train_deeplab" in ran and ran | restored == {"train_deeplab", "evaluate"}
         for lr in ("0.03", "0.04"):
-            queued = _sh(checkout, ".venv/bin/dvc", "exp", "run", "--queue", "-S",
-                         f"train_deeplab.lr={lr}")  # fmt: skip
+            queued = _sh(
+                checkout, ".venv/bin/dvc", "exp", "run", "--queue", "-S", f"train_deeplab.lr={lr}"
+            )
             assert queued.returncode == 0, queued.stderr
         run_all = _sh(checkout, ".venv/bin/dvc", "exp", "run", "--run-all")
         assert run_all.returncode == 0, run_all.stderr + run_all.stdout

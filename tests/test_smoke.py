@@ -26,8 +26,18 @@ INFERENCE = {"extract_seeds", "export_masks", "evaluate", "train_irn"}  # train_
 
 def _index() -> DatasetIndex:
     """val apart; train inside train_aug; class 0 everywhere, classes 1-3 in a few images."""
-    labels = {"a": (0,), "b": (0,), "c": (0, 1), "d": (0,), "e": (0, 2), "f": (0, 3),
-              "g": (0,), "v1": (0,), "v2": (0, 1), "v3": (0,)}  # fmt: skip
+    labels = {
+        "a": (0,),
+        "b": (0,),
+        "c": (0, 1),
+        "d": (0,),
+        "e": (0, 2),
+        "f": (0, 3),
+        "g": (0,),
+        "v1": (0,),
+        "v2": (0, 1),
+        "v3": (0,),
+    }
     samples = {i: Sample(i, f"{i}.jpg", None, c) for i, c in labels.items()}
     splits = {"train_aug": list("abcdefg"), "train": list("bcde"), "val": ["v1", "v2", "v3"]}
     return DatasetIndex("voc", Path("/root"), ("w", "x", "y", "z"), splits, samples)
@@ -86,8 +96,9 @@ def test_a_smoke_run_is_marked_cut_and_costed(smoke_run, toy_root):
     dataset = open_artifact(art / "dataset", "dataset")
     assert dataset.manifest.metrics["images_train_aug"] == 2
     full = json.loads((art / "dataset" / SOURCE).read_text())["full_splits"]
-    assert full["train_aug"] == len((toy_root / "ImageSets/Segmentation/train_aug.txt")
-                                    .read_text().split())  # fmt: skip
+    assert full["train_aug"] == len(
+        (toy_root / "ImageSets/Segmentation/train_aug.txt").read_text().split()
+    )
     for stage in PIPELINE:
         artifact = open_artifact(art / stage.kind, stage.kind)
         assert artifact.manifest.smoke == 2 and artifact.manifest.params["smoke"]["images"] == 2

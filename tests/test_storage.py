@@ -20,10 +20,16 @@ from wsss.kinds.dataset import load_index
 
 TINY_CAM = {
     "train_cam": {
-        "method": "baseline", "epochs": 1, "warmup_epochs": 0, "batch_size": 4, "crop": 32,
-        "long_side": [40, 56], "toy_width": 8, "checkpoint_every": 100,
+        "method": "baseline",
+        "epochs": 1,
+        "warmup_epochs": 0,
+        "batch_size": 4,
+        "crop": 32,
+        "long_side": [40, 56],
+        "toy_width": 8,
+        "checkpoint_every": 100,
     }
-}  # fmt: skip
+}
 
 
 def _assert_no_secret(*texts: str) -> None:
@@ -53,8 +59,16 @@ def test_stages_read_and_write_s3(cli, s3, toy_root, dataset_artifact, tmp_path)
     assert "run/dataset/manifest.json" in keys and "run/dataset/labels.json" in keys
     assert not any(k.startswith("run/dataset/JPEGImages") for k in keys)  # index, not images
 
-    cam = cli("run", "train_cam", "--in", f"dataset={run}/dataset", "--out", f"{run}/cam_model",
-              "--params", params)  # fmt: skip
+    cam = cli(
+        "run",
+        "train_cam",
+        "--in",
+        f"dataset={run}/dataset",
+        "--out",
+        f"{run}/cam_model",
+        "--params",
+        params,
+    )
     assert cam.code == 0, cam.err
     # the root was synced once into the cache, verified against the digest prepare_data recorded
     synced = list((cache_dir() / "datasets").glob("*/.complete"))

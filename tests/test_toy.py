@@ -111,8 +111,10 @@ def test_large_parts_are_a_sixth_of_the_object_in_a_hue_of_their_own(tmp_path):
     for parts in ("small", "large"):
         config = ToyConfig(seed=3, train=24, val=1, size=64, parts=parts)
         generate(tmp_path / parts, config)
-        masks = [read_mask(tmp_path / parts / "SegmentationClassAug" / f"{i}.png")
-                 for i in image_ids(config)["train_aug"]]  # fmt: skip
+        masks = [
+            read_mask(tmp_path / parts / "SegmentationClassAug" / f"{i}.png")
+            for i in image_ids(config)["train_aug"]
+        ]
         parts_px = sum(part_map(config, i).sum() for i in image_ids(config)["train_aug"])
         share[parts] = parts_px / sum(((m > 0) & (m != IGNORE)).sum() for m in masks)
     assert share["small"] < 0.12 and 0.13 < share["large"] < 0.25
@@ -137,8 +139,11 @@ def test_body_and_part_measures_where_cams_fire(dataset_artifact, tmp_path):
         for sample in index.split("train"):
             part = part_map(TINY, sample.id)
             cam = np.where(part, on_part, elsewhere)[None].repeat(len(sample.labels), axis=0)
-            np.savez(cams / "cams" / f"{sample.id}.npz", cam=cam.astype(np.float16),
-                     keys=np.array(sample.labels))  # fmt: skip
+            np.savez(
+                cams / "cams" / f"{sample.id}.npz",
+                cam=cam.astype(np.float16),
+                keys=np.array(sample.labels),
+            )
         measured = body_and_part(dataset_artifact, cams, "train", 0.2)
         keys = ("part_activation", "body_activation", "body_covered", "peak_on_part")
         assert [measured[k] for k in keys] == pytest.approx(list(expected), abs=2e-3)

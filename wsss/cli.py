@@ -228,14 +228,19 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--val", type=int_in(1, 10**6), default=100, metavar="N", help="val images")
     toy.add_argument("--size", type=int_in(32, 4096), default=96, metavar="PX", help="image side")
     toy.add_argument(
-        "--tint", type=int_in(0, 60), default=32, metavar="LEVELS",
+        "--tint",
+        type=int_in(0, 60),
+        default=32,
+        metavar="LEVELS",
         help="RGB levels that set a class's body apart within its family (0: one body per family)",
-    )  # fmt: skip
+    )
     toy.add_argument(
-        "--parts", choices=("large", "small"), default="large",
+        "--parts",
+        choices=("large", "small"),
+        default="large",
         help="a class's part: a sixth of the object in a hue of its own (default) or, as in v1 "
         "and v2, a tenth of it in one of five colours",
-    )  # fmt: skip
+    )
     toy.set_defaults(func=_cmd_toy)
     coco = data_commands.add_parser(
         "coco-masks", help="render a COCO instances JSON into per-image semantic PNG masks"
@@ -248,9 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one pipeline stage", epilog_of=_stage_table)
     run.add_argument("stage", help="a stage name (listed below)")
     run.add_argument(
-        "--in", dest="inputs", type=key_value, action="append", default=[], metavar="NAME=URI",
+        "--in",
+        dest="inputs",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="NAME=URI",
         help="an input: a directory or s3:// URI, once per input the stage reads",
-    )  # fmt: skip
+    )
     run.add_argument(
         "--out", required=True, metavar="DIR|s3://URI", help="the artifact to write (replaced)"
     )

@@ -33,10 +33,23 @@ def load_problem(exc: Exception) -> str:
 # What the machine, not wsss, gets wrong when a file is written or read: full, read-only, no
 # permission, a path through a file, a directory where a file goes, a symlink loop, too long.
 ENVIRONMENT_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR,
-     errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.EFBIG, errno.EIO, errno.EEXIST,
-     errno.ENOTEMPTY, errno.ENOENT}
-)  # fmt: skip
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EISDIR,
+        errno.ENOTDIR,
+        errno.ELOOP,
+        errno.ENAMETOOLONG,
+        errno.EFBIG,
+        errno.EIO,
+        errno.EEXIST,
+        errno.ENOTEMPTY,
+        errno.ENOENT,
+    }
+)
 
 
 # Errors that are the disk's whichever file met them.

@@ -129,9 +129,15 @@ def _cam_params(raw: object) -> object:
         expected = ", ".join(f"'{m}'" for m in METHODS)
         raise ValidationError.from_exception_data(
             "train_cam",
-            [{"type": "literal_error", "loc": ("method",), "input": name,
-              "ctx": {"expected": expected}}],
-        )  # fmt: skip
+            [
+                {
+                    "type": "literal_error",
+                    "loc": ("method",),
+                    "input": name,
+                    "ctx": {"expected": expected},
+                }
+            ],
+        )
     return METHODS[name].params.model_validate(raw)
 
 
@@ -349,8 +355,9 @@ def parse_params(raw: object, where: str) -> Params:
     except ValidationError as exc:
         errors: list[Any] = []
         for err in exc.errors():  # one problem per key: not also its consequence for the parent
-            if not any(_nested(err["loc"], e["loc"]) or _nested(e["loc"], err["loc"])
-                       for e in errors):  # fmt: skip
+            if not any(
+                _nested(err["loc"], e["loc"]) or _nested(e["loc"], err["loc"]) for e in errors
+            ):
                 errors.append(err)
         problems = [_problem(err, raw) for err in errors]
         # every problem at once, each on its own `error:` line (the CLI prefixes the first)

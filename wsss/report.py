@@ -58,8 +58,12 @@ def facts(tree: dict[str, Any], split: str) -> dict[str, str]:
     }
 
 
-def reading(tree: dict[str, Any], metrics: dict[str, float], split: str,
-            per_class: dict[str, dict[str, float | None]]) -> list[str]:  # fmt: skip
+def reading(
+    tree: dict[str, Any],
+    metrics: dict[str, float],
+    split: str,
+    per_class: dict[str, dict[str, float | None]],
+) -> list[str]:
     """What a reader needs before the tables, computed from them: what IRN added to the seeds,
     how far the segmenter stays below the labels it learned from, the weakest classes."""
     seeds = (find(tree, "cams") or {}).get("metrics", {})
@@ -110,8 +114,9 @@ def write_report(
     notes = "".join(
         f"<p>{html.escape(line)}</p>" for line in reading(tree, metrics, split, per_class)
     )
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-                   for k, v in header.items())  # fmt: skip
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in header.items()
+    )
     shown = {k: v for k, v in metrics.items() if k != "images"}
     head = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{_percent(v)}</td></tr>" for k, v in shown.items()

@@ -210,8 +210,12 @@ class Loop:
             matches = ckpt["resume_key"] == self.resume_key
         except Exception as exc:  # a torn or foreign file: any error of any unpickler
             if self.dist.is_main:
-                print(f"warning: {path}: unreadable checkpoint ({type(exc).__name__}); "
-                      "training from the start", file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    f"warning: {path}: unreadable checkpoint ({type(exc).__name__}); "
+                    "training from the start",
+                    file=sys.stderr,
+                    flush=True,
+                )
             return 0, []
         if not matches or ckpt["world_size"] != self.dist.world_size:
             return 0, []

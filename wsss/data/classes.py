@@ -5,6 +5,7 @@ import numpy as np
 
 IGNORE = 255
 
+# the names in rows, not one per line (fmt: skip): 20 and 80 names read as the datasets list them
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",

@@ -148,10 +148,12 @@ def _part_mask(shape: str, size: int, centre: tuple[float, float], radius: float
     offset = angle + (np.pi / 4 if shape == "square" else 0.0)
     scale = radius * (1.25 if shape == "triangle" else 1.1)
     pts = [
-        (cx + scale * np.cos(offset + 2 * np.pi * k / corners),
-         cy + scale * np.sin(offset + 2 * np.pi * k / corners))
+        (
+            cx + scale * np.cos(offset + 2 * np.pi * k / corners),
+            cy + scale * np.sin(offset + 2 * np.pi * k / corners),
+        )
         for k in range(corners)
-    ]  # fmt: skip
+    ]
     if shape == "diamond":  # a rhombus: stretch one axis
         pts = [(cx + (x - cx) * 0.6, y) for x, y in pts]
     cv2.fillPoly(mask, [np.round(np.array(pts)).astype(np.int32)], 1)

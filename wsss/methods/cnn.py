@@ -37,8 +37,11 @@ class CnnCamMethod(CamMethod):
         return self.p.backbone
 
     def network_meta(self) -> dict:
-        return {"backbone": self.p.backbone, "toy_width": self.p.toy_width,
-                "toy_norm": self.p.toy_norm}  # fmt: skip
+        return {
+            "backbone": self.p.backbone,
+            "toy_width": self.p.toy_width,
+            "toy_norm": self.p.toy_norm,
+        }
 
     @staticmethod
     def build_network(meta: dict, weights: Path | None) -> CamNet:

@@ -85,11 +85,14 @@ class ToyNet(nn.Module):
             return conv_norm_relu(cin, cout, stride, dil, norm)
 
         self.features = nn.Sequential(
-            conv(3, w, stride=2), conv(w, 2 * w),
-            conv(2 * w, 4 * w, stride=2), conv(4 * w, 4 * w),
-            conv(4 * w, 4 * w, dil=2), conv(4 * w, 8 * w, dil=2),
+            conv(3, w, stride=2),
+            conv(w, 2 * w),
+            conv(2 * w, 4 * w, stride=2),
+            conv(4 * w, 4 * w),
+            conv(4 * w, 4 * w, dil=2),
+            conv(4 * w, 8 * w, dil=2),
             *(conv(8 * w, 8 * w, dil=4 * 2**k) for k in range(context)),
-        )  # fmt: skip
+        )
         self.out_channels = 8 * w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,8 +114,11 @@ class TorchvisionResNet(nn.Module):
         )
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = (
-            net.layer1, net.layer2, net.layer3, net.layer4,
-        )  # fmt: skip
+            net.layer1,
+            net.layer2,
+            net.layer3,
+            net.layer4,
+        )
         self.out_channels = 2048
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

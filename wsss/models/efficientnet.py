@@ -23,9 +23,14 @@ from wsss.models.weights import load_strict
 
 # per stage: expansion, kernel, stride, output channels, blocks (the Lite0 = B0 layout)
 STAGES = (
-    (1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
-    (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1),
-)  # fmt: skip
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
 STEM, HEAD = 32, 1280
 BN_EPS = 1e-3  # TensorFlow's, which the weights were trained with
 # IRN's five levels at strides 4, 4, 8, 16, 16 as ResNet-50's stem and layer1-4 are: the first
@@ -100,8 +105,9 @@ class EfficientNetLite0(nn.Module):
         # ImageNet-normalized input -> the weights' (x - 127) / 128, as one per-channel affine
         std, mean = torch.tensor(IMAGENET_STD), torch.tensor(IMAGENET_MEAN)
         self.register_buffer("input_scale", (255 * std / 128)[:, None, None], persistent=False)
-        self.register_buffer("input_shift", ((255 * mean - 127) / 128)[:, None, None],
-                             persistent=False)  # fmt: skip
+        self.register_buffer(
+            "input_shift", ((255 * mean - 127) / 128)[:, None, None], persistent=False
+        )
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         x = x * self.input_scale + self.input_shift

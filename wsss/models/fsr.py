@@ -18,9 +18,12 @@ class DinoHead(nn.Module):
     def __init__(self, dim: int, hidden: int, bottleneck: int, prototypes: int):
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+            nn.Linear(dim, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, hidden),
+            nn.GELU(),
             nn.Linear(hidden, bottleneck),
-        )  # fmt: skip
+        )
         self.last = nn.utils.parametrizations.weight_norm(
             nn.Linear(bottleneck, prototypes, bias=False)
         )
@@ -52,10 +55,12 @@ class FsrNet(nn.Module):
         self.classifier = nn.Conv2d(dim, num_classes, 1, bias=False)
         self.aux_classifier = nn.Conv2d(dim, num_classes, 1, bias=False)
         self.decoder = nn.Sequential(
-            nn.Conv2d(dim, decoder, 3, padding=5, dilation=5), nn.ReLU(),
-            nn.Conv2d(decoder, decoder, 3, padding=5, dilation=5), nn.ReLU(),
+            nn.Conv2d(dim, decoder, 3, padding=5, dilation=5),
+            nn.ReLU(),
+            nn.Conv2d(decoder, decoder, 3, padding=5, dilation=5),
+            nn.ReLU(),
             nn.Conv2d(decoder, num_classes + 1, 1),
-        )  # fmt: skip
+        )
         self.class_head = DinoHead(dim, hidden, bottleneck, prototypes)
         self.patch_head = DinoHead(dim, hidden, bottleneck, prototypes)
         self.teacher = nn.ModuleDict(

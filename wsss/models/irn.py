@@ -44,8 +44,11 @@ class ResNet50Pyramid(FrozenPyramid):
         net.layer4[0].downsample[0].stride = (1, 1)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = (
-            net.layer1, net.layer2, net.layer3, net.layer4,
-        )  # fmt: skip
+            net.layer1,
+            net.layer2,
+            net.layer3,
+            net.layer4,
+        )
         self.channels = (64, 256, 512, 1024, 2048)
         self.requires_grad_(False)
 

@@ -82,9 +82,20 @@ class ResNet38d(nn.Module):
         self.b7 = _Bottleneck(2048, 4096, dil=4, dropout=dropout)
         self.bn7 = nn.BatchNorm2d(4096)
         self._blocks = [
-            "b2", "b2_1", "b2_2", "b3", "b3_1", "b3_2", "b4", *[f"b4_{i}" for i in range(1, 6)],
-            "b5", "b5_1", "b5_2", "b6", "b7",
-        ]  # fmt: skip
+            "b2",
+            "b2_1",
+            "b2_2",
+            "b3",
+            "b3_1",
+            "b3_2",
+            "b4",
+            *[f"b4_{i}" for i in range(1, 6)],
+            "b5",
+            "b5_1",
+            "b5_2",
+            "b6",
+            "b7",
+        ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1a(x)

@@ -124,8 +124,9 @@ def _with_overrides(section: object, name: str, overrides: dict[str, Any]) -> ob
         from wsss.methods import METHODS, switch_method
 
         if method not in METHODS:
-            raise WsssError(f"pipeline parameter {name}_method: {method!r} is none of "
-                            f"{', '.join(METHODS)}")  # fmt: skip
+            raise WsssError(
+                f"pipeline parameter {name}_method: {method!r} is none of {', '.join(METHODS)}"
+            )
         current = getattr(parse_params({name: section}, "pipeline parameters"), name)
         section = switch_method(current, method).model_dump(mode="json")
     return section | chosen
@@ -182,8 +183,10 @@ def _worker(argv: list[str]) -> int:
     """One torchrun process of _run_under_torchrun (ARGV: the spec file it wrote)."""
     try:
         if len(argv) != 1:
-            raise WsssError("usage: python -m wsss.stages.component SPEC (the torchrun worker "
-                            "of a KFP component; wsss-pipeline starts it, not a user)")  # fmt: skip
+            raise WsssError(
+                "usage: python -m wsss.stages.component SPEC (the torchrun worker "
+                "of a KFP component; wsss-pipeline starts it, not a user)"
+            )
         spec_path = argv[0]
         try:
             spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))

@@ -104,8 +104,10 @@ def _upstream_iou(tree: dict, names: list[str]) -> dict[str, dict[str, float | N
     """IoU per class of the seeds and the pseudo-masks that made the model, from the score
     files of those artifacts (found by the lineage; a column is left out if unreadable)."""
     columns = {}
-    sources = [("seeds", "cams", "seed_scores.json", "fixed"),
-               ("pseudo-masks", "pseudo_masks", "mask_scores.json", None)]  # fmt: skip
+    sources = [
+        ("seeds", "cams", "seed_scores.json", "fixed"),
+        ("pseudo-masks", "pseudo_masks", "mask_scores.json", None),
+    ]
     for label, kind, rel, key in sources:
         node = find(tree, kind)
         scores = read_json(node["uri"], rel) if node and "error" not in node else None

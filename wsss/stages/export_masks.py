@@ -118,8 +118,9 @@ def _labels(item: dict) -> tuple[int, ...]:
     return tuple(item["labels"].nonzero().flatten().tolist())
 
 
-def _overlays(index, dataset, model, out: Path, shown: list[tuple[str, str]], flip: bool,
-              device) -> None:  # fmt: skip
+def _overlays(
+    index, dataset, model, out: Path, shown: list[tuple[str, str]], flip: bool, device
+) -> None:
     position = {s.id: i for i, s in enumerate(dataset.samples)}
     rows = []
     for image_id, label in shown:

@@ -34,17 +34,31 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     meta["stride"] = model.stride
     place_model(model, device, dist)
     dataset = CamTrainSet(
-        index, p.split, cam_train_transforms(p.long_side, p.crop, p.hflip), rt.seed,
+        index,
+        p.split,
+        cam_train_transforms(p.long_side, p.crop, p.hflip),
+        rt.seed,
         method.needs_pairs,
-    )  # fmt: skip
+    )
     history, total = fit(
-        "train_cam", p, rt.seed, inputs, out,
-        model=model, optimizer=method.optimizer(model), dataset=dataset, device=device,
-        dist=dist, batch_sizes=method.batch_sizes(), lr_factor=method.lr_factor,
+        "train_cam",
+        p,
+        rt.seed,
+        inputs,
+        out,
+        model=model,
+        optimizer=method.optimizer(model),
+        dataset=dataset,
+        device=device,
+        dist=dist,
+        batch_sizes=method.batch_sizes(),
+        lr_factor=method.lr_factor,
         loss_fn=lambda batch, epoch: method.loss(model, batch, epoch),
-        workers=rt.num_workers, log_interval=rt.log_interval, meta=meta,
+        workers=rt.num_workers,
+        log_interval=rt.log_interval,
+        meta=meta,
         smoke=params.smoke,
-    )  # fmt: skip
+    )
     if not dist.is_main:  # the runner keeps rank 0's metrics only
         return {}, describe(device, dist.world_size)
     metrics = _train_metrics(model, dataset, device, rt.num_workers)

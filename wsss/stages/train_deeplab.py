@@ -101,13 +101,25 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     }
     floor = p.min_lr / p.lr
     history, total = fit(
-        "train_deeplab", p, rt.seed, inputs, out,
-        model=model, optimizer=sgd([(backbone, p.lr), (head, p.lr * p.head_lr_scale)], p),
-        dataset=dataset, device=device, dist=dist, batch_sizes=[p.batch_size] * p.epochs,
+        "train_deeplab",
+        p,
+        rt.seed,
+        inputs,
+        out,
+        model=model,
+        optimizer=sgd([(backbone, p.lr), (head, p.lr * p.head_lr_scale)], p),
+        dataset=dataset,
+        device=device,
+        dist=dist,
+        batch_sizes=[p.batch_size] * p.epochs,
         lr_factor=lambda step, total: max(poly_factor(step, total, p.poly_power), floor),
-        loss_fn=loss_fn, workers=rt.num_workers, log_interval=rt.log_interval, meta=meta,
+        loss_fn=loss_fn,
+        workers=rt.num_workers,
+        log_interval=rt.log_interval,
+        meta=meta,
         smoke=params.smoke,
-        on_epoch_end=keep_best if p.select_on_val else None, before_save=adopt_best,
-    )  # fmt: skip
+        on_epoch_end=keep_best if p.select_on_val else None,
+        before_save=adopt_best,
+    )
     metrics = {"train_loss": history[-1]["total"], "steps": float(total)} | selected
     return metrics, describe(device, dist.world_size)

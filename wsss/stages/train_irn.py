@@ -108,15 +108,24 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         "disp_width": p.disp_width,
     }
     history, total = fit(
-        "train_irn", p, rt.seed, inputs, out,
-        model=model, optimizer=sgd([(edge_params, p.lr), (disp_params, p.lr * p.disp_lr_scale)], p),
+        "train_irn",
+        p,
+        rt.seed,
+        inputs,
+        out,
+        model=model,
+        optimizer=sgd([(edge_params, p.lr), (disp_params, p.lr * p.disp_lr_scale)], p),
         dataset=AugmentedSet(base, irn_train_transforms(p.scale, p.crop, p.hflip), rt.seed),
-        device=device, dist=dist, batch_sizes=[p.batch_size] * p.epochs,
+        device=device,
+        dist=dist,
+        batch_sizes=[p.batch_size] * p.epochs,
         lr_factor=lambda step, total: poly_factor(step, total, p.poly_power),
         loss_fn=lambda batch, epoch: irn_loss(model, batch, offsets),
-        workers=rt.num_workers, log_interval=rt.log_interval, meta=meta,
+        workers=rt.num_workers,
+        log_interval=rt.log_interval,
+        meta=meta,
         smoke=params.smoke,
-    )  # fmt: skip
+    )
     last = history[-1]
     metrics["train_loss"] = last["total"]
     metrics |= {f"loss_{k}": last[k] for k in ("pos", "neg", "dp_fg", "dp_bg")}

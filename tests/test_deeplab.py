@@ -164,6 +164,7 @@ def test_evaluate_writes_predictions_scores_and_a_self_contained_report(
     assert f"<th>miou</th><td>{100 * m.metrics['miou']:.1f}</td>" in report
     assert "<th>val</th>" in report and "Params of every stage" in report
     assert "<summary>train_deeplab (seg_model)</summary>" in report
+    assert "<summary>evaluate (evaluation)</summary>" in report  # its own params too
     lineage = _run("lineage", out)
     assert "evaluation <- evaluate" in lineage.stdout and "pseudo_masks" in lineage.stdout
     assert "backbone=toy weights=None epochs=2 batch_size=4" in lineage.stdout  # key params

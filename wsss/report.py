@@ -106,10 +106,12 @@ def write_report(
     per_class: dict[str, dict[str, float | None]],
     figures: list[tuple[Path, str]],
     tree: dict[str, Any],
+    own_params: dict[str, Any],
 ) -> None:
     """The header (what produced the model), the reading, headline metrics, IoU per class for
     each column of PER_CLASS (seeds, pseudo-masks, val), the figures, the lineage and every
-    stage's params."""
+    stage's params: the model's lineage, then OWN_PARAMS (the evaluation's, whose manifest is
+    not written yet)."""
     split = header.get("scored split", "val")
     notes = "".join(
         f"<p>{html.escape(line)}</p>" for line in reading(tree, metrics, split, per_class)
@@ -131,10 +133,11 @@ def write_report(
         + "</tr>"
         for name in names
     )
+    evaluation = {"stage": "evaluate", "kind": "evaluation", "params": own_params}
     params = "".join(
         f"<details><summary>{html.escape(node['stage'])} ({html.escape(node['kind'])})"
         f"</summary><pre>{html.escape(json.dumps(node['params'], indent=1))}</pre></details>"
-        for node in _stages(tree)
+        for node in [*_stages(tree), evaluation]
     )
     title = f"wsss evaluation: {header.get('CAM method', '')} on {header.get('dataset root', '')}"
     body = f"""<!doctype html>

@@ -97,7 +97,8 @@ def _report(out, metrics, per_class, matrix, names, examples, inputs, params) ->
         figures.append((out / "examples.png", caption))
         plot_examples(examples, figures[-1][0], names)
     header = facts(tree, params.evaluate.split)
-    write_report(out / "report.html", header, metrics, columns, figures, tree)
+    own = {"evaluate": params.evaluate.model_dump()}
+    write_report(out / "report.html", header, metrics, columns, figures, tree, own)
 
 
 def _upstream_iou(tree: dict, names: list[str]) -> dict[str, dict[str, float | None]]:

@@ -196,7 +196,8 @@ def test_the_reading_is_computed_from_the_lineage_and_the_tables():
         "seeds (73.0 at the threshold 0.17 chosen on GT masks, 72.0 at the fixed one)" in lines[0]
     )
     assert "pseudo-masks of 78.0 on train: +5.0 points" in lines[0]
-    assert "scores 18.0 on val, 60.0 points below its labels" in lines[1]
+    assert "scores 18.0 on val, 60.0 points below what its labels scored on train" in lines[1]
+    assert "The splits differ" in lines[1]  # val against train is not one split's gap
     # background and classes with no val pixels are not "weak"; each names its upstream IoU
     assert lines[2] == "Weakest classes on val: dog 7.7 (seeds 16.0); cat 40.0 (seeds 50.0)."
     assert reading({"kind": "seg_model"}, {"miou": 0.2}, "val", {}) == []  # trained on GT masks

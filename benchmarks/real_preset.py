@@ -30,10 +30,9 @@ from wsss.data.classes import COCO_CLASSES, VOC_CLASSES
 from wsss.data.io import write_mask
 from wsss.errors import WsssError
 from wsss.estimate import estimate, format_estimate
-from wsss.stages import STAGES
+from wsss.stages import PIPELINE
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINE = [s for s in STAGES.values() if s.name != "predict"]
 # The sizes the datasets' images most often have (width, height)
 SIZES = {"voc": [(500, 375), (375, 500), (500, 333)], "coco": [(640, 480), (480, 640), (640, 427)]}
 SPLITS = {"voc": {"train_aug": 6, "train": 4, "val": 3}, "coco": {"train": 6, "val": 3}}

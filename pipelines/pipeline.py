@@ -22,10 +22,9 @@ import components
 from pipelines import DEFAULT_ROOT
 from wsss.errors import WsssError
 from wsss.params import Params
-from wsss.stages import STAGES, Stage
+from wsss.stages import PIPELINE
 
-PIPELINE_STAGES: list[Stage] = [s for s in STAGES.values() if s.name in components.FUNCTIONS]
-SECTIONS = (*(s.section for s in PIPELINE_STAGES), "runtime", "smoke")
+SECTIONS = (*(s.section for s in PIPELINE), "runtime", "smoke")
 ARTIFACT_CLASSES = {
     "dataset": Dataset,
     "cam_model": Model,
@@ -71,12 +70,12 @@ def pipeline_arguments(params: Params, root: str = DEFAULT_ROOT) -> dict[str, An
 
 def upstream_kinds(start: str) -> list[str]:
     """The artifacts a run from stage START needs by URI: made before it, read from it on."""
-    names = [s.name for s in PIPELINE_STAGES]
+    names = [s.name for s in PIPELINE]
     if start not in names:
         raise WsssError(f"--from: unknown stage '{start}' (expected one of: {', '.join(names)})")
-    before = PIPELINE_STAGES[: names.index(start)]
+    before = PIPELINE[: names.index(start)]
     made_before = [s.kind for s in before]
-    read_later = {n for s in PIPELINE_STAGES[names.index(start) :] for n in s.inputs}
+    read_later = {n for s in PIPELINE[names.index(start) :] for n in s.inputs}
     return [kind for kind in made_before if kind in read_later]
 
 
@@ -90,7 +89,7 @@ def build_pipeline(
     """The pipeline function; with START, earlier stages are replaced by IMPORTED artifacts.
     CACHE_PVC names a ReadWriteMany claim mounted as every task's cache (default: emptyDirs)."""
     imported = dict(imported or {})
-    stages = PIPELINE_STAGES
+    stages = PIPELINE
     if start is not None:
         needed = upstream_kinds(start)
         for kind in needed:

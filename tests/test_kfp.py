@@ -13,15 +13,16 @@ import pytest
 import yaml
 
 from pipelines import cli as pipeline_cli
-from pipelines.pipeline import CLUSTER_DEFAULTS, KNOBS, PIPELINE_STAGES, SECTIONS
+from pipelines.pipeline import CLUSTER_DEFAULTS, KNOBS, SECTIONS
 from tests.helpers import TINY_CAM, tiny_params
 from wsss.artifacts import open_artifact
 from wsss.params import load_params
+from wsss.stages import PIPELINE
 from wsss.stages.component import run_component
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
-GPU_STAGES = [s.name for s in PIPELINE_STAGES if s.name != "prepare_data"]
+GPU_STAGES = [s.name for s in PIPELINE if s.name != "prepare_data"]
 
 
 def _pipeline(*args: str | Path) -> subprocess.CompletedProcess:
@@ -44,8 +45,8 @@ def test_compiled_pipeline_asks_for_gpus_secrets_and_caching(tmp_path):
     spec, k8s = _compile(tmp_path)
     tasks = spec["root"]["dag"]["tasks"]
     executors = spec["deploymentSpec"]["executors"]
-    assert sorted(tasks) == sorted(s.name.replace("_", "-") for s in PIPELINE_STAGES)
-    for stage in PIPELINE_STAGES:
+    assert sorted(tasks) == sorted(s.name.replace("_", "-") for s in PIPELINE)
+    for stage in PIPELINE:
         name = stage.name.replace("_", "-")
         task, container = tasks[name], executors[f"exec-{name}"]["container"]
         assert task["cachingOptions"] == {"enableCache": True}
@@ -91,7 +92,7 @@ def test_compiled_pipeline_asks_for_gpus_secrets_and_caching(tmp_path):
 
 def test_a_cache_pvc_replaces_every_tasks_cache_emptydir(tmp_path):
     _, k8s = _compile(tmp_path, "--cache-pvc", "wsss-cache")
-    for stage in PIPELINE_STAGES:
+    for stage in PIPELINE:
         platform = k8s[f"exec-{stage.name.replace('_', '-')}"]
         (pvc,) = platform["pvcMount"]
         assert pvc["mountPath"] == "/cache" and pvc["pvcNameParameter"]["runtimeValue"] == {
@@ -251,7 +252,7 @@ def test_local_run_of_the_whole_pipeline(local_run):
     lineage = subprocess.run(
         [str(BIN / "wsss"), "lineage", str(final)], capture_output=True, text=True
     ).stdout
-    for stage in PIPELINE_STAGES:
+    for stage in PIPELINE:
         assert f"{stage.kind} <- {stage.name}" in lineage
 
 

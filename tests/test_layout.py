@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from wsss.provenance import imports, module_file, stage_sources
-from wsss.stages import STAGES
+from wsss.stages import PIPELINE, STAGES
 
 REPO = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
@@ -52,9 +52,9 @@ def test_dvc_deps_are_the_stages_import_closure(stage):
 
 
 def test_every_pipeline_stage_is_in_dvc_yaml_with_its_inputs():
-    for name, stage in STAGES.items():
-        if name == "predict":  # `wsss predict`, not a pipeline stage
-            continue
+    assert list(DVC) == [stage.name for stage in PIPELINE]  # `wsss predict` is not in it
+    for stage in PIPELINE:
+        name = stage.name
         cmd = " ".join(DVC[name]["cmd"].split())
         given = {part.split("=")[0] for part in cmd.split("--in ")[1:]}
         assert given == set(stage.inputs), f"dvc.yaml {name}: --in {sorted(given)}"
@@ -89,8 +89,7 @@ def test_each_kfp_component_takes_its_stages_inputs_and_gives_its_kind():
 
     import components
 
-    pipeline_stages = [name for name in STAGES if name != "predict"]
-    assert list(components.FUNCTIONS) == pipeline_stages
+    assert list(components.FUNCTIONS) == [stage.name for stage in PIPELINE]
     for name, function in components.FUNCTIONS.items():
         stage = STAGES[name]
         arguments = list(inspect.signature(function).parameters)

@@ -13,14 +13,13 @@ import yaml
 from wsss.artifacts import open_artifact
 from wsss.methods import switch_method
 from wsss.params import parse_params
-from wsss.stages import STAGES as ALL_STAGES
+from wsss.stages import PIPELINE
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-# the pipeline's stages in order, and their outputs' kinds (wsss predict is not one of them)
-STAGES = tuple(name for name in ALL_STAGES if name != "predict")
-KINDS = tuple(ALL_STAGES[name].kind for name in STAGES)
+STAGES = tuple(s.name for s in PIPELINE)  # in order, and their outputs' kinds
+KINDS = tuple(s.kind for s in PIPELINE)
 
 
 def _sh(cwd: Path, *cmd: str) -> subprocess.CompletedProcess:

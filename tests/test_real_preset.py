@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.real_preset import PIPELINE, SIZES, smoke_run
+from benchmarks.real_preset import SIZES, smoke_run
 from wsss.artifacts import open_artifact
 from wsss.data.io import read_mask
+from wsss.stages import PIPELINE
 
 pytestmark = pytest.mark.slow
 

@@ -17,10 +17,9 @@ from wsss.data.pairs import EpochSampler
 from wsss.estimate import estimate
 from wsss.kinds.dataset import SOURCE
 from wsss.params import Params, with_smoke
-from wsss.stages import STAGES
+from wsss.stages import PIPELINE
 from wsss.training import full_run_seconds, resume_key, smoke_steps
 
-PIPELINE = [s for s in STAGES.values() if s.name != "predict"]
 INFERENCE = {"extract_seeds", "export_masks", "evaluate", "train_irn"}  # train_irn: its mining
 
 

@@ -60,12 +60,11 @@ class Parser(argparse.ArgumentParser):
 
 def _stage_table() -> str:
     """`wsss run --help`'s list of the stages with their inputs."""
-    from wsss.stages import STAGES
+    from wsss.stages import PIPELINE
 
     rows = [
         f"  {s.name:14s} {' '.join(f'--in {n}=…' for n in s.inputs):50s} -> {s.kind}"
-        for s in STAGES.values()
-        if s.name != "predict"  # that one is `wsss predict`
+        for s in PIPELINE
     ]
     head = "stages, in pipeline order (the --in names each takes, the kind of --out):"
     return "\n".join([head, *rows])

@@ -54,6 +54,7 @@ class Stage:
     # and runs data-parallel under torchrun (one process per GPU).
     training: bool = False
     also_reads: tuple[str, ...] = ()  # further params sections it uses (recorded as well)
+    pipeline: bool = True  # a step of the pipeline (DVC, KFP), not a command of its own
 
 
 _SEEDS_INPUTS = {"dataset": "dataset", "cam_model": "cam_model"}
@@ -74,9 +75,17 @@ STAGES: dict[str, Stage] = {
             "evaluate", "evaluation", {"dataset": "dataset", "seg_model": "seg_model"}, "evaluate"
         ),
         # `wsss predict`: a seg_model on a folder of new images, with evaluate's inference
-        Stage("predict", "predictions", _PREDICT_INPUTS, "predict", also_reads=("evaluate",)),
+        Stage(
+            "predict",
+            "predictions",
+            _PREDICT_INPUTS,
+            "predict",
+            also_reads=("evaluate",),
+            pipeline=False,
+        ),
     )
 }
+PIPELINE: tuple[Stage, ...] = tuple(s for s in STAGES.values() if s.pipeline)  # in order
 
 StageInputs = dict[str, Artifact | str]
 

@@ -41,6 +41,7 @@ from wsss.artifacts.uri import relative_uri
 from wsss.data.toy import FAMILY_SIZE, ToyConfig
 from wsss.errors import WsssError
 from wsss.kinds.dataset import load_index
+from wsss.kinds.pseudo_masks import CONFIDENCE, MASKS, confidence_file, mask_file
 from wsss.params import digest, load_params
 from wsss.stages import run_stage
 
@@ -49,11 +50,11 @@ def gt_masks_artifact(dataset: Path, out: Path) -> Path:
     """A `pseudo_masks` artifact holding the GT masks of train_aug, every pixel confident; its
     manifest says where they came from (no stage made them)."""
     index = load_index(dataset)
-    for sub in ("masks", "confidence"):
+    for sub in (MASKS, CONFIDENCE):
         (out / sub).mkdir(parents=True)
     for sample in index.split("train_aug"):
-        shutil.copy(index.mask_path(sample), out / "masks" / f"{sample.id}.png")
-        shutil.copy(index.mask_path(sample), out / "confidence" / f"{sample.id}.png")
+        shutil.copy(index.mask_path(sample), mask_file(out, sample.id))
+        shutil.copy(index.mask_path(sample), confidence_file(out, sample.id))
     source = open_artifact(dataset)
     params = {"source": "GT masks of train_aug, copied by benchmarks.segmenter_bound"}
     ref = InputRef(

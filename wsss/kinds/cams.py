@@ -9,6 +9,11 @@ import numpy as np
 from wsss.errors import WsssError
 
 CAM_ARRAYS = ("cam", "irn_high_res", "irn_stride4")
+CAMS = "cams"  # the folder of per-image files
+
+
+def cam_file(artifact: Path, image_id: str) -> Path:
+    return artifact / CAMS / f"{image_id}.npz"
 
 
 def strided_size(size: tuple[int, int], stride: int) -> tuple[int, int]:
@@ -22,7 +27,7 @@ def read_cam(
     """(CAM (K, ., .) float32, keys (K,)) of one image from a `cams` artifact directory: ARRAY is
     one of CAM_ARRAYS. Checked against the image's labels and size (H, W); a mismatch is a
     one-line WsssError."""
-    path = cams / "cams" / f"{image_id}.npz"
+    path = cam_file(cams, image_id)
     try:
         with np.load(path) as npz:
             cam, keys = npz[array].astype(np.float32), npz["keys"]

@@ -24,6 +24,7 @@ from wsss.data.transforms import eval_transforms
 from wsss.kinds.cams import read_cam, strided_size
 from wsss.kinds.dataset import load_index, require_splits
 from wsss.kinds.irn_model import load_irn_model
+from wsss.kinds.pseudo_masks import CONFIDENCE, MASKS, confidence_file, mask_file
 from wsss.metrics import ConfusionMatrix, image_miou, images_to_show
 from wsss.models.irn import IRNet
 from wsss.params import ExportMasksParams, Params
@@ -71,7 +72,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     model, _ = load_irn_model(inputs["irn_model"], device)
     cams_dir = inputs["cams"].path
     dataset = SegmentationDataset(index, p.split, eval_transforms())
-    for sub in ("masks", "confidence"):
+    for sub in (MASKS, CONFIDENCE):
         (out / sub).mkdir()
     matrix, confident = ConfusionMatrix(index.num_classes), ConfusionMatrix(index.num_classes)
     per_image: dict[str, float] = {}  # the overlays show the range
@@ -93,8 +94,8 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
             ids = torch.cat([torch.zeros(1, dtype=torch.long), torch.as_tensor(key) + 1])
             mask = ids[score.argmax(0).cpu()].numpy().astype(np.uint8)
             conf = confidence_mask(score).cpu().numpy()
-            write_mask(out / "masks" / f"{item['id']}.png", mask)
-            write_mask(out / "confidence" / f"{item['id']}.png", conf.astype(np.uint8) * 255)
+            write_mask(mask_file(out, item["id"]), mask)
+            write_mask(confidence_file(out, item["id"]), conf.astype(np.uint8) * 255)
             gt = item["mask"].numpy()
             if item["id"] in score_ids and (gt != IGNORE).any():
                 matrix.update(mask, gt)
@@ -130,7 +131,7 @@ def _overlays(
         edge = boundaries(model, tensor, flip)[None]
         heat = F.interpolate(edge, scale_factor=4, mode="bilinear", align_corners=False)
         heat = heat[0, 0, : image.shape[0], : image.shape[1]].cpu().numpy()
-        mask = read_mask(out / "masks" / f"{sample.id}.png")
+        mask = read_mask(mask_file(out, sample.id))
         gt = index.read_gt_mask(sample)
         rows.append((label, image, heat, mask, gt))
     if rows:

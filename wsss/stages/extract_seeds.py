@@ -26,7 +26,7 @@ from wsss.data.io import read_mask, write_mask
 from wsss.errors import WsssError
 from wsss.inference import multiscale_cams, seeds_from_cams
 from wsss.kinds.cam_model import load_cam_model
-from wsss.kinds.cams import CAM_ARRAYS
+from wsss.kinds.cams import CAM_ARRAYS, CAMS, cam_file
 from wsss.kinds.dataset import load_index, require_splits
 from wsss.metrics import ConfusionMatrix, image_miou, images_to_show
 from wsss.params import Params
@@ -51,7 +51,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     thresholds = np.round(np.arange(*p.sweep), 4).tolist()
     sweep = {t: ConfusionMatrix(index.num_classes) for t in thresholds}
     fixed = ConfusionMatrix(index.num_classes)
-    (out / "cams").mkdir()
+    (out / CAMS).mkdir()
     (out / "seeds").mkdir()
     scored = 0
     per_image: dict[str, float] = {}  # at the fixed threshold: the overlays show the range
@@ -72,7 +72,7 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         for i, item in enumerate(items):
             keys = item["labels"].nonzero().flatten()
             np.savez_compressed(
-                out / "cams" / f"{item['id']}.npz",
+                cam_file(out, item["id"]),
                 **{name: a[i, keys].numpy().astype(np.float16) for name, a in arrays.items()},
                 keys=keys.numpy().astype(np.int64),
             )
@@ -112,7 +112,7 @@ def _overlays(index, dataset: SegmentationDataset, out: Path, shown: list[tuple[
     for image_id, label in shown:
         sample = index.samples[image_id]
         image = index.read_image(sample)
-        npz = np.load(out / "cams" / f"{sample.id}.npz")
+        npz = np.load(cam_file(out, sample.id))
         heat = (
             npz["cam"].astype(np.float32).max(0) if len(npz["keys"]) else np.zeros(image.shape[:2])
         )

@@ -18,6 +18,7 @@ from wsss.data.index import DatasetIndex
 from wsss.data.transforms import eval_transforms, train_transforms
 from wsss.inference import segment
 from wsss.kinds.dataset import load_index, require_splits
+from wsss.kinds.pseudo_masks import CONFIDENCE, MASKS
 from wsss.losses.segmentation import pseudo_mask_loss
 from wsss.metrics import ConfusionMatrix
 from wsss.models.deeplab import DeepLabV2, build_deeplab
@@ -54,8 +55,8 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     base = SegmentationDataset(
         index,
         p.split,
-        masks=masks / "masks",
-        confidence=masks / "confidence" if p.confidence != "off" else None,
+        masks=masks / MASKS,
+        confidence=masks / CONFIDENCE if p.confidence != "off" else None,
     )
     dataset = AugmentedSet(base, train_transforms(p.crop, p.scale, p.hflip), rt.seed)
     weights = initial_weights("train_deeplab", p.backbone, p.weights)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tools.imports import cycles
 from wsss.provenance import imports, module_file, stage_sources
 from wsss.stages import PIPELINE, STAGES
 
@@ -207,3 +208,9 @@ def test_the_slow_rule_finds_what_it_looks_for(tmp_path):
         "test_probe.py::test_a": "fixture s3",
         "test_probe.py::test_b": f"{launcher} in test_b",
     }
+
+
+def test_the_import_tool_finds_a_cycle_and_nothing_else():
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert cycles(edges) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []

@@ -10,8 +10,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Patch
 
 from wsss.artifacts.manifest import write_text_atomic
+from wsss.data.classes import IGNORE, voc_palette
 
 
 def write_plot_data(path: Path, rows: list[dict]) -> None:
@@ -126,7 +128,6 @@ def plot_overlays(
 ) -> None:
     """A grid image | heat map | label map | GT, one row per (label, image, heat, label map,
     gt), with a legend of the class colours that appear (NAMES: background first)."""
-    from wsss.data.classes import voc_palette
 
     palette = voc_palette()
     fig, axes = plt.subplots(len(rows), 4, figsize=(8, 2 * len(rows) + 0.8), squeeze=False)
@@ -151,9 +152,6 @@ def plot_overlays(
 def _class_legend(fig, maps: list[np.ndarray], names: list[str], rows: int) -> None:
     """Below a grid of ROWS rows (2 inches each, 0.8 inch left free): the VOC palette colour of
     every class value in MAPS, and of the ignored boundary if it appears."""
-    from matplotlib.patches import Patch
-
-    from wsss.data.classes import IGNORE, voc_palette
 
     palette = voc_palette()
     shown = sorted({int(v) for m in maps for v in np.unique(m)})
@@ -211,7 +209,6 @@ def plot_confusion(counts: np.ndarray, names: list[str], path: Path) -> None:
 def plot_examples(rows: list[tuple], path: Path, names: list[str]) -> None:
     """A grid image | GT | prediction, one row per (label, image, gt, prediction) tuple, with a
     legend of the class colours that appear (NAMES: background first)."""
-    from wsss.data.classes import voc_palette
 
     palette = voc_palette()
     fig, axes = plt.subplots(len(rows), 3, figsize=(6, 2 * len(rows) + 0.8), squeeze=False)

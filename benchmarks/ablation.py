@@ -32,8 +32,8 @@ from benchmarks.common import (
     toy_variant,
     write_json,
 )
+from wsss.config.params import Params, load_params
 from wsss.errors import Diverged
-from wsss.params import Params, load_params
 
 VARIANTS = {  # name -> (sie, ssr, mga)
     "base": (False, False, False),

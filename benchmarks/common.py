@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from wsss.config.params import Params
 from wsss.data.toy import MARKER, ToyConfig, generate, part_map
 from wsss.errors import WsssError
 from wsss.kinds.cams import read_cam
 from wsss.kinds.dataset import load_index
-from wsss.params import Params
 from wsss.stages import run_stage
 
 RESULTS = Path(__file__).parent / "results"

@@ -20,13 +20,13 @@ import torch
 
 from benchmarks.common import run_benchmark, write_json
 from wsss.artifacts import open_artifact
+from wsss.config.params import load_params
 from wsss.data.dataset import SegmentationDataset
 from wsss.data.pairs import CamTrainSet
 from wsss.data.transforms import cam_train_transforms, eval_transforms
 from wsss.kinds.cam_model import load_cam_model
 from wsss.kinds.dataset import load_index
 from wsss.methods.ktse import denormalize
-from wsss.params import load_params
 from wsss.refine.par import PAR
 
 

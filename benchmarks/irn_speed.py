@@ -17,8 +17,8 @@ import time
 import torch
 
 from benchmarks.common import run_benchmark, write_json
+from wsss.config.params import ExportMasksParams
 from wsss.models.irn import build_irnet
-from wsss.params import ExportMasksParams
 from wsss.stages.export_masks import boundaries, walk_cams
 
 CONFIGS = {  # name: (backbone, toy/edge/disp widths, exp_times, image sides)

@@ -29,8 +29,9 @@ from benchmarks.common import (
     toy_variant,
     write_json,
 )
-from wsss.methods import METHODS, switch_method
-from wsss.params import load_params
+from wsss.config.params import load_params
+from wsss.config.train_cam import switch_method
+from wsss.methods.registry import METHODS
 
 PAPERS = {  # reported on VOC 2012
     "baseline": "54.2 seeds (KTSE's Table 6 base)",

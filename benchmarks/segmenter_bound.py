@@ -38,11 +38,11 @@ from benchmarks.common import (
 from wsss.artifacts import open_artifact
 from wsss.artifacts.manifest import InputRef, Manifest, hash_tree, write_manifest
 from wsss.artifacts.uri import relative_uri
+from wsss.config.params import digest, load_params
 from wsss.data.toy import FAMILY_SIZE, ToyConfig
 from wsss.errors import WsssError
 from wsss.kinds.dataset import load_index
 from wsss.kinds.pseudo_masks import CONFIDENCE, MASKS, confidence_file, mask_file
-from wsss.params import digest, load_params
 from wsss.stages import run_stage
 
 

@@ -16,8 +16,8 @@ import time
 import torch
 
 from benchmarks.common import run_benchmark, write_json
-from wsss.methods import build_method
-from wsss.methods.ktse import KtseParams
+from wsss.config.train_cam import KtseParams
+from wsss.methods.registry import build_method
 from wsss.models.backbones import build_backbone
 from wsss.models.cam import CamNet
 from wsss.runtime import autocast

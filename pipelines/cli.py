@@ -21,7 +21,7 @@ from wsss.safe_paths import check_writes
 if TYPE_CHECKING:  # kfp, pydantic and the stages load in the commands: --help stays instant
     from kfp.local import DockerRunner
 
-    from wsss.params import Params
+    from wsss.config.params import Params
 
 DEFAULT_PARAMS = Path("params.yaml")
 # what a task in a container gets of this shell's environment (run-local --docker)
@@ -37,7 +37,7 @@ def _compile(args: argparse.Namespace, package: Path) -> None:
     from kfp import compiler
 
     from pipelines.pipeline import build_pipeline, pipeline_arguments
-    from wsss.params import load_params, with_smoke
+    from wsss.config.params import load_params, with_smoke
 
     pipeline = build_pipeline(
         args.image, args.cpu_image, args.start, _artifacts(args), args.cache_pvc
@@ -149,7 +149,7 @@ def _cmd_run_local(args: argparse.Namespace) -> None:
     from pipelines.pipeline import build_pipeline, pipeline_arguments
     from wsss.artifacts.lineage import format_tree, lineage
     from wsss.artifacts.uri import is_remote
-    from wsss.params import load_params, with_smoke
+    from wsss.config.params import load_params, with_smoke
     from wsss.stages.component import ERRORS_ENV
 
     remote = is_remote(args.root)

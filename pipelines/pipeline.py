@@ -20,8 +20,8 @@ from kfp.dsl import Artifact, Dataset, Model
 
 import components
 from pipelines import DEFAULT_ROOT
+from wsss.config.params import Params
 from wsss.errors import WsssError
-from wsss.params import Params
 from wsss.stages import PIPELINE
 
 SECTIONS = (*(s.section for s in PIPELINE), "runtime", "smoke")

@@ -12,8 +12,8 @@ from PIL import Image
 from wsss.artifacts import open_artifact
 from wsss.artifacts.manifest import InputRef, Manifest, hash_tree, write_manifest
 from wsss.artifacts.uri import relative_uri
+from wsss.config.params import digest
 from wsss.kinds.cams import strided_size
-from wsss.params import digest
 
 
 def seal(out: Path, kind: str, stage: str, inputs: dict[str, Path]) -> None:

@@ -12,8 +12,8 @@ from tests.helpers import seal
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.lineage import lineage
 from wsss.artifacts.manifest import sha256_file
+from wsss.config.params import Params, digest
 from wsss.errors import WsssError
-from wsss.params import Params, digest
 from wsss.runtime import cpu_model, describe
 from wsss.stages import Stage, open_inputs, run_stage
 

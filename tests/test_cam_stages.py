@@ -23,7 +23,7 @@ from wsss.data.dataset import MultiScaleSet
 from wsss.data.io import read_mask, write_mask
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD, scaled_size
 from wsss.inference import multiscale_cams, seeds_from_cams
-from wsss.methods import METHODS
+from wsss.methods.registry import METHODS
 from wsss.runtime import describe
 
 WSSS = str(Path(sys.executable).parent / "wsss")

@@ -28,8 +28,8 @@ from tests.helpers import TINY_PARAMS, write_coco
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.lineage import MAX_DEPTH, lineage
 from wsss.cli import main
+from wsss.config.params import Params, load_params, with_smoke
 from wsss.launcher import launch
-from wsss.params import Params, load_params, with_smoke
 from wsss.stages import STAGES, run_stage
 
 # `pytest --hypothesis-profile=thorough` for a longer sweep; the default is make test's.

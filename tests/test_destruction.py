@@ -4,16 +4,16 @@ train_cam + extract_seeds with `method: destruction`."""
 import pytest
 import torch
 
+from wsss.config.train_cam import DestructionParams
 from wsss.errors import WsssError
-from wsss.methods import build_method
 from wsss.methods.destruction import (
     Destruction,
-    DestructionParams,
     collect,
     distribute,
     distributed_mid_level,
     shuffle_patches,
 )
+from wsss.methods.registry import build_method
 from wsss.models.backbones import ToyNet
 from wsss.models.cam import CamNet
 

@@ -8,13 +8,14 @@ import pytest
 import torch
 from torchvision.models import vit_b_16
 
+from wsss.config.params import parse_params
+from wsss.config.train_cam import FsrParams
 from wsss.errors import WsssError
 from wsss.losses.dino import dino_loss
-from wsss.methods import build_method
-from wsss.methods.fsr import Fsr, FsrParams, block_mask, ema_update, second_view
+from wsss.methods.fsr import Fsr, block_mask, ema_update, second_view
+from wsss.methods.registry import build_method
 from wsss.models.fsr import FsrNet
 from wsss.models.vit import ViTEncoder
-from wsss.params import parse_params
 
 HEAD = (32, 16, 64, 16)
 

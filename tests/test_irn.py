@@ -14,6 +14,7 @@ import torch
 
 from tests.helpers import seal, tiny_params, write_cams
 from wsss.artifacts import MANIFEST, open_artifact
+from wsss.config.crf import CrfParams
 from wsss.data.io import read_mask
 from wsss.kinds.dataset import load_index
 from wsss.losses.irn import affinity_loss, displacement_loss
@@ -25,7 +26,6 @@ from wsss.refine.affinity import (
     random_walk,
     transition_weights,
 )
-from wsss.refine.crf import CrfParams
 from wsss.refine.ir_labels import confidence_mask, ir_label
 
 WSSS = str(Path(sys.executable).parent / "wsss")

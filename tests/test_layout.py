@@ -108,7 +108,7 @@ def test_each_kfp_component_takes_its_stages_inputs_and_gives_its_kind():
 
 def test_the_pipelines_parameters_are_the_params_sections_and_cluster_settings():
     from pipelines.pipeline import build_pipeline, pipeline_arguments
-    from wsss.params import Params
+    from wsss.config.params import Params
 
     spec = build_pipeline("gpu:img", "cpu:img").component_spec
     assert set(spec.inputs) == set(pipeline_arguments(Params()))

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from wsss.config.train_cam import BaselineParams, KtseParams
 from wsss.losses.ktse import (
     global_alignment,
     inter_class_loss,
@@ -15,9 +16,7 @@ from wsss.losses.ktse import (
     pseudo_labels,
     safe_ce,
 )
-from wsss.methods import build_method
-from wsss.methods.baseline import BaselineParams
-from wsss.methods.ktse import KtseParams
+from wsss.methods.registry import build_method
 from wsss.models.backbones import StepBatchNorm2d, ToyNet
 from wsss.models.cam import PYRAMID, CamNet, Gate
 from wsss.refine.par import PAR, neighbour_distances, neighbours, propagate
@@ -164,7 +163,7 @@ def test_voc_preset_reproduces_the_official_step_count():
     official code ran, on a poly horizon of 52,880 it never reaches (docs/method.md §10.2)."""
     from pathlib import Path
 
-    from wsss.params import load_params
+    from wsss.config.params import load_params
     from wsss.training import epoch_steps, poly_factor
 
     p = load_params(Path(__file__).parents[1] / "params" / "voc.yaml").train_cam

@@ -1,7 +1,7 @@
 """One interface test over every CAM method (as smp's model tester runs over every model): its
 params parse and round-trip, one training step moves the network, train_cam and extract_seeds
-run on the tiny ToyVOC. `mirror` (tests/toy_method.py) is added with one dict entry, as a new
-method would be. Resume after a kill, per method: tests/test_cam_stages.py."""
+run on the tiny ToyVOC. `mirror` (tests/toy_method.py) is added with an entry in each registry,
+as a new method would be. Resume after a kill, per method: tests/test_cam_stages.py."""
 
 import json
 from pathlib import Path
@@ -11,12 +11,13 @@ import torch
 import yaml
 
 from tests.helpers import tiny_cam, tiny_params
-from tests.toy_method import Mirror
+from tests.toy_method import Mirror, MirrorParams
 from wsss.artifacts import open_artifact
+from wsss.config.params import digest, parse_params
+from wsss.config.train_cam import METHOD_PARAMS, switch_method
 from wsss.errors import WsssError
 from wsss.kinds.cam_model import build_cam_model
-from wsss.methods import METHODS, build_method, switch_method
-from wsss.params import digest, parse_params
+from wsss.methods.registry import METHODS, build_method
 
 ALL = [*METHODS, "mirror"]
 DOCS = Path(__file__).parents[1] / "docs" / "method.md"
@@ -25,6 +26,13 @@ DOCS = Path(__file__).parents[1] / "docs" / "method.md"
 @pytest.fixture(autouse=True)
 def mirror(monkeypatch):
     monkeypatch.setitem(METHODS, "mirror", Mirror)
+    monkeypatch.setitem(METHOD_PARAMS, "mirror", MirrorParams)
+
+
+def test_the_two_registries_name_the_same_methods():
+    """A method's code (METHODS) and its torch-free params model (METHOD_PARAMS) agree."""
+    assert list(METHODS) == list(METHOD_PARAMS)
+    assert all(METHODS[name].params is METHOD_PARAMS[name] for name in METHODS)
 
 
 def _section(method: str) -> dict:

@@ -16,6 +16,7 @@ from torch import nn
 
 from tests.helpers import TINY_CAM, TINY_PARAMS
 from tests.voc_photos import REPO, SPLITS, write_voc_root
+from wsss.config.params import parse_params
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from wsss.errors import WsssError
 from wsss.models.backbones import TorchvisionResNet, build_backbone
@@ -32,7 +33,6 @@ from wsss.models.weights import (
     read_mxnet_params,
     resnet38d_key,
 )
-from wsss.params import parse_params
 from wsss.stages import run_stage
 
 

@@ -16,7 +16,7 @@ import pytest
 from wsss import stages
 from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.output import RESUME_FILES, begin, reading, staging_of
-from wsss.methods.ktse import KtseParams
+from wsss.config.train_cam import KtseParams
 from wsss.stages import prepare_data
 from wsss.training import resume_key
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from wsss.params import Params, digest, load_params
+from wsss.config.params import Params, digest, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 

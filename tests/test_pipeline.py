@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from wsss.artifacts import open_artifact
-from wsss.methods import switch_method
-from wsss.params import parse_params
+from wsss.config.params import parse_params
+from wsss.config.train_cam import switch_method
 from wsss.stages import PIPELINE
 
 pytestmark = pytest.mark.slow

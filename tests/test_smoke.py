@@ -12,11 +12,11 @@ import pytest
 from wsss.artifacts import open_artifact
 from wsss.artifacts.manifest import RUN_RECORD, read_run_record
 from wsss.cli import main
+from wsss.config.params import Params, with_smoke
 from wsss.data.index import DatasetIndex, Sample
 from wsss.data.pairs import EpochSampler
 from wsss.estimate import estimate
 from wsss.kinds.dataset import SOURCE
-from wsss.params import Params, with_smoke
 from wsss.stages import PIPELINE
 from wsss.training import full_run_seconds, resume_key, smoke_steps
 

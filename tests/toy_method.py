@@ -1,5 +1,6 @@
-"""A CAM method written outside wsss, the way docs/design.md says to add one: this file and one
-entry in wsss.methods.METHODS (tests/test_methods.py adds it). It classifies the image and its
+"""A CAM method written outside wsss, the way docs/design.md says to add one: this file and an
+entry in wsss.methods.registry.METHODS and in wsss.config.train_cam.METHOD_PARAMS
+(tests/test_methods.py adds them). It classifies the image and its
 mirror image (a plain flip-consistency toy, not a published method)."""
 
 from typing import Literal
@@ -7,8 +8,9 @@ from typing import Literal
 import torch.nn.functional as F
 from pydantic import Field
 
+from wsss.config.train_cam import CnnCamParams
 from wsss.methods.base import Loss, parts_to_floats
-from wsss.methods.cnn import CnnCamMethod, CnnCamParams
+from wsss.methods.cnn import CnnCamMethod
 from wsss.models.cam import CamNet
 
 

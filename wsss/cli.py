@@ -125,7 +125,7 @@ def _cmd_coco_masks(args: argparse.Namespace) -> None:
 def _cmd_run(args: argparse.Namespace) -> None:
     from wsss.artifacts.manifest import write_text_atomic
     from wsss.artifacts.uri import is_remote
-    from wsss.params import load_params, with_smoke
+    from wsss.config.params import load_params, with_smoke
     from wsss.stages import metrics_json, run_stage
 
     uris = dict(args.inputs)
@@ -165,7 +165,7 @@ def _write_plots(out: str, directory: Path) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from wsss.params import PredictParams, load_params
+    from wsss.config.params import PredictParams, load_params
     from wsss.stages import run_stage
 
     params = load_params(args.params)

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wsss.config.params import EvaluateParams
 from wsss.kinds.cams import strided_size
 from wsss.models.cam import CamNet
 from wsss.models.deeplab import DeepLabV2
-from wsss.params import EvaluateParams
 from wsss.refine.crf import crf_probs
 from wsss.runtime import autocast
 from wsss.tensors import up

@@ -12,11 +12,6 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent  # the wsss package: sources are named relative to it
-# Imports that only validate: reading params validates train_cam with its method's params model
-# (wsss.params imports wsss.methods for that), but only a stage that builds a method has outputs
-# the methods' code can change (train_cam, and extract_seeds through kinds.cam_model): a
-# method's edit reruns those two (and what their outputs feed), not prepare_data.
-VALIDATION_ONLY = {"wsss.params": {"wsss.methods"}}
 
 
 def module_file(module: str) -> Path | None:
@@ -60,7 +55,7 @@ def stage_sources(stage: str) -> frozenset[Path]:
         module = todo.pop()
         if module not in seen:
             seen.add(module)
-            todo += imports(module_file(module)) - VALIDATION_ONLY.get(module, set())
+            todo += imports(module_file(module))
     return frozenset({module_file(m) for m in seen} | {PACKAGE / "cli.py"})
 
 

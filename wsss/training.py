@@ -27,10 +27,10 @@ from tqdm import tqdm
 from wsss.artifacts import Artifact
 from wsss.artifacts.output import CHECKPOINT
 from wsss.artifacts.storage import local_file
+from wsss.config.params import SmokeParams, digest
 from wsss.data.pairs import EpochSampler
 from wsss.errors import Diverged, WsssError, load_problem
 from wsss.launcher import Launch, launch
-from wsss.params import SmokeParams, digest
 from wsss.plots import plot_curves
 from wsss.progress import Progress
 from wsss.runtime import (

@@ -23,8 +23,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import wsss
+from wsss.config.params import digest
 from wsss.errors import WsssError
-from wsss.params import digest
 from wsss.safe_paths import relative_path
 
 MANIFEST = "manifest.json"

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from wsss.artifacts import Artifact
-from wsss.methods import METHODS
+from wsss.methods.registry import METHODS
 from wsss.training import MODEL, load_model_file
 
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from wsss.params import TrainCamParams
+from wsss.config.train_cam import TrainCamParams
 
 Loss = tuple[torch.Tensor, dict[str, float]]  # the weighted total and each part, for the log
 

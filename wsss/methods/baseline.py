@@ -2,22 +2,12 @@
 KTSE's batch-size schedule, so it is the control any method is measured against (KTSE's
 Table 6 base)."""
 
-from typing import Literal
-
 import torch.nn.functional as F
-from pydantic import Field
 
+from wsss.config.train_cam import BaselineParams
 from wsss.methods.base import Loss, parts_to_floats
-from wsss.methods.cnn import CnnCamMethod, CnnCamParams
+from wsss.methods.cnn import CnnCamMethod
 from wsss.models.cam import CamNet
-from wsss.params import BatchSize
-
-
-class BaselineParams(CnnCamParams):
-    method: Literal["baseline"] = "baseline"
-    # the official recipe's first T epochs run at their own batch size (docs/method.md §2)
-    warmup_epochs: int = Field(default=6, ge=0, le=10_000)
-    warmup_batch_size: BatchSize = 8
 
 
 class Baseline(CnnCamMethod):

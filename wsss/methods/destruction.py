@@ -16,30 +16,16 @@ inference come from the plain forward. Every choice the abstract leaves open is 
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
+from wsss.config.train_cam import DestructionParams
 from wsss.errors import WsssError
 from wsss.methods.base import Loss, parts_to_floats
-from wsss.methods.cnn import CnnCamMethod, CnnCamParams
+from wsss.methods.cnn import CnnCamMethod
 from wsss.models.cam import CamNet
-
-
-class DestructionParams(CnnCamParams):
-    """The abstract fixes none of these. A 4x4 jigsaw of a 64-px toy crop gives 16-px patches,
-    about one discriminative part (320-px VOC crops: 80 px, a part of a typical object); 2x2
-    patches of the mid-level map are the coarsest cut that still isolates local context (8x8
-    cells of the toy's 16x16 map, 20x20 of VOC's 40x40); both extra losses weigh like L_cls."""
-
-    method: Literal["destruction"] = "destruction"
-    ldm_grid: int = Field(default=4, ge=2, le=64)
-    ldm_weight: float = Field(default=1.0, ge=0)
-    mdc_grid: int = Field(default=2, ge=1, le=64)
-    mdc_weight: float = Field(default=1.0, ge=0)
 
 
 def _to_patches(x: torch.Tensor, grid: int, key: str) -> torch.Tensor:

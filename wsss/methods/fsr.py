@@ -17,60 +17,20 @@ fractions of training, so a resumed run follows them exactly.
 
 import math
 from pathlib import Path
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
 from torch import nn
 
+from wsss.config.train_cam import FsrParams
 from wsss.losses.dino import dino_loss
 from wsss.losses.ktse import bg_target, fg_target, pseudo_labels, safe_ce
 from wsss.methods.base import CamMethod, Loss, parts_to_floats
 from wsss.methods.ktse import denormalize
 from wsss.models.fsr import FsrNet
 from wsss.models.weights import load_weights
-from wsss.params import Channels, Iterations, Rates, TrainCamParams
 from wsss.refine.par import PAR
 from wsss.tensors import up
-
-
-class FsrParams(TrainCamParams):
-    """FSR's own encoder (a ViT), optimizer and schedules. Where ToyVOC's from-scratch ViT and
-    1,000 steps differ from FSR's ImageNet ViT-B/16 and 20k steps, the default says why;
-    docs/method.md §8 has FSR's VOC values."""
-
-    method: Literal["fsr"] = "fsr"
-    # weights: torchvision's ViT-B/16 state dict for vit_b16; vit_toy trains from scratch
-    encoder: Literal["vit_toy", "vit_b16"] = "vit_toy"
-    # DINO heads' hidden, bottleneck and prototype widths, the decoder's width (toy-sized)
-    head: tuple[Channels, Channels, Channels, Channels] = (256, 64, 512, 64)
-    lr: float = Field(default=1e-3, gt=0)  # from scratch; FSR's 6e-5 fine-tunes ImageNet weights
-    weight_decay: float = Field(default=0.05, ge=0)
-    warmup: float = Field(default=0.075, ge=0, le=1)  # fraction of steps (1.5k of 20k)
-    ema: float = Field(default=0.99, gt=0, lt=1)  # 0.9995 averages over 10% of 20k steps
-    min_scale: float = Field(default=0.32, gt=0, le=1)  # second view's crop area
-    mask_block: int = Field(default=2, ge=1)  # tokens per block side (16 px of a 64 crop)
-    mask_ratio: float = Field(default=0.4, gt=0, lt=1)
-    random_mask: float = Field(default=0.2, ge=0, le=1)  # fraction of training (4k of 20k)
-    uncertain: tuple[float, float] = (0.2, 0.7)
-    w_class: float = Field(default=0.1, ge=0)
-    w_patch: float = Field(default=0.1, ge=0)
-    w_seg: float = Field(default=0.1, ge=0)
-    seg_start: float = Field(default=0.1, ge=0, le=1)  # fraction of training (2k of 20k)
-    seg_thresholds: tuple[float, float] = (0.7, 0.25)  # fg, bg of the decoder's labels
-    teacher_temp: tuple[float, float] = (0.04, 0.07)
-    temp_warmup: float = Field(default=0.125, gt=0, le=1)  # fraction of training (2.5k)
-    student_temp: float = Field(default=0.1, gt=0)
-    center_momentum: float = Field(default=0.9, ge=0, lt=1)
-    par_dilations: Rates = (1, 2, 4, 8, 12, 24)
-    par_iterations: Iterations = 10
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "FsrParams":
-        if self.encoder == "vit_toy" and self.weights is not None:
-            raise ValueError("weights: vit_toy trains from scratch; set it to null")
-        return self
 
 
 def second_view(image: torch.Tensor, min_scale: float) -> torch.Tensor:

@@ -10,12 +10,10 @@ Before `warmup_epochs` only L_cls trains. Afterwards:
   align its features with the anchor's.
 """
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
 
+from wsss.config.train_cam import KtseParams
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from wsss.losses.ktse import (
     activation_map,
@@ -28,9 +26,8 @@ from wsss.losses.ktse import (
     safe_ce,
 )
 from wsss.methods.base import Loss, parts_to_floats
-from wsss.methods.baseline import Baseline, BaselineParams
+from wsss.methods.baseline import Baseline
 from wsss.models.cam import CamNet
-from wsss.params import Iterations, Rates, check_below
 from wsss.refine.par import PAR
 from wsss.tensors import up
 
@@ -40,43 +37,6 @@ def denormalize(image: torch.Tensor) -> torch.Tensor:
     mean = image.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = image.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return (image * std + mean).clamp(0, 1)
-
-
-class KtseParams(BaselineParams):
-    """The baseline's recipe plus KTSE's three parts, each a switch (docs/method.md §3)."""
-
-    method: Literal["ktse"] = "ktse"
-    sie: bool = True  # simulated inter-image erasing: L_kt (+ L_seg_two when ssr is on)
-    ssr: bool = True  # self-supervised regularization: PAR pseudo-labels, L_seg
-    mga: bool = True  # multi-granularity alignment: erase at erase_threshold, L_local + L_global
-    # warmup_epochs (T): L_cls only before this epoch
-    tau_fg: float = Field(default=0.3, gt=0, lt=1)
-    tau_bg: float = Field(default=0.15, gt=0, lt=1)
-    w_fg: float = Field(default=0.0125, ge=0)
-    w_inter: float = Field(default=0.005, ge=0)
-    inter_threshold: float = Field(default=0.2, ge=0, le=1)  # beta_o
-    erase_threshold: float = Field(default=0.6, ge=0, le=1)
-    # MGA's gradient flow. "both": into both sides of L_local and L_global (the official code).
-    # "paper": as the paper describes each loss, only into its student: L_global distills the
-    # anchor's class confidence into the erased image, L_local transfers what the erased image
-    # found back to the anchor (docs/method.md §3; the teacher side is detached).
-    mga_gradients: Literal["both", "paper"] = "both"
-    margin: float = Field(default=0.05, ge=0)
-    num_pair: int = Field(default=4, ge=1)  # anchors per batch that get a simulated pair
-    par_dilations: Rates = (1, 2, 4, 8, 12, 24)
-    par_iterations: Iterations = 10
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "KtseParams":
-        check_below(self, "tau_bg", "tau_fg")
-        if self.sie or self.ssr or self.mga:
-            # otherwise SIE/SSR/MGA would never run and the model would be the baseline
-            check_below(self, "warmup_epochs", "epochs")
-            if self.sie and self.num_pair > self.batch_size:
-                raise ValueError(
-                    f"num_pair ({self.num_pair}) must be at most batch_size ({self.batch_size})"
-                )
-        return self
 
 
 class Ktse(Baseline):

@@ -1,28 +1,14 @@
 """Dense CRF (Krähenbühl & Koltun) through pydensecrf2, for IR-label mining (docs/method.md
-§5) and the optional test-time refinement of segmentation (docs/method.md §6). Imported lazily:
-the CRF-free paths never need it."""
+§5) and the optional test-time refinement of segmentation (docs/method.md §6)."""
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+import pydensecrf.densecrf as dcrf
+from pydensecrf.utils import unary_from_labels
 
-
-class CrfParams(BaseModel):
-    """One fully connected CRF: a Gaussian (smoothness) and a bilateral (appearance) kernel."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    iterations: int = Field(default=10, ge=1, le=100)
-    gt_prob: float = Field(default=0.7, gt=0, lt=1)  # unary confidence of a hard label
-    gaussian_sxy: float = Field(default=3, gt=0)
-    gaussian_compat: float = Field(default=3, ge=0)
-    bilateral_sxy: float = Field(default=50, gt=0)
-    bilateral_srgb: float = Field(default=5, gt=0)
-    bilateral_compat: float = Field(default=10, ge=0)
+from wsss.config.crf import CrfParams
 
 
 def _infer(unary: np.ndarray, image: np.ndarray, p: CrfParams) -> np.ndarray:
-    import pydensecrf.densecrf as dcrf
-
     n, (h, w) = unary.shape[0], image.shape[:2]
     crf = dcrf.DenseCRF2D(w, h, n)
     crf.setUnaryEnergy(np.ascontiguousarray(unary.reshape(n, h * w), dtype=np.float32))
@@ -38,8 +24,6 @@ def _infer(unary: np.ndarray, image: np.ndarray, p: CrfParams) -> np.ndarray:
 
 def crf_labels(image: np.ndarray, labels: np.ndarray, n_labels: int, p: CrfParams) -> np.ndarray:
     """Refine a hard label map (H, W) with values < N_LABELS by the RGB uint8 IMAGE (H, W, 3)."""
-    from pydensecrf.utils import unary_from_labels
-
     unary = unary_from_labels(labels, n_labels, gt_prob=p.gt_prob, zero_unsure=False)
     return _infer(unary.reshape(n_labels, *labels.shape), image, p).argmax(0)
 

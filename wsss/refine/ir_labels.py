@@ -9,8 +9,9 @@ background where both say background, 255 (unknown, no IRN pair uses it) elsewhe
 import numpy as np
 import torch
 
+from wsss.config.crf import CrfParams
 from wsss.data.classes import IGNORE
-from wsss.refine.crf import CrfParams, crf_labels
+from wsss.refine.crf import crf_labels
 
 
 def threshold_labels(cam: np.ndarray, threshold: float) -> np.ndarray:

@@ -35,9 +35,9 @@ from wsss.artifacts.output import (
 )
 from wsss.artifacts.storage import cache_dir, check_remote_out, push_artifact
 from wsss.artifacts.uri import is_remote
+from wsss.config.params import Params, digest
 from wsss.errors import WsssError, file_problem
 from wsss.launcher import launch
-from wsss.params import Params, digest
 from wsss.progress import peak_memory, phase_costs, start_phases
 from wsss.provenance import code_digest
 

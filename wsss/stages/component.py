@@ -22,8 +22,9 @@ import torch
 
 from wsss.artifacts import Manifest, open_artifact
 from wsss.artifacts.manifest import RunRecord, read_run_record
+from wsss.config.params import Params, parse_params
+from wsss.config.train_cam import METHOD_PARAMS, switch_method
 from wsss.errors import WsssError
-from wsss.params import Params, parse_params
 from wsss.stages import Stage, get_stage, open_inputs, run_stage
 
 NPROC_ENV = "WSSS_NPROC"
@@ -115,18 +116,15 @@ def training_summary(out: Path, manifest: Manifest) -> str:
 
 def _with_overrides(section: object, name: str, overrides: dict[str, Any]) -> object:
     """SECTION with each set knob (not empty, not 0) in place of its key. Another `method`
-    takes that method's own keys: the shared ones are kept (wsss.methods.switch_method)."""
+    takes that method's own keys: the shared ones are kept (wsss.config.train_cam.switch_method)."""
     chosen = {k: v for k, v in overrides.items() if v not in ("", 0, 0.0, None)}
     if not chosen or not isinstance(section, dict):
         return section
     method = chosen.pop("method", None)
     if method is not None and method != section.get("method"):
-        from wsss.methods import METHODS, switch_method
-
-        if method not in METHODS:
-            raise WsssError(
-                f"pipeline parameter {name}_method: {method!r} is none of {', '.join(METHODS)}"
-            )
+        if method not in METHOD_PARAMS:
+            known = ", ".join(METHOD_PARAMS)
+            raise WsssError(f"pipeline parameter {name}_method: {method!r} is none of {known}")
         current = getattr(parse_params({name: section}, "pipeline parameters"), name)
         section = switch_method(current, method).model_dump(mode="json")
     return section | chosen

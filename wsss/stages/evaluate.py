@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from wsss.artifacts.lineage import find, lineage, read_json
+from wsss.config.params import Params
 from wsss.data.dataset import SegmentationDataset, size_batches
 from wsss.data.io import read_mask, write_mask
 from wsss.data.transforms import eval_transforms
@@ -23,7 +24,6 @@ from wsss.inference import predict_batch
 from wsss.kinds.dataset import load_index, require_splits
 from wsss.kinds.seg_model import load_seg_model
 from wsss.metrics import ConfusionMatrix, image_miou, images_to_show
-from wsss.params import Params
 from wsss.plots import plot_class_iou, plot_confusion, plot_examples
 from wsss.progress import track
 from wsss.report import facts, write_report

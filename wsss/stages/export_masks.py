@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from wsss.config.params import ExportMasksParams, Params
 from wsss.data.classes import IGNORE
 from wsss.data.dataset import SegmentationDataset, size_batches
 from wsss.data.io import read_mask, write_mask
@@ -27,7 +28,6 @@ from wsss.kinds.irn_model import load_irn_model
 from wsss.kinds.pseudo_masks import CONFIDENCE, MASKS, confidence_file, mask_file
 from wsss.metrics import ConfusionMatrix, image_miou, images_to_show
 from wsss.models.irn import IRNet
-from wsss.params import ExportMasksParams, Params
 from wsss.plots import plot_overlays
 from wsss.progress import track
 from wsss.refine.affinity import random_walk, transition_weights

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from wsss.config.params import Params
 from wsss.data.classes import IGNORE
 from wsss.data.dataset import MultiScaleSet, SegmentationDataset, size_batches
 from wsss.data.io import read_mask, write_mask
@@ -29,7 +30,6 @@ from wsss.kinds.cam_model import load_cam_model
 from wsss.kinds.cams import CAM_ARRAYS, CAMS, cam_file
 from wsss.kinds.dataset import load_index, require_splits
 from wsss.metrics import ConfusionMatrix, image_miou, images_to_show
-from wsss.params import Params
 from wsss.plots import plot_overlays, plot_threshold_sweep
 from wsss.progress import track
 from wsss.runtime import describe, resolve_device

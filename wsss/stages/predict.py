@@ -16,13 +16,13 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
+from wsss.config.params import Params
 from wsss.data.classes import voc_palette
 from wsss.data.io import read_image, write_mask
 from wsss.data.transforms import eval_transforms
 from wsss.errors import WsssError
 from wsss.inference import predict_batch
 from wsss.kinds.seg_model import load_seg_model
-from wsss.params import Params
 from wsss.progress import track
 from wsss.runtime import describe, resolve_device
 

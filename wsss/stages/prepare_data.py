@@ -13,6 +13,7 @@ from pathlib import Path
 
 from wsss.artifacts.storage import sync_root
 from wsss.artifacts.uri import is_remote, relative_uri
+from wsss.config.params import Params
 from wsss.data.coco import is_coco_root, read_coco
 from wsss.data.index import DatasetIndex
 from wsss.data.io import read_hashed
@@ -20,7 +21,6 @@ from wsss.data.verify import check_samples
 from wsss.data.voc import is_voc_root, read_voc
 from wsss.errors import WsssError
 from wsss.kinds.dataset import FULL_SPLITS, ROOT_FILES, SOURCE
-from wsss.params import Params
 from wsss.progress import Progress
 
 

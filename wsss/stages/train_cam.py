@@ -10,13 +10,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from wsss.config.params import Params
 from wsss.data.pairs import CamTrainSet
 from wsss.data.transforms import cam_train_transforms
 from wsss.kinds.cam_model import build_cam_model
 from wsss.kinds.dataset import load_index, require_splits
-from wsss.methods import build_method
+from wsss.methods.registry import build_method
 from wsss.metrics import mean_average_precision
-from wsss.params import Params
 from wsss.runtime import autocast, describe
 from wsss.training import fit, initial_weights, place_model, start
 

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from wsss.artifacts.output import BEST
+from wsss.config.params import Params
 from wsss.data.dataset import AugmentedSet, SegmentationDataset, size_batches
 from wsss.data.index import DatasetIndex
 from wsss.data.transforms import eval_transforms, train_transforms
@@ -22,7 +23,6 @@ from wsss.kinds.pseudo_masks import CONFIDENCE, MASKS
 from wsss.losses.segmentation import pseudo_mask_loss
 from wsss.metrics import ConfusionMatrix
 from wsss.models.deeplab import DeepLabV2, build_deeplab
-from wsss.params import Params
 from wsss.runtime import (
     describe,
 )

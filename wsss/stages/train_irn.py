@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from wsss.config.params import Params, TrainIrnParams
 from wsss.data.classes import IGNORE
 from wsss.data.dataset import AugmentedSet, SegmentationDataset
 from wsss.data.index import DatasetIndex
@@ -24,7 +25,6 @@ from wsss.kinds.cams import read_cam
 from wsss.kinds.dataset import load_index, require_splits
 from wsss.losses.irn import irn_loss
 from wsss.models.irn import build_irnet
-from wsss.params import Params, TrainIrnParams
 from wsss.progress import track
 from wsss.refine.affinity import (
     forward_offsets,

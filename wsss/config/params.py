@@ -9,80 +9,25 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SerializeAsAny,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BeforeValidator, Field, SerializeAsAny, ValidationError, model_validator
 from ruamel.yaml import YAML, YAMLError
 
+from wsss.config.crf import CrfParams
+from wsss.config.fields import (
+    MAX_RADIUS,
+    BatchSize,
+    Epochs,
+    Range,
+    Rates,
+    Scales,
+    Section,
+    Shown,
+    Sweep,
+    Width,
+    check_below,
+)
+from wsss.config.train_cam import DEFAULT_METHOD, TrainCamParams, cam_params
 from wsss.errors import WsssError
-from wsss.refine.crf import CrfParams
-
-
-def _ascending(pair: tuple) -> tuple:
-    if pair[0] > pair[1]:
-        raise ValueError(f"the low end {pair[0]} is above the high end {pair[1]}")
-    return pair
-
-
-MAX_SWEEP = 1000
-
-
-def _sweep(sweep: tuple[float, float, float]) -> tuple[float, float, float]:
-    start, stop, step = sweep
-    if not (0 <= start < stop <= 1 and step > 0):
-        raise ValueError("expected [start, stop, step] with 0 <= start < stop <= 1 and step > 0")
-    if (stop - start) / step > MAX_SWEEP:
-        raise ValueError(f"more than {MAX_SWEEP} thresholds; take a larger step")
-    return sweep
-
-
-# Inference scales: each a factor in [0.25, 8] (wsss.data.io.MIN_SIDE keeps a side >= 4 px); 1+
-Scales = Annotated[tuple[Annotated[float, Field(ge=0.25, le=8)], ...], Field(min_length=1)]
-# Random rescale ranges: factors in (0, 8], low <= high
-Factor = Annotated[float, Field(gt=0, le=8)]
-Range = Annotated[tuple[Factor, Factor], AfterValidator(_ascending)]
-# Dilations and ASPP rates: positive integers; at least one
-Rates = Annotated[
-    tuple[Annotated[int, Field(ge=1, le=256)], ...], Field(min_length=1, max_length=8)
-]
-LongSide = Annotated[
-    tuple[Annotated[int, Field(ge=8, le=8192)], Annotated[int, Field(ge=8, le=8192)]],
-    AfterValidator(_ascending),
-]
-# Size-like settings are bounded where params are read, so that a value that validates cannot
-# crash a stage hours later (an absurd width, a million epochs, a sweep of 10^300 thresholds).
-Epochs = Annotated[int, Field(ge=1, le=10_000)]
-BatchSize = Annotated[int, Field(ge=1, le=4096)]
-Width = Annotated[int, Field(ge=8, le=1024)]  # a toy network's channels
-Shown = Annotated[int, Field(ge=0, le=256)]  # images in a figure
-Iterations = Annotated[int, Field(ge=0, le=100)]
-Channels = Annotated[int, Field(ge=1, le=4096)]
-
-
-DEFAULT_METHOD = "ktse"
-
-# Affinity radii: the offsets (and memory) grow with its square; IRN uses 10 and 5.
-MAX_RADIUS = 32
-
-
-class Section(BaseModel):
-    # A NaN or infinite number is never a setting (a NaN passes every range check unseen).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-def check_below(section: BaseModel, low: str, high: str) -> None:
-    """A model validator's check that field LOW is below field HIGH."""
-    if getattr(section, low) >= getattr(section, high):
-        raise ValueError(
-            f"{low} ({getattr(section, low)}) must be below {high} ({getattr(section, high)})"
-        )
 
 
 class DatasetParams(Section):
@@ -91,54 +36,11 @@ class DatasetParams(Section):
     format: Literal["auto", "voc", "coco"] = "auto"
     splits: list[str] = Field(default=["train_aug", "train", "val"], min_length=1)
     # Splits whose every image must have a GT mask (seeds are scored on train, segmentation on val).
-    mask_splits: list[str] = ["train", "val"]
+    mask_splits: list[str] = Field(default=["train", "val"])
     # VOC only: which mask folder; auto prefers SegmentationClassAug over SegmentationClass.
     mask_dir: Literal["auto", "SegmentationClassAug", "SegmentationClass"] = "auto"
     # Decode every image and mask (catches truncated files, size and value errors up front).
     verify: bool = True
-
-
-class TrainCamParams(Section):
-    """train_cam: what every CAM method shares; each method's params model extends it with its
-    own fields (`wsss/methods/<method>.py`), chosen by `method`.
-
-    Defaults are the ToyVOC preset; params/voc.yaml carries the official recipe's effective
-    values (docs/method.md §10.1-2).
-    """
-
-    method: str = DEFAULT_METHOD  # a name in wsss.methods.METHODS
-    weights: str | None = None  # ImageNet weights of the network: a local path or s3://
-    split: str = "train_aug"
-    epochs: Epochs = 20
-    batch_size: BatchSize = 8  # per process
-    long_side: LongSide = (64, 88)  # random resize of the longer side, then crop
-    crop: int = Field(default=64, ge=16, le=2048)
-    hflip: float = Field(default=0.5, ge=0, le=1)
-    checkpoint_every: int = Field(default=50, ge=1)  # steps
-
-
-def _cam_params(raw: object) -> object:
-    """train_cam is validated by the params model of its `method`: a tagged union whose tags
-    are wsss.methods.METHODS's names, so a new method is one file and one dict entry."""
-    from wsss.methods import METHODS  # the methods import torch; reading params alone does not
-
-    if isinstance(raw, TrainCamParams) or not isinstance(raw, dict):
-        return raw  # an instance is kept; anything else fails as "a valid dictionary"
-    name = raw.get("method", DEFAULT_METHOD)
-    if name not in METHODS:
-        expected = ", ".join(f"'{m}'" for m in METHODS)
-        raise ValidationError.from_exception_data(
-            "train_cam",
-            [
-                {
-                    "type": "literal_error",
-                    "loc": ("method",),
-                    "input": name,
-                    "ctx": {"expected": expected},
-                }
-            ],
-        )
-    return METHODS[name].params.model_validate(raw)
 
 
 class ExtractSeedsParams(Section):
@@ -149,11 +51,7 @@ class ExtractSeedsParams(Section):
     scales: Scales = (1.0, 0.5, 1.5, 2.0)
     flip: bool = True
     threshold: float = Field(default=0.2, gt=0, lt=1)  # the fixed, honest background threshold
-    sweep: Annotated[tuple[float, float, float], AfterValidator(_sweep)] = (
-        0.10,
-        0.30,
-        0.01,
-    )  # start, stop (exclusive), step
+    sweep: Sweep = (0.10, 0.30, 0.01)
     batch_size: BatchSize = 8
     overlays: Shown = 12  # images in the CAM overlay grid
 
@@ -294,8 +192,8 @@ class SmokeParams(Section):
 class Params(Section):
     dataset: DatasetParams = DatasetParams()
     # serialized as the method's own model (all its fields), not as the shared base
-    train_cam: Annotated[SerializeAsAny[TrainCamParams], BeforeValidator(_cam_params)] = Field(
-        default_factory=lambda: _cam_params({})
+    train_cam: Annotated[SerializeAsAny[TrainCamParams], BeforeValidator(cam_params)] = Field(
+        default_factory=lambda: cam_params({})
     )
     extract_seeds: ExtractSeedsParams = ExtractSeedsParams()
     train_irn: TrainIrnParams = TrainIrnParams()

@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from benchmarks.common import body_and_part, run_benchmark, write_json
-from wsss.artifacts import open_artifact
+from wsss.artifacts.opening import open_artifact
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import run_benchmark, write_json
-from wsss.artifacts import open_artifact
+from wsss.artifacts.opening import open_artifact
 from wsss.config.params import load_params
 from wsss.data.dataset import SegmentationDataset
 from wsss.data.pairs import CamTrainSet

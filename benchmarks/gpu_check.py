@@ -31,7 +31,7 @@ from torchvision import tv_tensors
 
 from benchmarks.common import run_benchmark, write_json
 from benchmarks.real_preset import smoke_run
-from wsss.artifacts import open_artifact
+from wsss.artifacts.opening import open_artifact
 from wsss.data.transforms import eval_transforms
 from wsss.kinds.cam_model import load_cam_model
 from wsss.kinds.irn_model import load_irn_model

@@ -17,7 +17,7 @@ import numpy as np
 
 from benchmarks.common import run_benchmark, scratch, write_json
 from tests.s3server import ACCESS_KEY, SECRET, SeaweedS3
-from wsss.artifacts import MANIFEST
+from wsss.artifacts.manifest import MANIFEST
 from wsss.artifacts.storage import push_artifact, store, sync_root
 
 

@@ -35,8 +35,8 @@ from benchmarks.common import (
     toy_variant,
     write_json,
 )
-from wsss.artifacts import open_artifact
 from wsss.artifacts.manifest import InputRef, Manifest, hash_tree, write_manifest
+from wsss.artifacts.opening import open_artifact
 from wsss.artifacts.uri import relative_uri
 from wsss.config.params import digest, load_params
 from wsss.data.toy import FAMILY_SIZE, ToyConfig

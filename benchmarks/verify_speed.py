@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchmarks.common import run_benchmark, scratch, write_json
 from tests.helpers import seal
-from wsss.artifacts import open_artifact
+from wsss.artifacts.opening import open_artifact
 from wsss.kinds.dataset import load_index
 
 

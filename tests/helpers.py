@@ -9,8 +9,8 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 
-from wsss.artifacts import open_artifact
 from wsss.artifacts.manifest import InputRef, Manifest, hash_tree, write_manifest
+from wsss.artifacts.opening import open_artifact
 from wsss.artifacts.uri import relative_uri
 from wsss.config.params import digest
 from wsss.kinds.cams import strided_size

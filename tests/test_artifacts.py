@@ -9,9 +9,9 @@ import torch
 
 import wsss.artifacts.lineage as lineage_module
 from tests.helpers import seal
-from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.lineage import lineage
-from wsss.artifacts.manifest import sha256_file
+from wsss.artifacts.manifest import MANIFEST, sha256_file
+from wsss.artifacts.opening import open_artifact
 from wsss.config.params import Params, digest
 from wsss.errors import WsssError
 from wsss.runtime import cpu_model, describe

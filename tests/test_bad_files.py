@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from tests.helpers import seal
-from wsss.artifacts import MANIFEST
+from wsss.artifacts.manifest import MANIFEST
 from wsss.data.io import MAX_PIXELS, image_size, open_image
 from wsss.errors import WsssError
 from wsss.models.weights import load_weights

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from tests.helpers import tiny_params
-from wsss.artifacts import MANIFEST, open_artifact
+from wsss.artifacts.manifest import MANIFEST
+from wsss.artifacts.opening import open_artifact
 from wsss.artifacts.output import staging_of
 from wsss.data.dataset import MultiScaleSet
 from wsss.data.io import read_mask, write_mask

@@ -25,8 +25,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tests.helpers import TINY_PARAMS, write_coco
-from wsss.artifacts import MANIFEST, open_artifact
 from wsss.artifacts.lineage import MAX_DEPTH, lineage
+from wsss.artifacts.manifest import MANIFEST
+from wsss.artifacts.opening import open_artifact
 from wsss.cli import main
 from wsss.config.params import Params, load_params, with_smoke
 from wsss.launcher import launch

@@ -17,7 +17,8 @@ from PIL import Image
 from benchmarks.segmenter_bound import gt_masks_artifact
 from tests.helpers import seal, tiny_params
 from tests.voc_photos import SPLITS, write_voc_root
-from wsss.artifacts import MANIFEST, open_artifact
+from wsss.artifacts.manifest import MANIFEST
+from wsss.artifacts.opening import open_artifact
 from wsss.artifacts.output import staging_of
 from wsss.data.io import read_mask
 from wsss.kinds.dataset import load_index

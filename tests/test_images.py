@@ -27,7 +27,7 @@ from tests.dockerd import (
 )
 from tests.helpers import tiny_params
 from tests.s3server import ACCESS_KEY, SECRET
-from wsss.artifacts import open_artifact
+from wsss.artifacts.opening import open_artifact
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]

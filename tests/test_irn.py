@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from tests.helpers import seal, tiny_params, write_cams
-from wsss.artifacts import MANIFEST, open_artifact
+from wsss.artifacts.manifest import MANIFEST
+from wsss.artifacts.opening import open_artifact
 from wsss.config.crf import CrfParams
 from wsss.data.io import read_mask
 from wsss.kinds.dataset import load_index

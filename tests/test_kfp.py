@@ -15,7 +15,7 @@ import yaml
 from pipelines import cli as pipeline_cli
 from pipelines.pipeline import CLUSTER_DEFAULTS, KNOBS, SECTIONS
 from tests.helpers import TINY_CAM, tiny_params
-from wsss.artifacts import open_artifact
+from wsss.artifacts.opening import open_artifact
 from wsss.config.params import load_params
 from wsss.stages import PIPELINE
 from wsss.stages.component import run_component

@@ -12,7 +12,7 @@ import yaml
 
 from tests.helpers import tiny_cam, tiny_params
 from tests.toy_method import Mirror, MirrorParams
-from wsss.artifacts import open_artifact
+from wsss.artifacts.opening import open_artifact
 from wsss.config.params import digest, parse_params
 from wsss.config.train_cam import METHOD_PARAMS, switch_method
 from wsss.errors import WsssError

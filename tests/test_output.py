@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from wsss import stages
-from wsss.artifacts import MANIFEST, open_artifact
+from wsss.artifacts.manifest import MANIFEST
+from wsss.artifacts.opening import open_artifact
 from wsss.artifacts.output import RESUME_FILES, begin, reading, staging_of
 from wsss.config.train_cam import KtseParams
 from wsss.stages import prepare_data

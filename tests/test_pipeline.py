@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsss.artifacts import open_artifact
+from wsss.artifacts.opening import open_artifact
 from wsss.config.params import parse_params
 from wsss.config.train_cam import switch_method
 from wsss.stages import PIPELINE

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsss.artifacts import MANIFEST
+from wsss.artifacts.manifest import MANIFEST
 from wsss.data.io import read_mask, write_mask
 from wsss.kinds.dataset import load_index
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.real_preset import SIZES, smoke_run
-from wsss.artifacts import open_artifact
+from wsss.artifacts.opening import open_artifact
 from wsss.data.io import read_mask
 from wsss.stages import PIPELINE
 

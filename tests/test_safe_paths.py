@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from tests.helpers import seal
-from wsss.artifacts import MANIFEST, open_artifact
+from wsss.artifacts.manifest import MANIFEST
+from wsss.artifacts.opening import open_artifact
 from wsss.artifacts.storage import Store
 from wsss.errors import WsssError
 from wsss.safe_paths import file_name, relative_path

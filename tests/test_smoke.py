@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from wsss.artifacts import open_artifact
 from wsss.artifacts.manifest import RUN_RECORD, read_run_record
+from wsss.artifacts.opening import open_artifact
 from wsss.cli import main
 from wsss.config.params import Params, with_smoke
 from wsss.data.index import DatasetIndex, Sample

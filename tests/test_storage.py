@@ -11,8 +11,8 @@ import yaml
 
 from tests.conftest import s3_env
 from tests.s3server import ACCESS_KEY, SECRET
-from wsss.artifacts import MANIFEST, open_artifact
-from wsss.artifacts.manifest import sha256_file
+from wsss.artifacts.manifest import MANIFEST, sha256_file
+from wsss.artifacts.opening import open_artifact
 from wsss.artifacts.storage import Store, cache_dir, local_file, parse_s3
 from wsss.artifacts.uri import relative_uri, resolve_uri
 from wsss.errors import WsssError

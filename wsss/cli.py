@@ -156,7 +156,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 def _write_plots(out: str, directory: Path) -> None:
     """The data behind the new artifact's figures as DIRECTORY/<name>.json (DVC's plots)."""
-    from wsss.artifacts import open_artifact
+    from wsss.artifacts.opening import open_artifact
     from wsss.plots import plot_data, write_plot_data
 
     directory.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from wsss.artifacts import Artifact
+from wsss.artifacts.manifest import Artifact
 from wsss.artifacts.output import CHECKPOINT
 from wsss.artifacts.storage import local_file
 from wsss.config.params import SmokeParams, digest

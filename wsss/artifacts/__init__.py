@@ -1,24 +1,3 @@
-"""Artifact directories, their manifests and lineage (docs/design.md §2)."""
-
-from wsss.artifacts.manifest import (
-    MANIFEST,
-    Artifact,
-    FileEntry,
-    InputRef,
-    Manifest,
-    open_artifact,
-    write_manifest,
-)
-from wsss.artifacts.uri import relative_uri, resolve_uri
-
-__all__ = [
-    "MANIFEST",
-    "Artifact",
-    "FileEntry",
-    "InputRef",
-    "Manifest",
-    "open_artifact",
-    "relative_uri",
-    "resolve_uri",
-    "write_manifest",
-]
+"""Artifact directories, their manifests and lineage (docs/design.md §2): the manifest model,
+parsing and hashing (manifest.py) below S3 storage (storage.py), opening an artifact for reading
+(opening.py) above both, writing one in place (output.py), URIs and lineage."""

@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wsss.artifacts.manifest import Manifest, RunRecord, open_artifact, read_run_record
+from wsss.artifacts.manifest import Manifest, RunRecord, read_run_record
+from wsss.artifacts.opening import open_artifact
+from wsss.artifacts.storage import parse_s3, read_remote_manifest, read_remote_run_record, store
 from wsss.artifacts.uri import is_remote, resolve_uri
 from wsss.errors import WsssError
 
 
 def read_run(uri: str) -> RunRecord | None:
     if is_remote(uri):
-        from wsss.artifacts.storage import read_remote_run_record
-
         return read_remote_run_record(uri)
     return read_run_record(Path(uri))
 
@@ -29,8 +29,6 @@ def read_run(uri: str) -> RunRecord | None:
 def read_manifest(uri: str) -> tuple[Manifest, str]:
     """An artifact's manifest and its digest; over S3 without downloading the artifact's files."""
     if is_remote(uri):
-        from wsss.artifacts.storage import read_remote_manifest
-
         manifest, raw = read_remote_manifest(uri)
         return manifest, hashlib.sha256(raw).hexdigest()
     artifact = open_artifact(uri, verify=False)
@@ -40,8 +38,6 @@ def read_manifest(uri: str) -> tuple[Manifest, str]:
 def read_json(uri: str, rel: str) -> Any | None:
     """The JSON file REL of the artifact at URI (over S3: one small GET), or None if absent."""
     if is_remote(uri):
-        from wsss.artifacts.storage import parse_s3, store
-
         raw = store().read(parse_s3(uri).child(rel))
     else:
         path = Path(uri) / rel

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -187,18 +187,6 @@ def read_run_record(directory: Path) -> RunRecord | None:
     return parse_run_record(path.read_bytes() if path.is_file() else None)
 
 
-def _size(path: Path) -> int | None:
-    return path.stat().st_size if path.is_file() else None
-
-
-def _unlisted(directory: Path, manifest: Manifest) -> Iterator[str]:
-    """The files under DIRECTORY that MANIFEST does not list (its own two files aside)."""
-    for path in directory.rglob("*"):
-        rel = path.relative_to(directory).as_posix()
-        if path.is_file() and rel not in manifest.files and rel not in (MANIFEST, RUN_RECORD):
-            yield rel
-
-
 def no_manifest(uri: str | Path) -> WsssError:
     return WsssError(f"{uri}: no {MANIFEST} (not a wsss artifact, or its stage did not finish)")
 
@@ -239,36 +227,3 @@ def is_wsss_manifest(raw: bytes) -> bool:
     except (UnicodeDecodeError, json.JSONDecodeError):
         return False
     return isinstance(found, dict) and found.keys() >= MANIFEST_CORE
-
-
-def open_artifact(uri: str | Path, kind: str | None = None, verify: bool = True) -> Artifact:
-    """A complete artifact of the expected KIND, or a one-line WsssError saying what is wrong.
-
-    An s3:// URI is fetched (once, verified) into the local cache and opened there. With VERIFY
-    every listed file is hashed against the manifest (a model changed in place is refused, not
-    used); without, only their sizes are checked (lineage, which reads no file).
-    """
-    from wsss.artifacts.storage import fetch_artifact, is_s3
-
-    path = fetch_artifact(str(uri)) if is_s3(uri) else Path(uri)
-    if not path.is_dir():
-        raise WsssError(f"{uri}: artifact directory not found")
-    manifest_path = path / MANIFEST
-    if not manifest_path.is_file():
-        raise no_manifest(uri)
-    raw = manifest_path.read_bytes()
-    manifest = parse_manifest(raw, str(manifest_path))
-    if kind is not None and manifest.kind != kind:
-        raise WsssError(f"{uri}: expected an artifact of kind '{kind}', got '{manifest.kind}'")
-    require_files(uri, manifest, lambda rel: _size(path / rel))
-    for rel in _unlisted(path, manifest):
-        # its stage lists every file it writes: an unlisted one was put there later, and a
-        # reader would use it unverified
-        raise WsssError(f"{uri}: {rel} is not listed in its manifest (added after its stage ran)")
-    if verify:
-        for rel, entry in manifest.files.items():
-            if sha256_file(path / rel) != entry.sha256:
-                raise WsssError(
-                    f"{uri}: {rel} differs from its manifest (changed after its stage wrote it)"
-                )
-    return Artifact(path=path, manifest=manifest, manifest_digest=hashlib.sha256(raw).hexdigest())

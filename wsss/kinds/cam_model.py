@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from wsss.artifacts import Artifact
+from wsss.artifacts.manifest import Artifact
 from wsss.methods.registry import METHODS
 from wsss.training import MODEL, load_model_file
 

@@ -3,9 +3,8 @@
 import json
 from pathlib import Path
 
-from wsss.artifacts import resolve_uri
 from wsss.artifacts.storage import cached_root
-from wsss.artifacts.uri import is_remote
+from wsss.artifacts.uri import is_remote, resolve_uri
 from wsss.data.index import DatasetIndex
 from wsss.errors import WsssError
 

@@ -3,7 +3,7 @@ it, written by train_irn."""
 
 import torch
 
-from wsss.artifacts import Artifact
+from wsss.artifacts.manifest import Artifact
 from wsss.models.irn import IRNet, build_irnet
 from wsss.training import MODEL, load_model_file
 

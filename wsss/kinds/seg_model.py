@@ -3,7 +3,7 @@ rebuilds it, written by train_deeplab."""
 
 import torch
 
-from wsss.artifacts import Artifact
+from wsss.artifacts.manifest import Artifact
 from wsss.models.deeplab import DeepLabV2, build_deeplab
 from wsss.training import MODEL, load_model_file
 

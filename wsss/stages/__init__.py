@@ -16,14 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import wsss
-from wsss.artifacts import Artifact, InputRef, Manifest, open_artifact, relative_uri, write_manifest
 from wsss.artifacts.manifest import (
+    Artifact,
+    InputRef,
+    Manifest,
     RunRecord,
     code_revision,
     hash_tree,
     now_iso,
+    write_manifest,
     write_run_record,
 )
+from wsss.artifacts.opening import open_artifact
 from wsss.artifacts.output import (
     RESUME_FILES,
     begin,
@@ -34,7 +38,7 @@ from wsss.artifacts.output import (
     swap,
 )
 from wsss.artifacts.storage import cache_dir, check_remote_out, push_artifact
-from wsss.artifacts.uri import is_remote
+from wsss.artifacts.uri import is_remote, relative_uri
 from wsss.config.params import Params, digest
 from wsss.errors import WsssError, file_problem
 from wsss.launcher import launch

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import torch
 
-from wsss.artifacts import Manifest, open_artifact
-from wsss.artifacts.manifest import RunRecord, read_run_record
+from wsss.artifacts.manifest import Manifest, RunRecord, read_run_record
+from wsss.artifacts.opening import open_artifact
 from wsss.config.params import Params, parse_params
 from wsss.config.train_cam import METHOD_PARAMS, switch_method
 from wsss.errors import WsssError

@@ -4,12 +4,14 @@ what it affects and nothing else."""
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tools.imports import cycles
+from tools.imports import cycles, graph
 from wsss.provenance import imports, module_file, stage_sources
 from wsss.stages import PIPELINE, STAGES
 
@@ -214,3 +216,22 @@ def test_the_import_tool_finds_a_cycle_and_nothing_else():
     edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
     assert cycles(edges) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_wsss_has_no_import_cycle():
+    assert cycles(graph()) == []
+
+
+def test_what_an_entry_point_imports():
+    """Reading params and the CLI import no ML code; loading a model (predict) imports neither
+    the training loop nor matplotlib."""
+    probe = (
+        "import sys, wsss.cli, wsss.config.params;"
+        "print(sorted({'torch', 'matplotlib'} & sys.modules.keys()));"
+        "import wsss.stages.predict;"
+        "print(sorted({'wsss.training', 'matplotlib'} & sys.modules.keys()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout.split("\n")
+    assert out[:2] == ["[]", "[]"]

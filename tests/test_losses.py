@@ -164,7 +164,8 @@ def test_voc_preset_reproduces_the_official_step_count():
     from pathlib import Path
 
     from wsss.config.params import load_params
-    from wsss.training import epoch_steps, poly_factor
+    from wsss.optim import poly_factor
+    from wsss.training import epoch_steps
 
     p = load_params(Path(__file__).parents[1] / "params" / "voc.yaml").train_cam
     steps = epoch_steps(10582, build_method(p).batch_sizes())

@@ -17,9 +17,9 @@ from wsss import stages
 from wsss.artifacts.manifest import MANIFEST
 from wsss.artifacts.opening import open_artifact
 from wsss.artifacts.output import RESUME_FILES, begin, reading, staging_of
+from wsss.checkpoint import resume_key
 from wsss.config.train_cam import KtseParams
 from wsss.stages import prepare_data
-from wsss.training import resume_key
 
 
 def _prepare(cli, root, out):

@@ -11,6 +11,7 @@ import pytest
 
 from wsss.artifacts.manifest import RUN_RECORD, read_run_record
 from wsss.artifacts.opening import open_artifact
+from wsss.checkpoint import resume_key
 from wsss.cli import main
 from wsss.config.params import Params, with_smoke
 from wsss.data.index import DatasetIndex, Sample
@@ -18,7 +19,7 @@ from wsss.data.pairs import EpochSampler
 from wsss.estimate import estimate
 from wsss.kinds.dataset import SOURCE
 from wsss.stages import PIPELINE
-from wsss.training import full_run_seconds, resume_key, smoke_steps
+from wsss.training import full_run_seconds, smoke_steps
 
 INFERENCE = {"extract_seeds", "export_masks", "evaluate", "train_irn"}  # train_irn: its mining
 

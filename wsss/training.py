@@ -11,7 +11,6 @@ dataset, batch sizes, schedule and loss.
 
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -24,12 +23,12 @@ from pydantic import BaseModel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from wsss.artifacts.manifest import Artifact
 from wsss.artifacts.output import CHECKPOINT
 from wsss.artifacts.storage import local_file
-from wsss.config.params import SmokeParams, digest
+from wsss.checkpoint import MODEL, read_checkpoint, resume_key, save_atomic, write_checkpoint
+from wsss.config.params import SmokeParams
 from wsss.data.pairs import EpochSampler
-from wsss.errors import Diverged, WsssError, load_problem
+from wsss.errors import Diverged, WsssError
 from wsss.launcher import Launch, launch
 from wsss.plots import plot_curves
 from wsss.progress import Progress
@@ -44,7 +43,6 @@ from wsss.runtime import (
 )
 
 LOG = "train_log.jsonl"
-MODEL = "model.pt"  # what a training stage saves: its network's metadata and state dict
 
 LossFn = Callable[[dict, int], tuple[torch.Tensor, dict[str, float]]]  # (batch, epoch)
 LoaderFn = Callable[[int, int], Iterable[dict]]  # (epoch, batches to skip) -> batches
@@ -74,31 +72,9 @@ def initial_weights(section: str, network: str, weights: str | None) -> Path | N
     return local_file(weights)
 
 
-def poly_factor(step: int, horizon: int, power: float) -> float:
-    """(1 - step/horizon)^power, the poly schedule (held at its last value past the horizon)."""
-    return (1 - min(step, horizon - 1) / horizon) ** power
-
-
-def resume_key(
-    section: str, p: BaseModel, seed: int, inputs: dict, smoke: SmokeParams | None = None
-) -> str:
-    """What a checkpoint must have been made with to be resumed: the stage's params, the seed,
-    the exact input artifacts (their manifest digests) and a smoke run's settings."""
-    digests = {n: a.manifest_digest for n, a in inputs.items() if isinstance(a, Artifact)}
-    key = {section: p.model_dump(mode="json"), "seed": seed, "inputs": digests}
-    return digest(key | ({"smoke": smoke.model_dump()} if smoke and smoke.on else {}))
-
-
 def step_seed(seed: int, rank: int, step: int) -> int:
     """The torch seed of one training step of one process: independent of everything before."""
     return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
-
-
-def save_atomic(obj: dict, path: Path) -> None:
-    """torch.save to a temporary name, then rename: a kill never leaves a torn file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -202,22 +178,8 @@ class Loop:
         return value
 
     def _resume(self) -> tuple[int, list[dict]]:
-        path = self.out / CHECKPOINT
-        if not path.exists():
-            return 0, []
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-            matches = ckpt["resume_key"] == self.resume_key
-        except Exception as exc:  # a torn or foreign file: any error of any unpickler
-            if self.dist.is_main:
-                print(
-                    f"warning: {path}: unreadable checkpoint ({type(exc).__name__}); "
-                    "training from the start",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            return 0, []
-        if not matches or ckpt["world_size"] != self.dist.world_size:
+        ckpt = read_checkpoint(self.out / CHECKPOINT, self.resume_key, self.dist)
+        if ckpt is None:
             return 0, []
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -227,38 +189,10 @@ class Loop:
 
     def _checkpoint(self, step: int, history: list[dict]) -> None:
         if self.dist.is_main:
-            save_atomic(
-                {
-                    "model": self.model.state_dict(),
-                    "optimizer": self.optimizer.state_dict(),
-                    "step": step,
-                    "history": history,
-                    "resume_key": self.resume_key,
-                    "world_size": self.dist.world_size,
-                },
-                self.out / CHECKPOINT,
+            state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+            write_checkpoint(
+                self.out / CHECKPOINT, state, step, history, self.resume_key, self.dist
             )
-
-
-def load_model_file(
-    path: Path, build: Callable[[dict], torch.nn.Module], what: str, device: torch.device
-) -> tuple[torch.nn.Module, dict]:
-    """A stage's `{"meta", "state_dict"}` model file -> (network in eval mode on DEVICE,
-    channels_last on CUDA; meta). Loaded with weights_only=True: a model file never runs pickled
-    code. Anything unloadable is one line."""
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        meta, state = saved["meta"], saved["state_dict"]
-        model = build(meta)
-        model.load_state_dict(state)
-    except WsssError:
-        raise
-    except Exception as exc:  # empty, torn, foreign, pickled code: any error is one line
-        raise WsssError(f"{path}: not a loadable {what} checkpoint ({load_problem(exc)})") from None
-    model = model.to(device).eval()
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    return model, meta
 
 
 def start(device_name: str, seed: int) -> tuple[torch.device, Launch]:
@@ -311,17 +245,6 @@ def smoke_steps(epochs: int, steps: int) -> list[int]:
     """A smoke run's steps of each epoch: STEPS in the first and in the last epoch (where the
     methods switch on what they add after a warm-up), none between."""
     return [steps if e in (0, epochs - 1) else 0 for e in range(epochs)]
-
-
-def sgd(groups: list[tuple[list[torch.nn.Parameter], float]], p: BaseModel) -> torch.optim.SGD:
-    """SGD over GROUPS (parameters, base lr) with P's lr, momentum and weight decay; the Loop
-    sets each group's lr to its base_lr times the schedule every step."""
-    return torch.optim.SGD(
-        [{"params": params, "base_lr": lr} for params, lr in groups],
-        lr=p.lr,
-        momentum=p.momentum,
-        weight_decay=p.weight_decay,
-    )
 
 
 def fit(

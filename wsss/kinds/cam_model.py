@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from wsss.artifacts.manifest import Artifact
+from wsss.checkpoint import MODEL, load_model_file
 from wsss.methods.registry import METHODS
-from wsss.training import MODEL, load_model_file
 
 
 def build_cam_model(meta: dict, weights: Path | None = None) -> nn.Module:

@@ -4,8 +4,8 @@ it, written by train_irn."""
 import torch
 
 from wsss.artifacts.manifest import Artifact
+from wsss.checkpoint import MODEL, load_model_file
 from wsss.models.irn import IRNet, build_irnet
-from wsss.training import MODEL, load_model_file
 
 
 def build_irn_model(meta: dict) -> IRNet:

@@ -4,8 +4,8 @@ rebuilds it, written by train_deeplab."""
 import torch
 
 from wsss.artifacts.manifest import Artifact
+from wsss.checkpoint import MODEL, load_model_file
 from wsss.models.deeplab import DeepLabV2, build_deeplab
-from wsss.training import MODEL, load_model_file
 
 
 def build_seg_model(meta: dict) -> DeepLabV2:

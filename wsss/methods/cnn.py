@@ -10,7 +10,7 @@ from wsss.config.train_cam import CnnCamParams
 from wsss.methods.base import CamMethod
 from wsss.models.backbones import build_backbone
 from wsss.models.cam import CamNet
-from wsss.training import poly_factor, sgd
+from wsss.optim import poly_factor, sgd
 
 
 class CnnCamMethod(CamMethod):

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from wsss.artifacts.output import BEST
+from wsss.checkpoint import save_atomic
 from wsss.config.params import Params
 from wsss.data.dataset import AugmentedSet, SegmentationDataset, size_batches
 from wsss.data.index import DatasetIndex
@@ -23,10 +24,11 @@ from wsss.kinds.pseudo_masks import CONFIDENCE, MASKS
 from wsss.losses.segmentation import pseudo_mask_loss
 from wsss.metrics import ConfusionMatrix
 from wsss.models.deeplab import DeepLabV2, build_deeplab
+from wsss.optim import poly_factor, sgd
 from wsss.runtime import (
     describe,
 )
-from wsss.training import fit, initial_weights, place_model, poly_factor, save_atomic, sgd, start
+from wsss.training import fit, initial_weights, place_model, start
 
 
 @torch.no_grad()

@@ -25,6 +25,7 @@ from wsss.kinds.cams import read_cam
 from wsss.kinds.dataset import load_index, require_splits
 from wsss.losses.irn import irn_loss
 from wsss.models.irn import build_irnet
+from wsss.optim import poly_factor, sgd
 from wsss.progress import track
 from wsss.refine.affinity import (
     forward_offsets,
@@ -33,7 +34,7 @@ from wsss.refine.ir_labels import ir_label
 from wsss.runtime import (
     describe,
 )
-from wsss.training import fit, initial_weights, place_model, poly_factor, sgd, start
+from wsss.training import fit, initial_weights, place_model, start
 
 IR_LABELS = "ir_labels"
 

@@ -129,7 +129,7 @@ def test_toy_refuses_a_negative_seed(cli, tmp_path):
 def test_confusion_rows_give_each_true_class_a_hundred_rows_in_proportion():
     from collections import Counter
 
-    from wsss.plots import confusion_rows
+    from wsss.plot_data import confusion_rows
 
     rows = confusion_rows(np.array([[7, 2, 1, 0], [0, 0, 0, 0], [1, 1, 0, 1]]), ["a", "b", "c"])
     counts = Counter((r["actual"], r["predicted"]) for r in rows)
@@ -140,7 +140,7 @@ def test_confusion_rows_give_each_true_class_a_hundred_rows_in_proportion():
 
 
 def test_plot_data_rows_all_carry_every_key(tmp_path):
-    from wsss.plots import write_plot_data
+    from wsss.plot_data import write_plot_data
 
     write_plot_data(tmp_path / "loss.json", [{"step": 1, "cls": 0.5}, {"step": 2, "kt": 0.1}])
     rows = json.loads((tmp_path / "loss.json").read_text())

@@ -1,5 +1,5 @@
 """The `wsss` command line (docs/design.md §2): it parses arguments and calls the library,
-nothing more; what a command needs is imported when it runs, so `--help` is instant.
+nothing more. It imports no ML code (torch, matplotlib): the stages import theirs.
 
 Exit codes: 0 done; 2 bad input or params (one `error:` line on stderr); 1 internal failure.
 """
@@ -12,12 +12,22 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import wsss
+from wsss.artifacts.lineage import format_tree, lineage
+from wsss.artifacts.manifest import write_text_atomic
+from wsss.artifacts.opening import open_artifact
+from wsss.artifacts.uri import is_remote
+from wsss.config.params import PredictParams, load_params, with_smoke
+from wsss.data.coco import instances_to_masks
+from wsss.data.toy import ToyConfig, generate
 from wsss.errors import WsssError, file_problem
+from wsss.estimate import estimate, format_estimate
+from wsss.metrics import score_directories
+from wsss.plot_data import plot_data, write_plot_data
 from wsss.safe_paths import check_writes, file_name, real_path
+from wsss.stages import PIPELINE, metrics_json, run_stage
 
 DESCRIPTION = """Weakly supervised semantic segmentation from image-level labels (KTSE): run the
 pipeline's stages (make run runs them all), trace any artifact back to its dataset, score masks."""
@@ -42,17 +52,11 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 class Parser(argparse.ArgumentParser):
-    """One-line errors; EPILOG_OF makes the epilog when help is asked for (it may import)."""
+    """One-line errors."""
 
-    def __init__(self, *args, epilog_of: Callable[[], str] | None = None, **kwargs) -> None:
+    def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", Formatter)
         super().__init__(*args, **kwargs)
-        self.epilog_of = epilog_of
-
-    def format_help(self) -> str:
-        if self.epilog_of is not None:
-            self.epilog = self.epilog_of()
-        return super().format_help()
 
     def error(self, message: str):  # one line, exit 2, like every other bad input
         self.exit(2, f"error: {self.prog}: {message}\n")
@@ -60,8 +64,6 @@ class Parser(argparse.ArgumentParser):
 
 def _stage_table() -> str:
     """`wsss run --help`'s list of the stages with their inputs."""
-    from wsss.stages import PIPELINE
-
     rows = [
         f"  {s.name:14s} {' '.join(f'--in {n}=…' for n in s.inputs):50s} -> {s.kind}"
         for s in PIPELINE
@@ -104,16 +106,12 @@ def add_smoke_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_toy(args: argparse.Namespace) -> None:
-    from wsss.data.toy import ToyConfig, generate
-
     config = ToyConfig(args.seed, args.train, args.val, args.size, args.tint, args.parts)
     generate(args.out, config)
     print(f"ToyVOC written to {args.out}")
 
 
 def _cmd_coco_masks(args: argparse.Namespace) -> None:
-    from wsss.data.coco import instances_to_masks
-
     if args.split is not None:
         file_name(args.split, "--split")
     written = {f"--out ({sub}/)": args.out / sub for sub in ("SegmentationClass", "ImageSets")}
@@ -123,11 +121,6 @@ def _cmd_coco_masks(args: argparse.Namespace) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from wsss.artifacts.manifest import write_text_atomic
-    from wsss.artifacts.uri import is_remote
-    from wsss.config.params import load_params, with_smoke
-    from wsss.stages import metrics_json, run_stage
-
     uris = dict(args.inputs)
     if len(uris) != len(args.inputs):
         raise WsssError("--in: an input name is given twice")
@@ -156,18 +149,12 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 def _write_plots(out: str, directory: Path) -> None:
     """The data behind the new artifact's figures as DIRECTORY/<name>.json (DVC's plots)."""
-    from wsss.artifacts.opening import open_artifact
-    from wsss.plots import plot_data, write_plot_data
-
     directory.mkdir(parents=True, exist_ok=True)
     for name, rows in plot_data(open_artifact(out, verify=False).path).items():
         write_plot_data(directory / f"{name}.json", rows)
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from wsss.config.params import PredictParams, load_params
-    from wsss.stages import run_stage
-
     params = load_params(args.params)
     if args.overlays is not None:
         params = params.model_copy(update={"predict": PredictParams(overlays=args.overlays)})
@@ -178,8 +165,6 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
 
 def _cmd_score(args: argparse.Namespace) -> None:
-    from wsss.metrics import score_directories
-
     ids = None
     if args.list is not None:
         if not args.list.is_file():
@@ -193,15 +178,11 @@ def _cmd_score(args: argparse.Namespace) -> None:
 
 
 def _cmd_lineage(args: argparse.Namespace) -> None:
-    from wsss.artifacts.lineage import format_tree, lineage
-
     tree = lineage(args.uri)
     print(json.dumps(tree, indent=1) if args.json else "\n".join(format_tree(tree)))
 
 
 def _cmd_estimate(args: argparse.Namespace) -> None:
-    from wsss.estimate import estimate, format_estimate
-
     costs = estimate(args.uri)
     if args.json:
         print(json.dumps([dataclasses.asdict(c) for c in costs], indent=1))
@@ -249,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     coco.add_argument("--split", metavar="NAME", help="split list name (default: from the JSON)")
     coco.set_defaults(func=_cmd_coco_masks)
 
-    run = commands.add_parser("run", help="run one pipeline stage", epilog_of=_stage_table)
+    run = commands.add_parser("run", help="run one pipeline stage", epilog=_stage_table())
     run.add_argument("stage", help="a stage name (listed below)")
     run.add_argument(
         "--in",

@@ -47,8 +47,8 @@ def imports(path: Path) -> set[str]:
 @cache
 def stage_sources(stage: str) -> frozenset[Path]:
     """Every wsss source file `wsss run STAGE` can execute: the stage module, the runner and
-    the CLI entry, and what they import. The CLI counts as one file: its other subcommands'
-    lazy imports (ToyVOC, lineage, scoring) are not on this path."""
+    the CLI entry, and what they import. The CLI counts as one file: what only its other
+    subcommands import (ToyVOC, lineage, scoring) is not on this path."""
     seen: set[str] = set()
     todo = [f"wsss.stages.{stage}", "wsss.stages", "wsss"]
     while todo:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
+from pycocotools import mask as mask_utils  # the standard RLE/polygon decoder
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -209,8 +210,6 @@ def _draw_masks(
     out: Path,
 ) -> list[str]:
     """Each image's semantic PNG in OUT (larger objects first, crowds 255); the ids listed."""
-    from pycocotools import mask as mask_utils  # the standard RLE/polygon decoder
-
     listed: list[str] = []
     for image_id, anns in sorted(by_image.items()):
         info = images[image_id]

@@ -15,7 +15,7 @@ from wsss.data.toy import MARKER, ToyConfig, generate, part_map
 from wsss.errors import WsssError
 from wsss.kinds.cams import read_cam
 from wsss.kinds.dataset import load_index
-from wsss.stages import run_stage
+from wsss.runner import run_stage
 
 RESULTS = Path(__file__).parent / "results"
 

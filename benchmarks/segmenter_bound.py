@@ -43,7 +43,7 @@ from wsss.data.toy import FAMILY_SIZE, ToyConfig
 from wsss.errors import WsssError
 from wsss.kinds.dataset import load_index
 from wsss.kinds.pseudo_masks import CONFIDENCE, MASKS, confidence_file, mask_file
-from wsss.stages import run_stage
+from wsss.runner import run_stage
 
 
 def gt_masks_artifact(dataset: Path, out: Path) -> Path:

@@ -1,6 +1,6 @@
 """One KFP v2 lightweight component per pipeline stage (docs/design.md §4).
 
-Each is a thin function that calls `wsss.stages.component.run_component`, which runs the same
+Each is a thin function that calls `wsss.component.run_component`, which runs the same
 `wsss.stages` code as the CLI and DVC. Components run in our image, which carries wsss and kfp,
 so `install_kfp_package=False`; the images are chosen when the pipeline is compiled.
 """

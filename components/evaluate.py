@@ -22,7 +22,7 @@ def evaluate(
     confusion: Output[ClassificationMetrics],
 ):
     """Segment the val split, score it, and publish the HTML report."""
-    from wsss.stages.component import run_component
+    from wsss.component import run_component
 
     inputs = {"dataset": dataset, "seg_model": seg_model}
     run_component(

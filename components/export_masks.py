@@ -12,7 +12,7 @@ def export_masks(
     metrics: Output[Metrics],
 ):
     """Refine the CAMs by IRN's random walk into pseudo-masks and confidence masks."""
-    from wsss.stages.component import run_component
+    from wsss.component import run_component
 
     inputs = {"dataset": dataset, "cams": cams, "irn_model": irn_model}
     run_component("export_masks", inputs, pseudo_masks, params, runtime, metrics, smoke=smoke)

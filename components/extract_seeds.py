@@ -11,7 +11,7 @@ def extract_seeds(
     metrics: Output[Metrics],
 ):
     """Multi-scale CAMs and seeds for every training image."""
-    from wsss.stages.component import run_component
+    from wsss.component import run_component
 
     inputs = {"dataset": dataset, "cam_model": cam_model}
     run_component("extract_seeds", inputs, cams, params, runtime, metrics, smoke=smoke)

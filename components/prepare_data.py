@@ -10,6 +10,6 @@ def prepare_data(
     metrics: Output[Metrics],
 ):
     """Index and validate the dataset root (s3://…) into the small `dataset` artifact."""
-    from wsss.stages.component import run_component
+    from wsss.component import run_component
 
     run_component("prepare_data", {"root": root}, dataset, params, runtime, metrics, smoke=smoke)

@@ -15,7 +15,7 @@ def train_cam(
     summary: Output[HTML],
 ):
     """Train the CAM classifier (any CAM method: params.train_cam.method)."""
-    from wsss.stages.component import run_component
+    from wsss.component import run_component
 
     overrides = {"method": method, "epochs": epochs, "batch_size": batch_size, "lr": lr}
     run_component(

@@ -15,7 +15,7 @@ def train_deeplab(
     summary: Output[HTML],
 ):
     """Train DeepLabV2 on the pseudo-masks."""
-    from wsss.stages.component import run_component
+    from wsss.component import run_component
 
     inputs = {"dataset": dataset, "pseudo_masks": pseudo_masks}
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}

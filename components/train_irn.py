@@ -15,7 +15,7 @@ def train_irn(
     summary: Output[HTML],
 ):
     """Train IRNet on inter-pixel relations mined from the CAMs."""
-    from wsss.stages.component import run_component
+    from wsss.component import run_component
 
     inputs = {"dataset": dataset, "cams": cams}
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}

@@ -149,8 +149,8 @@ def _cmd_run_local(args: argparse.Namespace) -> None:
     from pipelines.pipeline import build_pipeline, pipeline_arguments
     from wsss.artifacts.lineage import format_tree, lineage
     from wsss.artifacts.uri import is_remote
+    from wsss.component import ERRORS_ENV
     from wsss.config.params import load_params, with_smoke
-    from wsss.stages.component import ERRORS_ENV
 
     remote = is_remote(args.root)
     reads = {"--params": args.params, "--root": args.root}
@@ -198,7 +198,7 @@ def _docker_runner(pipeline_root: Path) -> "DockerRunner":
     S3 settings and one dataset cache for all tasks under PIPELINE_ROOT (as --cache-pvc)."""
     from kfp.local import DockerRunner
 
-    from wsss.stages.component import ERRORS_ENV
+    from wsss.component import ERRORS_ENV
 
     passed = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith("WSSS_S3_")}
     environment = passed | {

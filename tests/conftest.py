@@ -13,7 +13,7 @@ from tests.s3server import ACCESS_KEY, SECRET, SeaweedS3
 from wsss.cli import main
 from wsss.config.params import Params
 from wsss.data.toy import ToyConfig, generate
-from wsss.stages import run_stage
+from wsss.runner import run_stage
 
 TINY = ToyConfig(seed=3, train=16, val=6, size=48)
 

@@ -14,8 +14,9 @@ from wsss.artifacts.manifest import MANIFEST, sha256_file
 from wsss.artifacts.opening import open_artifact
 from wsss.config.params import Params, digest
 from wsss.errors import WsssError
+from wsss.runner import open_inputs, run_stage
 from wsss.runtime import cpu_model, describe
-from wsss.stages import Stage, open_inputs, run_stage
+from wsss.stages import Stage
 
 
 def test_manifest_records_params_inputs_and_files(dataset_artifact, toy_root):

@@ -31,7 +31,8 @@ from wsss.artifacts.opening import open_artifact
 from wsss.cli import main
 from wsss.config.params import Params, load_params, with_smoke
 from wsss.launcher import launch
-from wsss.stages import STAGES, run_stage
+from wsss.runner import run_stage
+from wsss.stages import STAGES
 
 # `pytest --hypothesis-profile=thorough` for a longer sweep; the default is make test's.
 settings.register_profile(

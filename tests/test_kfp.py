@@ -16,9 +16,9 @@ from pipelines import cli as pipeline_cli
 from pipelines.pipeline import CLUSTER_DEFAULTS, KNOBS, SECTIONS
 from tests.helpers import TINY_CAM, tiny_params
 from wsss.artifacts.opening import open_artifact
+from wsss.component import run_component
 from wsss.config.params import load_params
 from wsss.stages import PIPELINE
-from wsss.stages.component import run_component
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def test_compiled_pipeline_asks_for_gpus_secrets_and_caching(tmp_path):
             assert given[key] == {"componentInputParameter": f"{stage.section}_{key}"}
         assert "kfp.dsl.executor_main" in container["command"][2]
         assert "pip install" not in container["command"][2]  # kfp comes with our image
-        assert "wsss.stages.component" in container["command"][3]  # the stage's one call
+        assert "wsss.component" in container["command"][3]  # the stage's one call
         platform = k8s[f"exec-{name}"]
         secret = platform["secretAsEnv"][0]
         assert secret["secretNameParameter"] == {"componentInputParameter": "s3_secret"}

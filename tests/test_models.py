@@ -33,7 +33,7 @@ from wsss.models.weights import (
     read_mxnet_params,
     resnet38d_key,
 )
-from wsss.stages import run_stage
+from wsss.runner import run_stage
 
 
 def _array(arr: np.ndarray, version: str) -> bytes:

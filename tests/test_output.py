@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from wsss import stages
+from wsss import runner
 from wsss.artifacts.manifest import MANIFEST
 from wsss.artifacts.opening import open_artifact
 from wsss.artifacts.output import RESUME_FILES, begin, reading, staging_of
@@ -170,7 +170,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_old_artifact(
     if when == "in the stage":
         monkeypatch.setattr(prepare_data, "run", fail)
     else:
-        monkeypatch.setattr(stages, "write_manifest", fail)
+        monkeypatch.setattr(runner, "write_manifest", fail)
     result = _prepare(cli, toy_root, complete)
     assert result.code == 2 and result.err.count("\n") == 1, result.err
     assert result.err.startswith(f"error: {complete / 'x'}: {os.strerror(errno_)}")

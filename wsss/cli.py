@@ -26,8 +26,9 @@ from wsss.errors import WsssError, file_problem
 from wsss.estimate import estimate, format_estimate
 from wsss.metrics import score_directories
 from wsss.plot_data import plot_data, write_plot_data
+from wsss.runner import metrics_json, run_stage
 from wsss.safe_paths import check_writes, file_name, real_path
-from wsss.stages import PIPELINE, metrics_json, run_stage
+from wsss.stages import PIPELINE
 
 DESCRIPTION = """Weakly supervised semantic segmentation from image-level labels (KTSE): run the
 pipeline's stages (make run runs them all), trace any artifact back to its dataset, score masks."""

@@ -50,7 +50,7 @@ def stage_sources(stage: str) -> frozenset[Path]:
     the CLI entry, and what they import. The CLI counts as one file: what only its other
     subcommands import (ToyVOC, lineage, scoring) is not on this path."""
     seen: set[str] = set()
-    todo = [f"wsss.stages.{stage}", "wsss.stages", "wsss"]
+    todo = [f"wsss.stages.{stage}", "wsss.runner", "wsss"]
     while todo:
         module = todo.pop()
         if module not in seen:

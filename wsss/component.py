@@ -25,7 +25,8 @@ from wsss.artifacts.opening import open_artifact
 from wsss.config.params import Params, parse_params
 from wsss.config.train_cam import METHOD_PARAMS, switch_method
 from wsss.errors import WsssError
-from wsss.stages import Stage, get_stage, open_inputs, run_stage
+from wsss.runner import open_inputs, run_stage
+from wsss.stages import Stage, get_stage
 
 NPROC_ENV = "WSSS_NPROC"
 # `wsss-pipeline run-local` names a file here: a failing task adds its `error:` line to it, so the
@@ -169,7 +170,7 @@ def _run_under_torchrun(
             )
         )
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-        cmd = [*torchrun, f"--nproc-per-node={n}", "-m", "wsss.stages.component", str(spec)]
+        cmd = [*torchrun, f"--nproc-per-node={n}", "-m", "wsss.component", str(spec)]
         code = subprocess.run(cmd).returncode
     if code != 0:
         raise RuntimeError(f"{stage.name}: torchrun exited with {code} (workers' errors above)")
@@ -182,7 +183,7 @@ def _worker(argv: list[str]) -> int:
     try:
         if len(argv) != 1:
             raise WsssError(
-                "usage: python -m wsss.stages.component SPEC (the torchrun worker "
+                "usage: python -m wsss.component SPEC (the torchrun worker "
                 "of a KFP component; wsss-pipeline starts it, not a user)"
             )
         spec_path = argv[0]

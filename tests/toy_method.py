@@ -5,10 +5,10 @@ mirror image (a plain flip-consistency toy, not a published method)."""
 
 from typing import Literal
 
-import torch.nn.functional as F
 from pydantic import Field
 
 from wsss.config.train_cam import CnnCamParams
+from wsss.losses.classification import cls_loss
 from wsss.methods.base import Loss, parts_to_floats
 from wsss.methods.cnn import CnnCamMethod
 from wsss.models.cam import CamNet
@@ -26,8 +26,8 @@ class Mirror(CnnCamMethod):
     def loss(self, model: CamNet, batch: dict, epoch: int) -> Loss:
         image, y = batch["image"], batch["labels"]
         parts = {
-            "cls": F.multilabel_soft_margin_loss(model(image).logits.float(), y),
-            "mirror": F.multilabel_soft_margin_loss(model(image.flip(-1)).logits.float(), y),
+            "cls": cls_loss(model(image).logits, y),
+            "mirror": cls_loss(model(image.flip(-1)).logits, y),
         }
         parts["total"] = parts["cls"] + self.p.mirror_weight * parts["mirror"]
         return parts["total"], parts_to_floats(parts)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from wsss.artifacts.output import CHECKPOINT
 from wsss.artifacts.storage import local_file
 from wsss.checkpoint import MODEL, read_checkpoint, resume_key, save_atomic, write_checkpoint
-from wsss.config.params import SmokeParams
+from wsss.config.params import Params
 from wsss.data.pairs import EpochSampler
 from wsss.errors import Diverged, WsssError
 from wsss.launcher import Launch, launch
@@ -195,13 +195,39 @@ class Loop:
             )
 
 
-def start(device_name: str, seed: int) -> tuple[torch.device, Launch]:
-    """A training process's device (its LOCAL_RANK's GPU under torchrun), its place in the
-    process group, and the seeded RNGs."""
-    device = resolve_device(device_name, launch().local_rank)
+@dataclass(frozen=True)
+class Job:
+    """One training stage's run: its params section, inputs and output, and where it runs. What
+    `fit` needs besides the network and the recipe (optimizer, data, schedule, loss)."""
+
+    stage: str
+    params: Params
+    inputs: dict
+    out: Path
+    device: torch.device
+    dist: Launch
+
+    @property
+    def section(self) -> BaseModel:
+        return getattr(self.params, self.stage)
+
+    @property
+    def seed(self) -> int:
+        return self.params.runtime.seed
+
+    @property
+    def workers(self) -> int:
+        return self.params.runtime.num_workers
+
+
+def start(stage: str, inputs: dict, out: Path, params: Params) -> Job:
+    """A training process's job: its device (its LOCAL_RANK's GPU under torchrun), its place in
+    the process group, and the seeded RNGs."""
+    rt = params.runtime
+    device = resolve_device(rt.device, launch().local_rank)
     dist = init_distributed(device.type)
-    seed_everything(seed)
-    return device, dist
+    seed_everything(rt.seed)
+    return Job(stage, params, inputs, out, device, dist)
 
 
 def place_model(model: torch.nn.Module, device: torch.device, dist: Launch) -> None:
@@ -248,50 +274,41 @@ def smoke_steps(epochs: int, steps: int) -> list[int]:
 
 
 def fit(
-    stage: str,
-    p: BaseModel,
-    seed: int,
-    inputs: dict,
-    out: Path,
+    job: Job,
     *,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     dataset,
-    device: torch.device,
-    dist: Launch,
     batch_sizes: list[int],
     lr_factor: Callable[[int, int], float],
     loss_fn: LossFn,
-    workers: int,
-    log_interval: int,
     meta: dict,
-    smoke: SmokeParams,
     on_epoch_end: Callable[[int, str], None] | None = None,
     before_save: Callable[[], None] | None = None,
 ) -> tuple[list[dict], int]:
     """The training every training stage runs: seeded per-epoch samplers at BATCH_SIZES (one
-    per epoch of P, the stage's section), the Loop with its checkpoints and a resume keyed on
-    (P, SEED, INPUTS), LR_FACTOR(step, total steps) scaling each group's base_lr; then MODEL
-    (META, which rebuilds the network, and the state dict), the log and the loss curve, saved
-    after BEFORE_SAVE; a SMOKE run does `smoke_steps`. Returns the logged history and the total
-    step count."""
-    key = f"{stage}.batch_size"
-    full = epoch_steps(dataset.full_size, batch_sizes, dist.world_size, key)
+    per epoch), the Loop with its checkpoints and a resume keyed on the job's section, seed and
+    inputs, LR_FACTOR(step, total steps) scaling each group's base_lr; then MODEL (META, which
+    rebuilds the network, and the state dict), the log and the loss curve, saved after
+    BEFORE_SAVE; a smoke run does `smoke_steps`. Returns the logged history and the total step
+    count."""
+    dist, smoke, seed = job.dist, job.params.smoke, job.seed
+    full = epoch_steps(dataset.full_size, batch_sizes, dist.world_size, f"{job.stage}.batch_size")
     steps = smoke_steps(len(batch_sizes), smoke.steps) if smoke.on else full
     total = sum(steps)
     loop = Loop(
         model=model,
         optimizer=optimizer,
-        device=device,
+        device=job.device,
         dist=dist,
-        out=out,
+        out=job.out,
         steps=steps,
         lr_factor=lambda step: lr_factor(step, total),
-        resume_key=resume_key(stage, p, seed, inputs, smoke),
+        resume_key=resume_key(job.stage, job.section, seed, job.inputs, smoke),
         seed=seed,
-        checkpoint_every=p.checkpoint_every,
-        log_interval=log_interval,
-        name=stage,
+        checkpoint_every=job.section.checkpoint_every,
+        log_interval=job.params.runtime.log_interval,
+        name=job.stage,
         full_steps=full,
         batch_sizes=batch_sizes,
     )
@@ -300,7 +317,8 @@ def fit(
         size = batch_sizes[epoch]
         return EpochSampler(len(dataset), size, seed, dist.rank, dist.world_size, steps[epoch])
 
-    history = loop.run(epoch_loader(dataset, sampler, workers, device), loss_fn, on_epoch_end)
+    loader = epoch_loader(dataset, sampler, job.workers, job.device)
+    history = loop.run(loader, loss_fn, on_epoch_end)
     if before_save is not None:
         before_save()
     loop.finish(history, {"meta": meta, "state_dict": model.state_dict()}, MODEL)

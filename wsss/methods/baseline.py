@@ -2,9 +2,8 @@
 KTSE's batch-size schedule, so it is the control any method is measured against (KTSE's
 Table 6 base)."""
 
-import torch.nn.functional as F
-
 from wsss.config.train_cam import BaselineParams
+from wsss.losses.classification import cls_loss
 from wsss.methods.base import Loss, parts_to_floats
 from wsss.methods.cnn import CnnCamMethod
 from wsss.models.cam import CamNet
@@ -21,5 +20,5 @@ class Baseline(CnnCamMethod):
         return [warm if e < p.warmup_epochs else rest for e in range(p.epochs)]
 
     def loss(self, model: CamNet, batch: dict, epoch: int) -> Loss:
-        l_cls = F.multilabel_soft_margin_loss(model(batch["image"]).logits.float(), batch["labels"])
+        l_cls = cls_loss(model(batch["image"]).logits, batch["labels"])
         return l_cls, parts_to_floats({"cls": l_cls, "total": l_cls})

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from wsss.config.train_cam import DestructionParams
 from wsss.errors import WsssError
+from wsss.losses.classification import cls_loss
 from wsss.methods.base import Loss, parts_to_floats
 from wsss.methods.cnn import CnnCamMethod
 from wsss.models.cam import CamNet
@@ -86,17 +86,17 @@ class Destruction(CnnCamMethod):
     def loss(self, model: CamNet, batch: dict, epoch: int) -> Loss:
         p = self.p
         image, y = batch["image"], batch["labels"]
-        l_cls = F.multilabel_soft_margin_loss(model(image).logits.float(), y)
+        l_cls = cls_loss(model(image).logits, y)
         parts = {"cls": l_cls}
         total = l_cls
         if p.ldm_weight > 0:
-            shuffled = model(shuffle_patches(image, p.ldm_grid)).logits.float()
-            parts["ldm"] = F.multilabel_soft_margin_loss(shuffled, y)
+            shuffled = model(shuffle_patches(image, p.ldm_grid)).logits
+            parts["ldm"] = cls_loss(shuffled, y)
             total = total + p.ldm_weight * parts["ldm"]
         if p.mdc_weight > 0:
             with distributed_mid_level(model.backbone, p.mdc_grid):
-                local = model(image).logits.float()
-            parts["mdc"] = F.multilabel_soft_margin_loss(local, y)
+                local = model(image).logits
+            parts["mdc"] = cls_loss(local, y)
             total = total + p.mdc_weight * parts["mdc"]
         parts["total"] = total
         return total, parts_to_floats(parts)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wsss.config.train_cam import FsrParams
+from wsss.losses.classification import cls_loss
 from wsss.losses.dino import dino_loss
 from wsss.losses.ktse import bg_target, fg_target, pseudo_labels, safe_ce
 from wsss.methods.base import CamMethod, Loss, parts_to_floats
@@ -153,8 +154,8 @@ class Fsr(CamMethod):
         mask = block_mask(aux_cam, y, grid, p.mask_block, p.mask_ratio, p.uncertain)
 
         first, masked = model.run(image), model.run(view2, mask)
-        l_top = F.multilabel_soft_margin_loss(first.logits.float(), y)
-        l_aux = F.multilabel_soft_margin_loss(first.aux_logits.float(), y)
+        l_top = cls_loss(first.logits, y)
+        l_aux = cls_loss(first.aux_logits, y)
         with torch.no_grad():
             t1, t2 = model.teacher["encoder"](image), model.teacher["encoder"](view2)
             t_class = model.teacher["class_head"](t1.cls).float()

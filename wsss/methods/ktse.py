@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from wsss.config.train_cam import KtseParams
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from wsss.losses.classification import cls_loss
 from wsss.losses.ktse import (
     activation_map,
     bg_target,
@@ -64,7 +65,7 @@ class Ktse(Baseline):
         p = self.p
         image, y = batch["image"], batch["labels"]
         out = model(image)
-        l_cls = F.multilabel_soft_margin_loss(out.logits.float(), y)
+        l_cls = cls_loss(out.logits, y)
         parts: dict[str, torch.Tensor] = {"cls": l_cls}
         total = l_cls
         if epoch >= p.warmup_epochs and (p.sie or p.ssr or p.mga):

@@ -25,7 +25,8 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     p, rt = params.train_cam, params.runtime
     index = load_index(inputs["dataset"].path, params.smoke.images)
     require_splits(index, "train_cam", p, "split")
-    device, dist = start(rt.device, rt.seed)
+    job = start("train_cam", inputs, out, params)
+    device, dist = job.device, job.dist
 
     method = build_method(p)
     meta = {"method": p.method, "num_classes": len(index.classes), "classes": list(index.classes)}
@@ -41,23 +42,14 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         method.needs_pairs,
     )
     history, total = fit(
-        "train_cam",
-        p,
-        rt.seed,
-        inputs,
-        out,
+        job,
         model=model,
         optimizer=method.optimizer(model),
         dataset=dataset,
-        device=device,
-        dist=dist,
         batch_sizes=method.batch_sizes(),
         lr_factor=method.lr_factor,
         loss_fn=lambda batch, epoch: method.loss(model, batch, epoch),
-        workers=rt.num_workers,
-        log_interval=rt.log_interval,
         meta=meta,
-        smoke=params.smoke,
     )
     if not dist.is_main:  # the runner keeps rank 0's metrics only
         return {}, describe(device, dist.world_size)

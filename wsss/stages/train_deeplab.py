@@ -51,7 +51,8 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     p, rt = params.train_deeplab, params.runtime
     index = load_index(inputs["dataset"].path, params.smoke.images)
     require_splits(index, "train_deeplab", p, "split", *(("val_split",) if p.select_on_val else ()))
-    device, dist = start(rt.device, rt.seed)
+    job = start("train_deeplab", inputs, out, params)
+    device, dist = job.device, job.dist
 
     masks = inputs["pseudo_masks"].path
     base = SegmentationDataset(
@@ -104,23 +105,14 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     }
     floor = p.min_lr / p.lr
     history, total = fit(
-        "train_deeplab",
-        p,
-        rt.seed,
-        inputs,
-        out,
+        job,
         model=model,
         optimizer=sgd([(backbone, p.lr), (head, p.lr * p.head_lr_scale)], p),
         dataset=dataset,
-        device=device,
-        dist=dist,
         batch_sizes=[p.batch_size] * p.epochs,
         lr_factor=lambda step, total: max(poly_factor(step, total, p.poly_power), floor),
         loss_fn=loss_fn,
-        workers=rt.num_workers,
-        log_interval=rt.log_interval,
         meta=meta,
-        smoke=params.smoke,
         on_epoch_end=keep_best if p.select_on_val else None,
         before_save=adopt_best,
     )

@@ -86,7 +86,8 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
     p, rt = params.train_irn, params.runtime
     index = load_index(inputs["dataset"].path, params.smoke.images)
     require_splits(index, "train_irn", p, "split")
-    device, dist = start(rt.device, rt.seed)
+    job = start("train_irn", inputs, out, params)
+    device, dist = job.device, job.dist
 
     metrics = {}
     if dist.is_main:
@@ -109,23 +110,14 @@ def run(inputs: dict, out: Path, params: Params) -> tuple[dict[str, float], str]
         "disp_width": p.disp_width,
     }
     history, total = fit(
-        "train_irn",
-        p,
-        rt.seed,
-        inputs,
-        out,
+        job,
         model=model,
         optimizer=sgd([(edge_params, p.lr), (disp_params, p.lr * p.disp_lr_scale)], p),
         dataset=AugmentedSet(base, irn_train_transforms(p.scale, p.crop, p.hflip), rt.seed),
-        device=device,
-        dist=dist,
         batch_sizes=[p.batch_size] * p.epochs,
         lr_factor=lambda step, total: poly_factor(step, total, p.poly_power),
         loss_fn=lambda batch, epoch: irn_loss(model, batch, offsets),
-        workers=rt.num_workers,
-        log_interval=rt.log_interval,
         meta=meta,
-        smoke=params.smoke,
     )
     last = history[-1]
     metrics["train_loss"] = last["total"]

@@ -46,17 +46,17 @@ def imports(path: Path) -> set[str]:
 
 @cache
 def stage_sources(stage: str) -> frozenset[Path]:
-    """Every wsss source file `wsss run STAGE` can execute: the stage module, the runner and
-    the CLI entry, and what they import. The CLI counts as one file: what only its other
-    subcommands import (ToyVOC, lineage, scoring) is not on this path."""
+    """Every wsss source file that computes STAGE's artifact: the stage module, the runner and
+    what they import. Not the orchestrators that call the runner (the CLI, the KFP adapter):
+    an edit of their help or argument handling changes no artifact, so it reruns nothing."""
     seen: set[str] = set()
-    todo = [f"wsss.stages.{stage}", "wsss.runner", "wsss"]
+    todo = [f"wsss.stages.{stage}", "wsss.runner"]
     while todo:
         module = todo.pop()
         if module not in seen:
             seen.add(module)
             todo += imports(module_file(module))
-    return frozenset({module_file(m) for m in seen} | {PACKAGE / "cli.py"})
+    return frozenset({module_file(m) for m in seen})
 
 
 @cache

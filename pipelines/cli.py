@@ -6,27 +6,41 @@ Exit codes as `wsss`: 0 done; 2 bad input (one `error:` line); 1 an internal fai
 import argparse
 import os
 import re
+import socket
 import sys
 import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import wsss
-from pipelines import DEFAULT_ROOT
+from pipelines import CACHE_SIZE, DEFAULT_ROOT
+from wsss.artifacts.lineage import format_tree, lineage, read_manifest
+from wsss.artifacts.manifest import write_text_atomic
+from wsss.artifacts.uri import is_remote
 from wsss.cli import Parser, add_smoke_option, key_value, run_parser
+from wsss.config.params import Params, load_params, with_smoke
 from wsss.errors import WsssError
 from wsss.safe_paths import check_writes
 
-if TYPE_CHECKING:  # kfp, pydantic and the stages load in the commands: --help stays instant
+if TYPE_CHECKING:  # kfp and torch load in the commands that need them: --help stays quick
     from kfp.local import DockerRunner
-
-    from wsss.config.params import Params
 
 DEFAULT_PARAMS = Path("params.yaml")
 # what a task in a container gets of this shell's environment (run-local --docker)
 PASSED_ENV = ("S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "WSSS_NPROC")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours its messages
+QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?([KMGTPE]i?)?")  # a Kubernetes quantity (bytes)
+
+
+def quantity(text: str) -> str:
+    """An argparse type: a Kubernetes quantity of bytes, e.g. 64Gi or 500M."""
+    if not QUANTITY.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a Kubernetes quantity such as 64Gi, got '{text}'"
+        )
+    return text
 
 
 def _default_image(flavour: str) -> str:
@@ -37,14 +51,20 @@ def _compile(args: argparse.Namespace, package: Path) -> None:
     from kfp import compiler
 
     from pipelines.pipeline import build_pipeline, pipeline_arguments
-    from wsss.config.params import load_params, with_smoke
 
     pipeline = build_pipeline(
-        args.image, args.cpu_image, args.start, _artifacts(args), args.cache_pvc
+        args.image,
+        args.cpu_image,
+        args.start,
+        _artifacts(args),
+        args.cache_pvc,
+        args.cache_size,
+        caching=not args.no_cache,
     )
     _check_artifact_kinds(args)
     params = with_smoke(load_params(args.params), args.smoke)
     _refuse_toy_networks_on_a_real_dataset(params, args)
+    _refuse_local_weights_on_a_remote_dataset(params, args)
     for option, image in (("--image", args.image), ("--cpu-image", args.cpu_image)):
         if "/" not in image.split("@")[0]:
             print(
@@ -59,7 +79,6 @@ def _compile(args: argparse.Namespace, package: Path) -> None:
 def _check_artifact_kinds(args: argparse.Namespace) -> None:
     """Each --artifact is a complete artifact of the kind it is given as, read from its manifest
     here: a wrong URI fails now, not in a pod (where KFP would retry it)."""
-    from wsss.artifacts.lineage import read_manifest
 
     if args.no_artifact_check:
         return
@@ -74,10 +93,9 @@ def _check_artifact_kinds(args: argparse.Namespace) -> None:
             raise WsssError(f"--artifact {kind}={uri}: an artifact of kind '{manifest.kind}'")
 
 
-def _refuse_toy_networks_on_a_real_dataset(params: "Params", args: argparse.Namespace) -> None:
+def _refuse_toy_networks_on_a_real_dataset(params: Params, args: argparse.Namespace) -> None:
     """The toy networks exist for ToyVOC on a CPU: on a cluster's dataset they are almost surely
     a forgotten --params (params.yaml is the ToyVOC preset), found here and not after hours."""
-    from wsss.artifacts.uri import is_remote
 
     networks = [
         ("train_cam", "backbone"),
@@ -98,6 +116,20 @@ def _refuse_toy_networks_on_a_real_dataset(params: "Params", args: argparse.Name
         )
 
 
+def _refuse_local_weights_on_a_remote_dataset(params: Params, args: argparse.Namespace) -> None:
+    """A pod has no file of this machine: with an s3:// root every weights file must be s3://
+    too, found here and not when the stage starts on the cluster."""
+    if not is_remote(args.root):
+        return
+    for section in ("train_cam", "train_irn", "train_deeplab"):
+        weights = getattr(params, section).weights
+        if weights is not None and not is_remote(weights):
+            raise WsssError(
+                f"--params {args.params}: {section}.weights {weights} is a local path, which no "
+                f"pod has (--root {args.root}); upload it and give its s3:// URI"
+            )
+
+
 def _artifacts(args: argparse.Namespace) -> dict[str, str]:
     artifacts = dict(args.artifacts)
     if len(artifacts) != len(args.artifacts):
@@ -106,8 +138,6 @@ def _artifacts(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _cmd_compile(args: argparse.Namespace) -> None:
-    from wsss.artifacts.manifest import write_text_atomic
-
     if args.out.suffix not in (".yaml", ".yml"):
         raise WsssError(f"--out {args.out}: expected a .yaml file (the pipeline's YAML)")
     check_writes({"--out": args.out}, {"--params": args.params, "--root": args.root})
@@ -127,6 +157,7 @@ def _cmd_submit(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         package = Path(tmp) / "wsss_pipeline.yaml"
         _compile(args, package)
+        _check_reachable(args.host)
         try:
             client = kfp.Client(host=args.host, namespace=args.namespace)
             run = client.create_run_from_pipeline_package(
@@ -134,23 +165,55 @@ def _cmd_submit(args: argparse.Namespace) -> None:
                 arguments={},
                 run_name=args.run_name,
                 experiment_name=args.experiment,
-                enable_caching=True,
+                enable_caching=not args.no_cache,
             )
         except Exception as exc:  # the KFP client raises many kinds; one line either way
-            raise WsssError(
-                f"--host {args.host}: submitting failed ({type(exc).__name__})"
-            ) from None
+            raise WsssError(f"--host {args.host}: submitting failed ({_why(exc)})") from None
     print(f"submitted run {run.run_id} to {args.host} (experiment {args.experiment})")
+
+
+HTTP_CAUSES = {
+    401: "not authenticated: a multi-user KFP wants a session (kfp.Client's credentials)",
+    403: "not allowed: is --namespace your profile?",
+    404: "not found: is --host the KFP API endpoint (e.g. http://HOST/pipeline)?",
+}
+
+
+def _check_reachable(host: str, timeout: float = 5) -> None:
+    """One TCP connection to HOST first: a dead or mistyped host is named in seconds, not after
+    the KFP client's retries (30 s and a MaxRetryError)."""
+    try:
+        parts = urlsplit(host)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a bad port or an unclosed [IPv6 address
+        raise WsssError(f"--host {host}: expected http(s)://HOST[:PORT]") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WsssError(f"--host {host}: expected http(s)://HOST[:PORT]")
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except socket.gaierror:
+        raise WsssError(f"--host {host}: unknown host {parts.hostname}") from None
+    except TimeoutError:
+        raise WsssError(f"--host {host}: no answer within {timeout:g} s") from None
+    except OSError as exc:
+        raise WsssError(f"--host {host}: {(exc.strerror or str(exc)).lower()}") from None
+
+
+def _why(exc: Exception) -> str:
+    """The cause of a failed submission, from the KFP client's exception."""
+    status = getattr(exc, "status", None)
+    if status in HTTP_CAUSES:
+        return f"HTTP {status}, {HTTP_CAUSES[status]}"
+    if isinstance(status, int):
+        return f"HTTP {status} {getattr(exc, 'reason', '') or ''}".rstrip()
+    return type(exc).__name__
 
 
 def _cmd_run_local(args: argparse.Namespace) -> None:
     from kfp import local
 
     from pipelines.pipeline import build_pipeline, pipeline_arguments
-    from wsss.artifacts.lineage import format_tree, lineage
-    from wsss.artifacts.uri import is_remote
     from wsss.component import ERRORS_ENV
-    from wsss.config.params import load_params, with_smoke
 
     remote = is_remote(args.root)
     reads = {"--params": args.params, "--root": args.root}
@@ -263,6 +326,19 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="CLAIM",
             help="a ReadWriteMany PersistentVolumeClaim as every task's dataset cache, shared "
             "across tasks and runs (k8s/cache-pvc.yaml; default: an emptyDir per task)",
+        )
+        cmd.add_argument(
+            "--cache-size",
+            type=quantity,
+            default=CACHE_SIZE,
+            metavar="SIZE",
+            help="each task's cache emptyDir at most (a Kubernetes quantity; wsss estimate's "
+            "artifact sizes say what the largest stage holds)",
+        )
+        cmd.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="every task runs again: KFP reuses no outputs of an earlier identical run",
         )
         cmd.add_argument(
             "--no-artifact-check",

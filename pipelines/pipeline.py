@@ -3,12 +3,14 @@
 
 Every params.yaml section is a pipeline parameter (the section as JSON: exact numbers, and nulls,
 which KFP's dict parameters refuse) whose default is the params file's section, so the compiled
-YAML is self-contained. GPU stages ask for `accelerator` x `gpus`, CPU
-and memory, tolerations and a node selector, all pipeline parameters too. Every task gets the
-S3 credentials from a Kubernetes Secret, a dataset cache (`WSSS_CACHE_DIR`, set in the image: an
-emptyDir per task, or one PersistentVolumeClaim that the run's tasks and later runs share, so
-the dataset is downloaded once) and retries; GPU tasks also get /dev/shm as a memory emptyDir
-for data-loader workers. `start` + `imported` rerun the pipeline from one stage on artifacts
+YAML is self-contained. The training stages ask for `accelerator` x `gpus` (one process per GPU),
+the inference stages for one (they run one process); each GPU stage asks for CPU and memory with
+equal limits (the Guaranteed class: it keeps what it asked for), tolerations and a node selector,
+all pipeline parameters too. Every task gets the S3 credentials from a Kubernetes Secret, a
+dataset cache (`WSSS_CACHE_DIR`, set in the image: an emptyDir of at most `cache_size` per task,
+or one PersistentVolumeClaim that the run's tasks and later runs share, so the dataset is
+downloaded once) and retries; GPU tasks also get /dev/shm as a memory emptyDir for data-loader
+workers. `start` + `imported` rerun the pipeline from one stage on artifacts
 given by URI.
 """
 
@@ -19,7 +21,7 @@ from kfp import dsl, kubernetes
 from kfp.dsl import Artifact, Dataset, Model
 
 import components
-from pipelines import DEFAULT_ROOT
+from pipelines import CACHE_SIZE, DEFAULT_ROOT
 from wsss.config.params import Params
 from wsss.errors import WsssError
 from wsss.stages import PIPELINE
@@ -40,6 +42,8 @@ SECRET_KEYS = {
     "secret_key": "AWS_SECRET_ACCESS_KEY",
 }
 CACHE_MOUNT = "/cache"  # WSSS_CACHE_DIR in docker/Dockerfile.*
+SHM_SIZE = "8Gi"  # data-loader workers' batches in shared memory (counts against the pod)
+CPU_TASK = {"cpu": "2", "memory": "4Gi"}  # prepare_data: indexing and checking files
 CLUSTER_DEFAULTS: dict[str, Any] = {
     "accelerator": "nvidia.com/gpu",
     "gpus": 1,
@@ -85,9 +89,12 @@ def build_pipeline(
     start: str | None = None,
     imported: dict[str, str] | None = None,
     cache_pvc: str | None = None,
+    cache_size: str = CACHE_SIZE,
+    caching: bool = True,
 ) -> Callable:
     """The pipeline function; with START, earlier stages are replaced by IMPORTED artifacts.
-    CACHE_PVC names a ReadWriteMany claim mounted as every task's cache (default: emptyDirs)."""
+    CACHE_PVC names a ReadWriteMany claim mounted as every task's cache (default: emptyDirs of
+    CACHE_SIZE); CACHING lets KFP reuse a task's outputs from an earlier identical run."""
     imported = dict(imported or {})
     stages = PIPELINE
     if start is not None:
@@ -164,7 +171,7 @@ def build_pipeline(
                 params=sections[stage.section], runtime=runtime, smoke=smoke, **args
             )
             task.set_display_name(stage.name)
-            task.set_caching_options(True)
+            task.set_caching_options(caching)
             # Retries are for lost pods (preemption, node failure: the new pod waits for a node
             # anyway, so the backoff adds little there). KFP cannot skip them for an exit code,
             # and a bad input (exit 2) fails each attempt: short waits keep that to seconds.
@@ -173,15 +180,20 @@ def build_pipeline(
             if cache_pvc:
                 kubernetes.mount_pvc(task, pvc_name=cache_pvc, mount_path=CACHE_MOUNT)
             else:
-                kubernetes.empty_dir_mount(task, "wsss-cache", CACHE_MOUNT)
+                kubernetes.empty_dir_mount(task, "wsss-cache", CACHE_MOUNT, size_limit=cache_size)
             if stage.name in components.CPU_STAGES:
-                task.set_cpu_request("2").set_memory_request("4Gi")
+                task.set_cpu_request(CPU_TASK["cpu"]).set_cpu_limit(CPU_TASK["cpu"])
+                task.set_memory_request(CPU_TASK["memory"]).set_memory_limit(CPU_TASK["memory"])
             else:
-                task.set_accelerator_type(accelerator).set_accelerator_limit(gpus)
-                task.set_cpu_request(cpu_request).set_memory_request(memory_request)
+                task.set_accelerator_type(accelerator)
+                task.set_accelerator_limit(gpus if stage.training else 1)
+                task.set_cpu_request(cpu_request).set_cpu_limit(cpu_request)
+                task.set_memory_request(memory_request).set_memory_limit(memory_request)
                 kubernetes.add_toleration_json(task, tolerations)
                 kubernetes.add_node_selector_json(task, node_selector)
-                kubernetes.empty_dir_mount(task, "dshm", "/dev/shm", medium="Memory")
+                kubernetes.empty_dir_mount(
+                    task, "dshm", "/dev/shm", medium="Memory", size_limit=SHM_SIZE
+                )
             produced[stage.kind] = task.outputs[stage.kind]
         return produced[stages[-1].kind]
 

@@ -263,6 +263,37 @@ def test_ctrl_c_ends_with_one_line_and_130(toy_root, tmp_path):
     assert "Traceback" not in err and not (tmp_path / "cam").exists()
 
 
+CLUSTER_OPTIONS = [
+    *(
+        ["submit", "--host", host]
+        for host in (
+            "http://[::1",
+            "http://127.0.0.1:abc",
+            "http://127.0.0.1:99999",
+            "ftp://127.0.0.1",
+            "127.0.0.1:9",
+            "http://",
+            "",
+            "http://127.0.0.1:0",
+        )
+    ),
+    *(["compile", "--out", "p.yaml", "--cache-size", size] for size in ("", "-1", "64GB", "1e9")),
+]
+
+
+@pytest.mark.parametrize("argv", CLUSTER_OPTIONS, ids=repr)
+def test_a_hostile_cluster_option_is_one_line(argv, tmp_path, monkeypatch):
+    """wsss-pipeline's --host and --cache-size (loopback or unparsable hosts only: nothing is
+    sent to another machine)."""
+    from pipelines.cli import main as pipeline_main
+
+    monkeypatch.chdir(tmp_path)
+    params = Path(__file__).parents[1] / "params.yaml"
+    code, err = _cli(*argv, "--params", params, "--allow-toy", entry=pipeline_main)
+    assert _one_error_line(code, err), (argv, code, err)
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- the harness ---------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@ kfp.local on a tiny ToyVOC with its lineage, a rerun from one stage with importe
 submission through kfp.Client, and bad input to the command and the components."""
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -30,11 +31,23 @@ def _pipeline(*args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
 
 
+IMAGES = ("--image", "reg/wsss:cuda", "--cpu-image", "reg/wsss:cpu")
+
+
+def _voc_on_s3(tmp_path: Path) -> Path:
+    """params/voc.yaml with its weights uploaded, as the cluster guide says to make it."""
+    params = yaml.safe_load((REPO / "params" / "voc.yaml").read_text())
+    for section in ("train_cam", "train_irn", "train_deeplab"):
+        params[section]["weights"] = f"s3://wsss/{params[section]['weights']}"
+    path = tmp_path / "voc_s3.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
 def _compile(tmp_path: Path, *extra: str) -> tuple[dict, dict]:
     out = tmp_path / "pipeline.yaml"
-    images = ["--image", "reg/wsss:cuda", "--cpu-image", "reg/wsss:cpu"]
     result = _pipeline(
-        "compile", "--out", out, "--params", REPO / "params.yaml", *images, "--allow-toy", *extra
+        "compile", "--out", out, "--params", REPO / "params.yaml", *IMAGES, "--allow-toy", *extra
     )
     assert result.returncode == 0, result.stderr
     spec, platform = yaml.safe_load_all(out.read_text())
@@ -72,11 +85,17 @@ def test_compiled_pipeline_asks_for_gpus_secrets_and_caching(tmp_path):
         assert ("accelerator" in container["resources"]) == gpu
         assert ("tolerations" in platform) == gpu and ("nodeSelector" in platform) == gpu
         assert ("/dev/shm" in mounts) == gpu and "/cache" in mounts
+        resources = container["resources"]
+        for what in ("Cpu", "Memory"):  # limits beside requests: the Guaranteed class
+            assert resources[f"resource{what}Limit"] == resources[f"resource{what}Request"]
+        assert mounts["/cache"]["sizeLimit"] == "64Gi"
         if gpu:
-            accel = container["resources"]["accelerator"]
-            assert "pipelinechannel--gpus" in accel["resourceCount"]
+            accel = resources["accelerator"]
+            # a training stage runs a process per GPU, an inference stage one process
+            gpus = "pipelinechannel--gpus" if stage.training else "1"
+            assert gpus in accel["resourceCount"]
             assert "pipelinechannel--accelerator" in accel["resourceType"]
-            assert mounts["/dev/shm"]["medium"] == "Memory"
+            assert mounts["/dev/shm"]["medium"] == "Memory" and mounts["/dev/shm"]["sizeLimit"]
             assert platform["tolerations"] == [
                 {"tolerationJson": {"componentInputParameter": "tolerations"}}
             ]
@@ -88,6 +107,27 @@ def test_compiled_pipeline_asks_for_gpus_secrets_and_caching(tmp_path):
         assert default == getattr(params, section).model_dump(mode="json")
     assert inputs["tolerations"]["defaultValue"] == CLUSTER_DEFAULTS["tolerations"]
     assert inputs["root"]["defaultValue"] == "s3://datasets/VOC2012"
+
+
+def test_no_cache_and_cache_size_reach_every_task(tmp_path):
+    spec, k8s = _compile(tmp_path, "--no-cache", "--cache-size", "500Gi")
+    for stage in PIPELINE:
+        name = stage.name.replace("_", "-")
+        assert spec["root"]["dag"]["tasks"][name]["cachingOptions"] == {}  # caching off
+        mounts = {m["mountPath"]: m for m in k8s[f"exec-{name}"]["emptyDirMounts"]}
+        assert mounts["/cache"]["sizeLimit"] == "500Gi"
+    bad = _pipeline("compile", "--out", tmp_path / "p.yaml", "--cache-size", "lots")
+    assert bad.returncode == 2 and "expected a Kubernetes quantity" in bad.stderr
+
+
+def test_local_weights_with_an_s3_root_are_refused(tmp_path):
+    out = tmp_path / "p.yaml"
+    refused = _pipeline("compile", "--out", out, "--params", REPO / "params" / "voc.yaml", *IMAGES)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert (
+        "train_cam.weights pretrained/ilsvrc" in refused.stderr and "no pod has" in refused.stderr
+    )
+    assert not out.exists()
 
 
 def test_a_cache_pvc_replaces_every_tasks_cache_emptydir(tmp_path):
@@ -155,17 +195,7 @@ def test_toy_params_with_a_real_dataset_root_are_refused_and_bare_images_warned(
     allowed = _pipeline("compile", "--out", out, "--params", REPO / "params.yaml", "--allow-toy")
     assert allowed.returncode == 0 and out.exists(), allowed.stderr
     assert "warning: --image wsss:" in allowed.stderr and "warning: --cpu-image" in allowed.stderr
-    voc = _pipeline(
-        "compile",
-        "--out",
-        out,
-        "--params",
-        REPO / "params" / "voc.yaml",
-        "--image",
-        "reg/wsss:cuda",
-        "--cpu-image",
-        "reg/wsss:cpu",
-    )
+    voc = _pipeline("compile", "--out", out, "--params", _voc_on_s3(tmp_path), *IMAGES)
     assert voc.returncode == 0 and "warning" not in voc.stderr, voc.stderr
 
 
@@ -335,52 +365,59 @@ def test_submit_compiles_and_creates_a_run(monkeypatch, tmp_path, capsys):
             return SimpleNamespace(run_id="run-123")
 
     monkeypatch.setattr("kfp.Client", FakeClient)
-    code = pipeline_cli.main(
-        [
-            "submit",
-            "--host",
-            "http://kfp.example:8888",
-            "--experiment",
-            "ablation",
-            "--params",
-            str(REPO / "params.yaml"),
-            "--allow-toy",
-            "--root",
-            "s3://data/VOC2012",
-        ]
-    )
+    api = socket.create_server(("127.0.0.1", 0))  # what the reachability check connects to
+    host = f"http://127.0.0.1:{api.getsockname()[1]}"
+    with api:
+        code = pipeline_cli.main(
+            [
+                "submit",
+                "--host",
+                host,
+                "--experiment",
+                "ablation",
+                "--params",
+                str(REPO / "params.yaml"),
+                "--allow-toy",
+                "--root",
+                "s3://data/VOC2012",
+                "--no-cache",
+            ]
+        )
     assert code == 0
-    assert calls["host"] == "http://kfp.example:8888" and calls["experiment_name"] == "ablation"
-    assert calls["enable_caching"] is True
+    assert calls["host"] == host and calls["experiment_name"] == "ablation"
+    assert calls["enable_caching"] is False  # --no-cache
     root = calls["spec"]["root"]["inputDefinitions"]["parameters"]["root"]
     assert root["defaultValue"] == "s3://data/VOC2012"
     assert "run-123" in capsys.readouterr().out
 
 
-def test_submit_to_an_unreachable_host_is_one_line(monkeypatch, capsys):
+def test_submit_names_why_it_failed_within_seconds(monkeypatch, capsys):
+    """A closed port is named by one TCP connection, before the KFP client's 30 s of retries;
+    an HTTP error by its status."""
+    listening = socket.create_server(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    common = ["--params", str(REPO / "params.yaml"), "--allow-toy", *IMAGES]
+    closed = socket.create_server(("127.0.0.1", 0))
+    dead = closed.getsockname()[1]
+    closed.close()
+    started = time.monotonic()
+    code = pipeline_cli.main(["submit", "--host", f"http://127.0.0.1:{dead}", *common])
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"error: --host http://127.0.0.1:{dead}: connection refused\n"
+    assert time.monotonic() - started < 30
+
+    class Unauthorized(Exception):
+        status, reason = 401, "Unauthorized"
+
     def refuse(*args, **kwargs):
-        raise ConnectionError("refused")
+        raise Unauthorized
 
     monkeypatch.setattr("kfp.Client", refuse)
-    code = pipeline_cli.main(
-        [
-            "submit",
-            "--host",
-            "http://127.0.0.1:9",
-            "--params",
-            str(REPO / "params.yaml"),
-            "--allow-toy",
-            "--image",
-            "reg/wsss:cuda",
-            "--cpu-image",
-            "reg/wsss:cpu",
-        ]
-    )
+    with listening:
+        code = pipeline_cli.main(["submit", "--host", f"http://127.0.0.1:{port}", *common])
     err = capsys.readouterr().err
-    assert (
-        code == 2
-        and err == "error: --host http://127.0.0.1:9: submitting failed (ConnectionError)\n"
-    )
+    assert code == 2 and "submitting failed (HTTP 401, not authenticated" in err, err
+    assert err.count("\n") == 1
 
 
 @pytest.mark.parametrize(

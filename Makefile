@@ -58,12 +58,12 @@ format: install
 	$(BIN)/ruff format .
 
 # the ten-minute loop; test-all adds the slow tests (servers, Docker, torchrun, kfp.local,
-# whole pipelines), as CI runs it
+# whole pipelines), as CI runs it, and names the slowest
 test: lint
 	$(BIN)/pytest -q -m "not slow"
 
 test-all: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 # The two images of the cluster (docker/): needs a Docker daemon. IMAGE names the repository,
 # e.g. make image IMAGE=registry.example.com/wsss; then docker push both tags. BUILD_ARGS go to

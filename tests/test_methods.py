@@ -17,6 +17,7 @@ from wsss.config.params import digest, parse_params
 from wsss.config.train_cam import METHOD_PARAMS, switch_method
 from wsss.errors import WsssError
 from wsss.kinds.cam_model import build_cam_model
+from wsss.losses.classification import cls_loss
 from wsss.methods.registry import METHODS, build_method
 
 ALL = [*METHODS, "mirror"]
@@ -92,6 +93,21 @@ def test_one_training_step_moves_the_network(method):
     assert any(not torch.equal(before[k], after[k]) for k in before)
     out = model.eval()(torch.randn(1, 3, 32, 32))
     assert out.logits.shape == (1, 3) and out.cam.shape[:2] == (1, 3)
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_the_loss_trains_the_logits_cls_map_scores(method):
+    """train_cam's cls_map scores the network's forward logits: a method's L_cls (its "cls"
+    part) must be the classification loss of those very logits, not of another pooling."""
+    p = parse_params({"train_cam": _section(method)}, "p.yaml").train_cam
+    m = build_method(p)
+    model = build_cam_model({"method": method, "num_classes": 3} | m.network_meta()).train()
+    batch = _batch(4, 32, 3)
+    torch.manual_seed(0)
+    _, parts = m.loss(model, batch, epoch=0)
+    torch.manual_seed(0)
+    scored = cls_loss(model(batch["image"]).logits.detach(), batch["labels"])
+    assert parts["cls"] == pytest.approx(float(scored), rel=1e-5)
 
 
 @pytest.mark.parametrize("method", ALL)

@@ -1,5 +1,5 @@
 """The CAM methods by name: a method is one module of this package and one entry here, with its
-params model under the same name in wsss.config.train_cam.METHOD_PARAMS."""
+params model in wsss.config.train_cam.METHOD_PARAMS; the name is its params' `method`."""
 
 from wsss.config.train_cam import TrainCamParams
 from wsss.methods.base import CamMethod
@@ -9,10 +9,8 @@ from wsss.methods.fsr import Fsr
 from wsss.methods.ktse import Ktse
 
 METHODS: dict[str, type[CamMethod]] = {
-    "baseline": Baseline,
-    "ktse": Ktse,
-    "destruction": Destruction,
-    "fsr": Fsr,
+    method.params.model_fields["method"].default: method
+    for method in (Baseline, Ktse, Destruction, Fsr)
 }
 
 

@@ -10,6 +10,7 @@ import socket
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -47,12 +48,12 @@ def _default_image(flavour: str) -> str:
     return os.environ.get(f"WSSS_{flavour.upper()}_IMAGE") or f"wsss:{wsss.__version__}-{flavour}"
 
 
-def _compile(args: argparse.Namespace, package: Path) -> None:
-    from kfp import compiler
+def _build(args: argparse.Namespace) -> Callable:
+    """The pipeline the pipeline options describe (compile, submit and run-local alike; kfp.local
+    ignores the cluster settings)."""
+    from pipelines.pipeline import build_pipeline
 
-    from pipelines.pipeline import build_pipeline, pipeline_arguments
-
-    pipeline = build_pipeline(
+    return build_pipeline(
         args.image,
         args.cpu_image,
         args.start,
@@ -61,6 +62,14 @@ def _compile(args: argparse.Namespace, package: Path) -> None:
         args.cache_size,
         caching=not args.no_cache,
     )
+
+
+def _compile(args: argparse.Namespace, package: Path) -> None:
+    from kfp import compiler
+
+    from pipelines.pipeline import pipeline_arguments
+
+    pipeline = _build(args)
     _check_artifact_kinds(args)
     params = with_smoke(load_params(args.params), args.smoke)
     _refuse_toy_networks_on_a_real_dataset(params, args)
@@ -212,7 +221,7 @@ def _why(exc: Exception) -> str:
 def _cmd_run_local(args: argparse.Namespace) -> None:
     from kfp import local
 
-    from pipelines.pipeline import build_pipeline, pipeline_arguments
+    from pipelines.pipeline import pipeline_arguments
     from wsss.component import ERRORS_ENV
 
     remote = is_remote(args.root)
@@ -226,9 +235,7 @@ def _cmd_run_local(args: argparse.Namespace) -> None:
             f"--root {args.root}: with --docker the dataset root is an s3:// URI "
             "(a container sees only --pipeline-root of this machine)"
         )
-    pipeline = build_pipeline(
-        args.image, args.cpu_image, args.start, _artifacts(args), args.cache_pvc
-    )
+    pipeline = _build(args)
     _check_artifact_kinds(args)
     arguments = pipeline_arguments(with_smoke(load_params(args.params), args.smoke), root)
     pipeline_root = args.pipeline_root.resolve()

@@ -1,6 +1,7 @@
 """Helpers for tests that hand-make artifacts (no fixtures here: plain functions)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -8,11 +9,13 @@ import torch
 import torch.nn.functional as F
 import yaml
 from PIL import Image
+from scipy.io import savemat
 
 from wsss.artifacts.manifest import InputRef, Manifest, hash_tree, write_manifest
 from wsss.artifacts.opening import open_artifact
 from wsss.artifacts.uri import relative_uri
 from wsss.config.params import digest
+from wsss.data.io import read_mask
 from wsss.kinds.cams import strided_size
 
 
@@ -139,3 +142,32 @@ def write_coco(root: Path) -> Path:
     for im in images:
         Image.new("RGB", (30, 20), (90, 120, 30)).save(root / "train2014" / im["file_name"])
     return ann
+
+
+def write_voc_and_sbd(toy: Path, base: Path) -> tuple[Path, Path]:
+    """A VOC 2012 root and an SBD `dataset/` made from the ToyVOC root TOY, as the two downloads
+    come: the root has train and val with their masks in SegmentationClass, SBD has the rest of
+    train_aug plus two VOC train images (drawn empty, so that VOC's own mask must win) and one
+    VOC val image in `cls/<id>.mat` files (MATLAB v5, as scipy writes SBD's format)."""
+    lists = toy / "ImageSets" / "Segmentation"
+    split = {s: (lists / f"{s}.txt").read_text().split() for s in ("train", "val", "train_aug")}
+    voc, sbd = base / "VOC2012", base / "sbd"
+    for sub in ("JPEGImages", "Annotations"):
+        shutil.copytree(toy / sub, voc / sub)
+    (voc / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (voc / "SegmentationClass").mkdir()
+    for name in ("train", "val"):
+        shutil.copy(lists / f"{name}.txt", voc / "ImageSets" / "Segmentation")
+        for image_id in split[name]:
+            shutil.copy(toy / "SegmentationClassAug" / f"{image_id}.png", voc / "SegmentationClass")
+    only_sbd = [i for i in split["train_aug"] if i not in split["train"]]
+    (sbd / "cls").mkdir(parents=True)
+    for image_id in [*only_sbd, *split["train"][:2], split["val"][0]]:
+        mask = read_mask(toy / "SegmentationClassAug" / f"{image_id}.png")
+        mask = np.where(mask == 255, 0, mask) if image_id in only_sbd else np.zeros_like(mask)
+        fields = {"Segmentation": mask, "Boundaries": np.zeros(1), "CategoriesPresent": 1}
+        savemat(sbd / "cls" / f"{image_id}.mat", {"GTcls": fields})
+    (sbd / "train.txt").write_text("".join(f"{i}\n" for i in only_sbd[1:]))
+    val = [only_sbd[0], *split["train"][:2], split["val"][0]]
+    (sbd / "val.txt").write_text("".join(f"{i}\n" for i in val))
+    return voc, sbd

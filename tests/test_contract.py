@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tests.helpers import TINY_PARAMS, write_coco
+from tests.helpers import TINY_PARAMS, write_coco, write_voc_and_sbd
 from wsss.artifacts.lineage import MAX_DEPTH, lineage
 from wsss.artifacts.manifest import MANIFEST
 from wsss.artifacts.opening import open_artifact
@@ -37,7 +37,7 @@ from wsss.stages import STAGES
 # `pytest --hypothesis-profile=thorough` for a longer sweep; the default is make test's.
 settings.register_profile(
     "default",
-    max_examples=350,  # covers each finite space below whole (command x path: 306 cases)
+    max_examples=350,  # covers each finite space below whole (command x path: 342 cases)
     deadline=None,
     derandomize=True,  # the same cases on every run: a red CI is a regression, not a dice roll
     suppress_health_check=[HealthCheck.too_slow],
@@ -314,8 +314,8 @@ def _tree(root: Path) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Workspace:
-    """A scratch directory with a ToyVOC root, its dataset artifact, a params file and a COCO
-    instances JSON."""
+    """A scratch directory with a ToyVOC root, its dataset artifact, a params file, a COCO
+    instances JSON and a VOC 2012 root with SBD beside it."""
 
     base: Path
     root: Path
@@ -329,6 +329,14 @@ class Workspace:
     @property
     def coco(self) -> Path:
         return self.base / "coco" / "annotations" / "instances_train2014.json"
+
+    @property
+    def voc(self) -> Path:
+        return self.base / "VOC2012"
+
+    @property
+    def sbd(self) -> Path:
+        return self.base / "sbd"
 
     @property
     def masks(self) -> Path:
@@ -462,6 +470,20 @@ COMMANDS = [
         refuses=frozenset({"coco: not JSON"}),
     ),
     Command(
+        "voc-aug",
+        lambda w, o: ["data", "voc-aug", "--sbd", w.sbd, "--root", o],
+        lambda w: (w.sbd,),
+        sound=lambda w: w.voc,
+        refuses=frozenset({"sbd: a .mat cut in half"}),
+    ),
+    Command(
+        "weights",
+        lambda w, o: ["weights", o],
+        lambda w: (w.params,),
+        sound=lambda w: w.params,
+        refuses=frozenset(PARAMS_DAMAGE),
+    ),
+    Command(
         "lineage",
         lambda w, o: ["lineage", o, "--json"],
         lambda w: (w.dataset,),
@@ -522,6 +544,9 @@ DAMAGE: dict[str, Callable[[Workspace], object]] = {
     "root: a split list not UTF-8": lambda w: w.split_list.write_bytes(b"\xff\xfe\x00"),
     "root: an RGB mask": lambda w: Image.new("RGB", (48, 48)).save(_first(w.masks, "*.png")),
     "coco: not JSON": lambda w: w.coco.write_bytes(b'{"images": ['),
+    "sbd: a .mat cut in half": lambda w: _cut_in_half(  # one that only SBD has: it is read
+        w.sbd / "cls" / f"{(w.sbd / 'train.txt').read_text().split()[-1]}.mat"
+    ),
 }
 CORRUPTIONS = list(DAMAGE)
 ENVIRONMENTS = [
@@ -582,6 +607,7 @@ def _workspace(template: Workspace) -> Workspace:
     shutil.copytree(template.art, w.art, symlinks=True)
     shutil.copy(template.params, w.params)
     write_coco(base / "coco")
+    write_voc_and_sbd(template.root, base)
     (base / "link_to_ds").symlink_to(w.dataset)
     (base / "loop_a").symlink_to(base / "loop_b")
     (base / "loop_b").symlink_to(base / "loop_a")

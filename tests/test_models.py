@@ -140,10 +140,12 @@ def test_bad_weight_files(tmp_path):
     truncated.write_bytes(truncated.read_bytes()[:200])
     with pytest.raises(WsssError, match=r"not a valid MXNet \.params file"):
         load_weights(truncated, mxnet_names=True)
-    with pytest.raises(WsssError, match="not found; ImageNet weights are local files"):
+    with pytest.raises(WsssError, match="not found; not one of wsss's known files"):
         load_weights(tmp_path / "missing.pth", mxnet_names=False)
-    with pytest.raises(WsssError, match="not found; `make install` extracts"):
+    with pytest.raises(WsssError, match="not found; .*from `make install`"):
         load_weights(tmp_path / "efficientnet-lite0-57934424.pth", mxnet_names=False)
+    with pytest.raises(WsssError, match="from https://download.pytorch.org/models/resnet50-"):
+        load_weights(tmp_path / "resnet50-19c8e357.pth", mxnet_names=False)
     with pytest.raises(WsssError, match="cannot read weights"):
         load_weights(tmp_path, mxnet_names=False)  # a directory
     with pytest.raises(WsssError, match="trains from scratch"):

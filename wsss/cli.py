@@ -21,11 +21,13 @@ from wsss.artifacts.opening import open_artifact
 from wsss.artifacts.uri import is_remote
 from wsss.config.params import PredictParams, load_params, with_smoke
 from wsss.data.coco import instances_to_masks
+from wsss.data.sbd import AUG_MASKS, AUG_SPLIT, voc_aug
 from wsss.data.toy import ToyConfig, generate
 from wsss.errors import WsssError, file_problem
 from wsss.estimate import estimate, format_estimate
 from wsss.metrics import score_directories
 from wsss.plot_data import plot_data, write_plot_data
+from wsss.pretrained import KNOWN, check_file, weights_named
 from wsss.runner import metrics_json, run_stage
 from wsss.safe_paths import check_writes, file_name, real_path
 from wsss.stages import PIPELINE
@@ -34,6 +36,8 @@ DESCRIPTION = """Weakly supervised semantic segmentation from image-level labels
 pipeline's stages (make run runs them all), trace any artifact back to its dataset, score masks."""
 EXAMPLES = """examples:
   wsss data toy --out data/toyvoc
+  wsss data voc-aug --sbd benchmark_RELEASE/dataset --root VOCdevkit/VOC2012
+  wsss weights params/voc.yaml
   wsss run prepare_data --in root=data/toyvoc --out artifacts/dataset
   wsss run train_cam --in dataset=artifacts/dataset --out artifacts/cam_model --params params.yaml
   wsss lineage artifacts/evaluation
@@ -119,6 +123,40 @@ def _cmd_coco_masks(args: argparse.Namespace) -> None:
     check_writes(written, {"--instances": args.instances})
     split, count = instances_to_masks(args.instances, args.out, args.split)
     print(f"{count} images with labels listed in {args.out / 'ImageSets' / f'{split}.txt'}")
+
+
+def _cmd_voc_aug(args: argparse.Namespace) -> None:
+    lists = args.root / "ImageSets" / "Segmentation"
+    written = {
+        "--root (SegmentationClassAug/)": args.root / AUG_MASKS,
+        "--root (train_aug.txt)": lists / f"{AUG_SPLIT}.txt",
+    }
+    check_writes(written, {"--sbd": args.sbd})
+    count = voc_aug(args.sbd, args.root)
+    print(f"{count} images in {lists / f'{AUG_SPLIT}.txt'}, masks in {args.root / AUG_MASKS}")
+
+
+def _cmd_weights(args: argparse.Namespace) -> None:
+    if not args.params:
+        for name, known in KNOWN.items():
+            print(f"{name}: {known.what}\n  from {known.source}")
+            pin = {64: "", 0: "(not on record)"}.get(
+                len(known.sha256), "… (the prefix its name carries)"
+            )
+            print(f"  sha256 {known.sha256}{pin}")
+        return
+    named = dict.fromkeys(w for path in args.params for w in weights_named(load_params(path)))
+    problems = []
+    for uri in named:
+        if is_remote(uri):
+            print(f"{uri}: on object storage, not checked here (check it before the upload)")
+            continue
+        try:
+            print(check_file(Path(uri)))
+        except WsssError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise WsssError("\nerror: ".join(problems))
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -230,6 +268,27 @@ def build_parser() -> argparse.ArgumentParser:
     coco.add_argument("--out", type=Path, required=True, metavar="ROOT", help="the COCO root")
     coco.add_argument("--split", metavar="NAME", help="split list name (default: from the JSON)")
     coco.set_defaults(func=_cmd_coco_masks)
+    aug = data_commands.add_parser(
+        "voc-aug",
+        help="add SBD's masks to a VOC 2012 root: SegmentationClassAug/ and train_aug.txt",
+    )
+    aug.add_argument(
+        "--sbd", type=Path, required=True, metavar="DIR", help="SBD's benchmark_RELEASE/dataset"
+    )
+    aug.add_argument(
+        "--root", type=Path, required=True, metavar="ROOT", help="the VOC 2012 root (VOC2012/)"
+    )
+    aug.set_defaults(func=_cmd_voc_aug)
+
+    weights = commands.add_parser(
+        "weights",
+        help="check the ImageNet weights files params files name (none given: list the known ones)",
+        description="Each weights file that PARAMS name, relative to the working directory as "
+        "the stages read it: present, and the bytes its publisher put out (sha256). A missing or "
+        "wrong file is an error: line that says where the right one comes from.",
+    )
+    weights.add_argument("params", nargs="*", type=Path, metavar="PARAMS")
+    weights.set_defaults(func=_cmd_weights)
 
     run = commands.add_parser("run", help="run one pipeline stage", epilog=_stage_table())
     run.add_argument("stage", help="a stage name (listed below)")

@@ -248,6 +248,12 @@ def parse_params(raw: object, where: str) -> Params:
     if not isinstance(raw, dict):
         raise WsssError(f"{where}: expected a mapping of sections at the top level")
     _require_plain(raw, where, "")
+    # unknown sections in one line: another file of mappings (a JSON index) is not a line per key
+    if unknown := [k for k in raw if k not in Params.model_fields]:
+        shown = ", ".join(unknown[:3]) + (f" and {len(unknown) - 3} more" if unknown[3:] else "")
+        sections = ", ".join(Params.model_fields)
+        s = "s" if unknown[1:] else ""
+        raise WsssError(f"{where}: {shown}: unknown key{s} (the sections are {sections})")
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:

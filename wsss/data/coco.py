@@ -7,7 +7,6 @@ the classes present in each mask.
 """
 
 import re
-import shutil
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -28,7 +27,7 @@ from pydantic import (
 from wsss.artifacts.manifest import write_text_atomic
 from wsss.data.classes import COCO_CLASSES, IGNORE
 from wsss.data.index import DatasetIndex, Sample, read_split_list
-from wsss.data.io import read_mask, write_mask
+from wsss.data.io import read_mask, replaced_whole, write_mask
 from wsss.errors import WsssError
 from wsss.safe_paths import file_name
 
@@ -182,20 +181,8 @@ def instances_to_masks(instances: Path, root: Path, split: str | None = None) ->
     for ann in data.annotations:
         by_image[ann.image_id].append(ann)
     subset = _subset(data.images[0].file_name.removesuffix(".jpg")) if data.images else "train2014"
-    masks = root / "SegmentationClass" / str(subset)
-    staging = masks.with_name(f".{masks.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:  # the masks appear whole, by one rename, or not at all
-        listed = _draw_masks(by_image, images, class_of, staging)
-        old = masks.with_name(f".{masks.name}.old")
-        if masks.exists():
-            masks.rename(old)
-        staging.rename(masks)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with replaced_whole(root / "SegmentationClass" / str(subset)) as masks:
+        listed = _draw_masks(by_image, images, class_of, masks)
     split = split or re.sub(r"\d+$", "", str(subset))
     lists = root / "ImageSets"
     lists.mkdir(parents=True, exist_ok=True)

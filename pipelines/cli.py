@@ -4,11 +4,13 @@ Exit codes as `wsss`: 0 done; 2 bad input (one `error:` line); 1 an internal fai
 """
 
 import argparse
+import json
 import os
 import re
 import socket
 import sys
 import tempfile
+import urllib.request
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import wsss
-from pipelines import CACHE_SIZE, DEFAULT_ROOT
+from pipelines import CACHE_SIZE, DEFAULT_ROOT, MIN_KFP_BACKEND, PLATFORM_FIELDS_SINCE
 from wsss.artifacts.lineage import format_tree, lineage, read_manifest
 from wsss.artifacts.manifest import write_text_atomic
 from wsss.artifacts.uri import is_remote
@@ -155,7 +157,7 @@ def _cmd_compile(args: argparse.Namespace) -> None:
         _compile(args, package)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(args.out, package.read_text(encoding="utf-8"))
-    print(f"pipeline written to {args.out}")
+    print(f"pipeline written to {args.out} (for Kubeflow Pipelines {MIN_KFP_BACKEND} or newer)")
 
 
 def _cmd_submit(args: argparse.Namespace) -> None:
@@ -166,7 +168,7 @@ def _cmd_submit(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         package = Path(tmp) / "wsss_pipeline.yaml"
         _compile(args, package)
-        _check_reachable(args.host)
+        _check_backend(args.host)
         try:
             client = kfp.Client(host=args.host, namespace=args.namespace)
             run = client.create_run_from_pipeline_package(
@@ -206,6 +208,38 @@ def _check_reachable(host: str, timeout: float = 5) -> None:
         raise WsssError(f"--host {host}: no answer within {timeout:g} s") from None
     except OSError as exc:
         raise WsssError(f"--host {host}: {(exc.strerror or str(exc)).lower()}") from None
+
+
+def _check_backend(host: str, timeout: float = 5) -> None:
+    """The KFP API at HOST answers and is a release whose driver knows every Kubernetes field
+    the compiled pipeline uses (an older one fails each task later, in its pod)."""
+    _check_reachable(host, timeout)
+    tag = _backend_release(host, timeout)
+    release = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)", tag or "")
+    if release is None:
+        told = f"its healthz says {tag!r}" if tag else "no release from its healthz"
+        print(
+            f"warning: --host {host}: {told}; the pipeline needs KFP {MIN_KFP_BACKEND} or newer",
+            file=sys.stderr,
+        )
+        return
+    version = tuple(int(n) for n in release.groups())
+    if newer := [field for field, since in PLATFORM_FIELDS_SINCE.items() if since > version]:
+        raise WsssError(
+            f"--host {host}: KFP {tag}, and the pipeline needs {MIN_KFP_BACKEND} or newer (its "
+            f"driver would refuse {', '.join(newer)}); upgrade Kubeflow Pipelines"
+        )
+
+
+def _backend_release(host: str, timeout: float) -> str | None:
+    """The KFP backend's release tag (its v1beta1 healthz), or None where it does not say (an
+    authenticating proxy in front of a multi-user KFP, an API that lacks it)."""
+    url = f"{host.rstrip('/')}/apis/v1beta1/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return str(json.loads(response.read(1 << 16)).get("tag_name") or "") or None
+    except (OSError, ValueError, AttributeError):  # HTTP errors, timeouts, not a JSON object
+        return None
 
 
 def _why(exc: Exception) -> str:

@@ -6,13 +6,18 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
 
+from pipelines import MIN_KFP_BACKEND, PLATFORM_FIELDS_SINCE
 from pipelines import cli as pipeline_cli
 from pipelines.pipeline import CLUSTER_DEFAULTS, KNOBS, SECTIONS
 from tests.helpers import TINY_CAM, tiny_params
@@ -352,6 +357,74 @@ def test_local_rerun_from_one_stage(local_run):
     assert digest == first.inputs["dataset"].manifest_digest
 
 
+def _fields(executors: dict) -> set[str]:
+    """Every leaf path of the Kubernetes settings of the compiled tasks."""
+
+    def leaves(value: object, path: str) -> set[str]:
+        if isinstance(value, dict):
+            return set().union(*(leaves(v, f"{path}.{k}".strip(".")) for k, v in value.items()))
+        if isinstance(value, list):
+            return set().union(set(), *(leaves(v, path) for v in value))
+        return {path}
+
+    return set().union(*(leaves(config, "") for config in executors.values()))
+
+
+def test_every_kubernetes_field_the_pipeline_uses_has_its_first_backend_on_record(tmp_path):
+    """The minimum KFP backend (README, compile's message, submit's check) is the newest of the
+    fields the compiled YAML uses; a field not on record fails here until it is looked up."""
+    voc = _voc_on_s3(tmp_path)
+    used = set()
+    for extra in ([], ["--cache-pvc", "wsss-cache"]):
+        out = tmp_path / "voc.yaml"
+        result = _pipeline("compile", "--out", out, "--params", voc, *IMAGES, *extra)
+        assert result.returncode == 0, result.stderr
+        assert f"for Kubeflow Pipelines {MIN_KFP_BACKEND} or newer" in result.stdout
+        platform = list(yaml.safe_load_all(out.read_text()))[1]
+        used |= _fields(platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"])
+    for field in used:
+        assert any(f"{field}.".startswith(f"{known}.") for known in PLATFORM_FIELDS_SINCE), field
+    newest = max(PLATFORM_FIELDS_SINCE.values())
+    assert ".".join(map(str, newest)) == MIN_KFP_BACKEND
+    assert f"Kubeflow Pipelines {MIN_KFP_BACKEND} or newer" in (REPO / "README.md").read_text()
+
+
+@contextmanager
+def _kfp_api(release: str, status: int = 200) -> Iterator[str]:
+    """A KFP API on loopback whose healthz names RELEASE (or answers STATUS); yields its URL."""
+
+    class Healthz(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"tag_name": release, "multi_user": False}).encode()
+            found = self.path == "/apis/v1beta1/healthz" and status == 200
+            self.send_response(200 if found else status if status != 200 else 404)
+            self.end_headers()
+            self.wfile.write(body if found else b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthz)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_submit_refuses_a_backend_older_than_the_fields_it_uses(monkeypatch, capsys):
+    monkeypatch.setattr("kfp.Client", lambda *a, **k: pytest.fail("submitted anyway"))
+    common = ["--params", str(REPO / "params.yaml"), "--allow-toy", *IMAGES]
+    with _kfp_api("2.5.0") as host:
+        code = pipeline_cli.main(["submit", "--host", host, *common])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"KFP 2.5.0, and the pipeline needs {MIN_KFP_BACKEND} or newer" in err
+    assert "secretAsEnv.optional" in err and "emptyDirMounts" not in err  # 2.3.0's: there
+
+
 def test_submit_compiles_and_creates_a_run(monkeypatch, tmp_path, capsys):
     calls = {}
 
@@ -365,9 +438,7 @@ def test_submit_compiles_and_creates_a_run(monkeypatch, tmp_path, capsys):
             return SimpleNamespace(run_id="run-123")
 
     monkeypatch.setattr("kfp.Client", FakeClient)
-    api = socket.create_server(("127.0.0.1", 0))  # what the reachability check connects to
-    host = f"http://127.0.0.1:{api.getsockname()[1]}"
-    with api:
+    with _kfp_api(MIN_KFP_BACKEND) as host:
         code = pipeline_cli.main(
             [
                 "submit",
@@ -394,8 +465,6 @@ def test_submit_compiles_and_creates_a_run(monkeypatch, tmp_path, capsys):
 def test_submit_names_why_it_failed_within_seconds(monkeypatch, capsys):
     """A closed port is named by one TCP connection, before the KFP client's 30 s of retries;
     an HTTP error by its status."""
-    listening = socket.create_server(("127.0.0.1", 0))
-    port = listening.getsockname()[1]
     common = ["--params", str(REPO / "params.yaml"), "--allow-toy", *IMAGES]
     closed = socket.create_server(("127.0.0.1", 0))
     dead = closed.getsockname()[1]
@@ -413,11 +482,11 @@ def test_submit_names_why_it_failed_within_seconds(monkeypatch, capsys):
         raise Unauthorized
 
     monkeypatch.setattr("kfp.Client", refuse)
-    with listening:
-        code = pipeline_cli.main(["submit", "--host", f"http://127.0.0.1:{port}", *common])
-    err = capsys.readouterr().err
-    assert code == 2 and "submitting failed (HTTP 401, not authenticated" in err, err
-    assert err.count("\n") == 1
+    with _kfp_api("", status=401) as host:  # a multi-user KFP: its healthz wants a session too
+        code = pipeline_cli.main(["submit", "--host", host, *common])
+    warning, error = capsys.readouterr().err.splitlines()
+    assert warning.startswith("warning: ") and "no release from its healthz" in warning
+    assert code == 2 and "submitting failed (HTTP 401, not authenticated" in error, error
 
 
 @pytest.mark.parametrize(

@@ -142,9 +142,9 @@ def test_bad_weight_files(tmp_path):
         load_weights(truncated, mxnet_names=True)
     with pytest.raises(WsssError, match="not found; not one of wsss's known files"):
         load_weights(tmp_path / "missing.pth", mxnet_names=False)
-    with pytest.raises(WsssError, match="not found; .*from `make install`"):
+    with pytest.raises(WsssError, match=r"not found; .*from `make install`"):
         load_weights(tmp_path / "efficientnet-lite0-57934424.pth", mxnet_names=False)
-    with pytest.raises(WsssError, match="from https://download.pytorch.org/models/resnet50-"):
+    with pytest.raises(WsssError, match=r"from https://download\.pytorch\.org/models/resnet50-"):
         load_weights(tmp_path / "resnet50-19c8e357.pth", mxnet_names=False)
     with pytest.raises(WsssError, match="cannot read weights"):
         load_weights(tmp_path, mxnet_names=False)  # a directory

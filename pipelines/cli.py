@@ -4,6 +4,8 @@ Exit codes as `wsss`: 0 done; 2 bad input (one `error:` line); 1 an internal fai
 """
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import re
@@ -34,6 +36,12 @@ DEFAULT_PARAMS = Path("params.yaml")
 # what a task in a container gets of this shell's environment (run-local --docker)
 PASSED_ENV = ("S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "WSSS_NPROC")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours its messages
+# what run-local shows of kfp.local's log without --verbose: the pipeline's and each task's start
+# and end, and a task's own error: and warning: lines
+TASK_LINES = re.compile(
+    r" - (INFO|WARNING|ERROR) - (Running pipeline|Executing task|Task .* finished with status"
+    r"|Pipeline .* finished)|^\s+(error|warning): "
+)
 QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?([KMGTPE]i?)?")  # a Kubernetes quantity (bytes)
 
 
@@ -283,17 +291,45 @@ def _cmd_run_local(args: argparse.Namespace) -> None:
             _docker_runner(pipeline_root) if args.docker else local.SubprocessRunner(use_venv=False)
         )
         local.init(runner=runner, pipeline_root=str(pipeline_root))
+        shown = contextlib.nullcontext() if args.verbose else _task_lines_only()
         try:
-            task = pipeline(**arguments)
+            with shown:
+                task = pipeline(**arguments)
         except Exception as exc:  # a failed task; or, in a container, outputs that never came
             told = errors.read_text().splitlines() if errors.is_file() else []
-            what = told[-1] if told else f"{ANSI.sub('', str(exc)).splitlines()[0]} (log above)"
+            log = "log above" if args.verbose else "--verbose shows the task's log"
+            what = told[-1] if told else f"{ANSI.sub('', str(exc)).splitlines()[0]} ({log})"
             raise WsssError(f"run-local: {what}") from None
         finally:
             del os.environ[ERRORS_ENV]
     final = task.output.path
     print("\n".join(format_tree(lineage(final))))
     print(f"final artifact: {final}")
+
+
+class _Lines(io.TextIOBase):
+    """A stdout that passes on only the whole lines TASK_LINES matches."""
+
+    def __init__(self, stream: io.TextIOBase) -> None:
+        self.stream, self.pending = stream, ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        self.stream.write("".join(f"{line}\n" for line in lines if TASK_LINES.search(line)))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+@contextlib.contextmanager
+def _task_lines_only():
+    """kfp.local's log (it prints to stdout, a task's own output indented) cut to TASK_LINES."""
+    stdout, sys.stdout = sys.stdout, _Lines(sys.stdout)
+    try:
+        yield
+    finally:
+        sys.stdout = stdout
 
 
 def _docker_runner(pipeline_root: Path) -> "DockerRunner":
@@ -413,6 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run each task in its image (kfp.local's DockerRunner: host network, this shell's "
         "S3 settings; the root is then s3://) instead of as a process here",
+    )
+    loc.add_argument(
+        "--verbose",
+        action="store_true",
+        help="kfp.local's whole log: each task's command, executor input and output, and output "
+        "lines (default: each task's start, end, error: and warning: lines)",
     )
     pipeline_options(loc, "data/toyvoc")
     loc.set_defaults(func=_cmd_run_local)

@@ -644,6 +644,7 @@ HARNESS = settings(
 PATHS = range(len(_hostile_paths(Workspace(Path("w"), Path("r"), Path("a/d"), Path("p")))))
 
 
+@pytest.mark.slow  # the three sweeps take minutes: make test-all (CI) runs them
 @HARNESS
 @given(command=st.sampled_from(COMMANDS), index=st.sampled_from(PATHS))
 def test_every_command_keeps_the_contract_on_every_hostile_path(template, command, index):
@@ -662,6 +663,7 @@ def test_every_command_refuses_the_damaged_inputs_it_reads(template, data):
     _check_case(template, command, command.sound, damage, {})
 
 
+@pytest.mark.slow
 @HARNESS
 @given(command=st.sampled_from(COMMANDS), env=st.sampled_from(ENVIRONMENTS[1:]))
 def test_every_command_keeps_the_contract_in_a_hostile_environment(template, command, env):
@@ -669,6 +671,7 @@ def test_every_command_keeps_the_contract_in_a_hostile_environment(template, com
     _check_case(template, command, command.sound, "none", env)
 
 
+@pytest.mark.slow
 @settings(HARNESS, max_examples=max(settings().max_examples // 6, 10))
 @given(
     command=st.sampled_from(COMMANDS),

@@ -264,13 +264,19 @@ def local_run(toy_root, tmp_path_factory) -> tuple[Path, Path]:
         "run-local", "--params", params, "--root", toy_root, "--pipeline-root", work / "runs"
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    (work / "run-local.out").write_text(result.stdout)
     final = Path(result.stdout.strip().splitlines()[-1].removeprefix("final artifact: "))
     return final, work
 
 
 @pytest.mark.slow
 def test_local_run_of_the_whole_pipeline(local_run):
-    final, _ = local_run
+    final, work = local_run
+    shown = (work / "run-local.out").read_text().splitlines()
+    for stage in PIPELINE:  # each task's start and end, not its executor's JSON (--verbose)
+        task = stage.name.replace("_", "-")
+        assert sum(f"'{task}'" in line for line in shown) == 2, shown
+    assert not any("executor" in line.lower() or '"' in line for line in shown), shown
     evaluation = open_artifact(final, "evaluation")
     assert 0.0 <= evaluation.manifest.metrics["miou"] <= 1.0
     task_dir = final.parent  # kfp.local: <run>/<task>/<output>

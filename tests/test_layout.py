@@ -231,3 +231,15 @@ def test_loading_a_model_imports_no_training_loop():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    """README.md and docs/*.md link files by relative paths (a moved guide must not leave a dead
+    link behind); web links and anchors are not followed."""
+    dead = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            path = target.split("#")[0]
+            if path and "://" not in path and not (page.parent / path).exists():
+                dead.append(f"{page.relative_to(REPO)}: {target}")
+    assert not dead, dead

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,45 +28,64 @@ def _sh(cwd: Path, *cmd: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
-@pytest.fixture(scope="module")
-def checkout(tmp_path_factory) -> Path:
-    """The project's files (tracked or not ignored) in a fresh git repo, sharing this venv
-    (make runs with -o install, so the shared venv is never reinstalled from the copy)."""
+def _copy(dest: Path, **overlay: dict) -> Path:
+    """The project's files (tracked or not ignored) in a fresh git repo at DEST, sharing this venv
+    (make runs with -o install, so the shared venv is never reinstalled from the copy), with
+    OVERLAY's sections merged into params.yaml."""
     files = _sh(REPO, "git", "ls-files", "--cached", "--others", "--exclude-standard").stdout
-    dest = tmp_path_factory.mktemp("clone") / "wsss"
     for rel in files.split():
         if (REPO / rel).is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, dest / rel)
     (dest / ".venv").symlink_to(REPO / ".venv")
     params = yaml.safe_load((dest / "params.yaml").read_text())
-    # CI's budget: every stage, on the pinned ToyVOC, trained briefly
-    params["train_cam"] |= {"epochs": 2, "warmup_epochs": 1}
-    params["extract_seeds"] |= {"scales": [1.0]}
-    params["train_irn"] |= {"epochs": 1}
-    params["train_deeplab"] |= {"epochs": 1}
-    params["evaluate"] |= {"scales": [1.0]}
+    for section, values in overlay.items():
+        params[section] |= values
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _sh(dest, "git", "init", "-q").returncode == 0
     return dest
 
 
-def test_make_run_regenerates_the_pinned_data_and_a_second_run_is_a_no_op(checkout):
-    first = _sh(checkout, "make", "-o", "install", "run")
+# CI's budget: every stage, on the pinned ToyVOC, trained briefly
+BRIEF = {
+    "train_cam": {"epochs": 2, "warmup_epochs": 1},
+    "extract_seeds": {"scales": [1.0]},
+    "train_irn": {"epochs": 1},
+    "train_deeplab": {"epochs": 1},
+    "evaluate": {"scales": [1.0]},
+}
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory) -> Path:
+    """A copy whose `make run` is the README's on the whole pinned ToyVOC, trained briefly."""
+    return _copy(tmp_path_factory.mktemp("whole") / "wsss", **BRIEF)
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Path:
+    """A copy for what DVC does between runs (reruns, experiments, remotes, methods): the same
+    pipeline as a smoke run of a few images per split, so that each run takes seconds."""
+    small = BRIEF | {"smoke": {"images": 4}}
+    return _copy(tmp_path_factory.mktemp("clone") / "wsss", **small)
+
+
+def test_make_run_regenerates_the_pinned_data_and_a_second_run_is_a_no_op(whole):
+    first = _sh(whole, "make", "-o", "install", "run")
     assert first.returncode == 0, first.stderr
     for stage in STAGES:
         assert f"Running stage '{stage}'" in first.stdout
     for kind in KINDS:
-        assert (checkout / "artifacts" / kind / "manifest.json").is_file()
-    assert (checkout / "artifacts" / "evaluation" / "report.html").is_file()
-    lineage = _sh(checkout, ".venv/bin/wsss", "lineage", "artifacts/evaluation").stdout
+        assert (whole / "artifacts" / kind / "manifest.json").is_file()
+    assert (whole / "artifacts" / "evaluation" / "report.html").is_file()
+    lineage = _sh(whole, ".venv/bin/wsss", "lineage", "artifacts/evaluation").stdout
     for kind, stage in zip(KINDS[::-1], STAGES[::-1], strict=True):
         assert f"{kind} <- {stage}" in lineage  # every stage, back to prepare_data
     assert lineage.count("params ") >= len(STAGES)  # each with its params digest
-    second = _sh(checkout, "make", "-o", "install", "run")
+    second = _sh(whole, "make", "-o", "install", "run")
     assert second.returncode == 0, second.stderr
     assert "Running stage" not in second.stdout
-    status = _sh(checkout, ".venv/bin/dvc", "status")
+    status = _sh(whole, ".venv/bin/dvc", "status")
     assert "up to date" in status.stdout, status.stdout
 
 
@@ -163,13 +183,22 @@ def test_a_changed_deeplab_param_reruns_only_train_deeplab_and_evaluate(checkout
 def test_dvc_experiments_set_queue_and_run_all(checkout):
     """`dvc exp run -S` rewrites params.yaml as YAML 1.2 (a bare `confidence: off`, which a
     YAML 1.1 reader takes for False): wsss reads what DVC writes. A queued pair of experiments
-    runs too, each rerunning only train_deeplab and evaluate."""
+    runs too, each rerunning only train_deeplab and evaluate. `dvc exp save -n baseline` after
+    `make run` (the README's first experiment step) is what an experiment is compared with on
+    this machine: metrics and plots."""
     assert _sh(checkout, "make", "-o", "install", "run").returncode == 0
     original = (checkout / "params.yaml").read_text()
     _commit(checkout, "base")  # experiments branch from a commit
     try:
+        saved = _sh(checkout, ".venv/bin/dvc", "exp", "save", "-f", "-n", "baseline")
+        assert saved.returncode == 0, saved.stderr
         one = _sh(checkout, ".venv/bin/dvc", "exp", "run", "-S", "train_deeplab.lr=0.02")
         assert one.returncode == 0, one.stderr
+        name = re.search(r"Ran experiment\(s\): (\S+)", one.stdout).group(1)
+        against = _sh(checkout, ".venv/bin/dvc", "metrics", "diff", "baseline", name, "--json")
+        assert "metrics/train_deeplab.json" in json.loads(against.stdout), against.stderr
+        plotted = _sh(checkout, ".venv/bin/dvc", "plots", "diff", "baseline", name, "--json")
+        assert "errors" not in json.loads(plotted.stdout), plotted.stdout[-2000:]
         assert "confidence: off" in (checkout / "params.yaml").read_text()  # as DVC wrote it
         ran = {stage for stage in STAGES if f"Running stage '{stage}'" in one.stdout}
         # lr 0.02 ran before (another test): its seg_model is the same bytes again, so DVC's run
@@ -185,9 +214,9 @@ def test_dvc_experiments_set_queue_and_run_all(checkout):
         assert run_all.returncode == 0, run_all.stderr + run_all.stdout
         shown = json.loads(_sh(checkout, ".venv/bin/dvc", "exp", "show", "--json").stdout)
         experiments = [e for row in shown for e in row.get("experiments") or []]
-        assert len(experiments) == 3, shown
+        assert len(experiments) == 4, shown  # the baseline, one run, two queued
         names = _sh(checkout, ".venv/bin/dvc", "exp", "list", "--name-only").stdout.split()
-        first, second = names[:2]
+        first, second = [n for n in names if n not in ("baseline", name)][:2]
         metrics = _sh(checkout, ".venv/bin/dvc", "metrics", "diff", first, second, "--json")
         assert metrics.returncode == 0, metrics.stderr
         assert "metrics/train_deeplab.json" in json.loads(metrics.stdout)  # lr changed its loss
@@ -254,8 +283,8 @@ def test_make_run_with_another_cam_method(checkout, method):
 
 def test_a_dvc_smoke_experiment_runs_every_stage_as_a_smoke_run(checkout):
     """`dvc exp run -S smoke.images=2` (the README's try-it-small step) reruns every stage on 2
-    images per split, and every artifact says it is a smoke run's. Last in this file: it leaves
-    the copy's artifacts smoke-sized."""
+    images per split, and every artifact says it is a smoke run's of 2 images. Last in this file:
+    it leaves the copy's artifacts at 2 images."""
     assert _sh(checkout, "make", "-o", "install", "run").returncode == 0
     original = (checkout / "params.yaml").read_text()
     _commit(checkout, "before the smoke run")

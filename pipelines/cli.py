@@ -37,10 +37,10 @@ DEFAULT_PARAMS = Path("params.yaml")
 PASSED_ENV = ("S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "WSSS_NPROC")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours its messages
 # what run-local shows of kfp.local's log without --verbose: the pipeline's and each task's start
-# and end, and a task's own error: and warning: lines
+# and end, the image a task runs in (--docker), and a task's own error: and warning: lines
 TASK_LINES = re.compile(
     r" - (INFO|WARNING|ERROR) - (Running pipeline|Executing task|Task .* finished with status"
-    r"|Pipeline .* finished)|^\s+(error|warning): "
+    r"|Pipeline .* finished)|^\s+(error: |warning: |Found image |Pulling image )"
 )
 QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?([KMGTPE]i?)?")  # a Kubernetes quantity (bytes)
 
@@ -454,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose",
         action="store_true",
         help="kfp.local's whole log: each task's command, executor input and output, and output "
-        "lines (default: each task's start, end, error: and warning: lines)",
+        "lines (default: each task's start, end, image, error: and warning: lines)",
     )
     pipeline_options(loc, "data/toyvoc")
     loc.set_defaults(func=_cmd_run_local)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tools.cli_reference import reference
 from tools.imports import cycles, function_imports, graph
 from wsss.provenance import imports, module_file, stage_sources
 from wsss.stages import PIPELINE, STAGES
@@ -243,3 +244,9 @@ def test_every_relative_link_in_the_docs_resolves():
             if path and "://" not in path and not (page.parent / path).exists():
                 dead.append(f"{page.relative_to(REPO)}: {target}")
     assert not dead, dead
+
+
+def test_the_cli_reference_is_what_the_parsers_print():
+    """docs/cli.md is generated from the parsers: an option added, renamed or reworded without
+    regenerating it (python -m tools.cli_reference) fails here."""
+    assert (REPO / "docs" / "cli.md").read_text() == reference(), "python -m tools.cli_reference"

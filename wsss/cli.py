@@ -283,9 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     weights = commands.add_parser(
         "weights",
         help="check the ImageNet weights files params files name (none given: list the known ones)",
-        description="Each weights file that PARAMS name, relative to the working directory as "
-        "the stages read it: present, and the bytes its publisher put out (sha256). A missing or "
-        "wrong file is an error: line that says where the right one comes from.",
+        description="Each weights file that PARAMS name, relative to the working directory as\n"
+        "the stages read it: present, and the bytes its publisher put out (sha256). A missing\n"
+        "or wrong file is an error: line that says where the right one comes from.",
     )
     weights.add_argument("params", nargs="*", type=Path, metavar="PARAMS")
     weights.set_defaults(func=_cmd_weights)

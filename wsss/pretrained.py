@@ -6,10 +6,10 @@ torchvision's file names carry the first 8 hex digits of the file's sha256, the 
 itself makes; where the whole digest has been measured, it is the whole.
 """
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from wsss.artifacts.manifest import sha256_file
 from wsss.config.params import Params
 from wsss.errors import WsssError
 
@@ -65,20 +65,12 @@ def weights_named(params: Params) -> list[str]:
     return [s.weights for s in sections if s.weights is not None]
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_file(path: Path) -> str:
     """PATH's sha256 and how far its bytes are pinned, when they are the published file's; else
     a WsssError that says where the right file comes from."""
     if not path.is_file():
         raise WsssError(f"{path}: weights file not found; {where_from(path)}")
-    measured = file_sha256(path)
+    measured = sha256_file(path)
     known = KNOWN.get(path.name)
     if known is None:
         pin = "not one of wsss's known files: nothing to compare with"

@@ -402,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--cache-pvc",
             metavar="CLAIM",
             help="a ReadWriteMany PersistentVolumeClaim as every task's dataset cache, shared "
-            "across tasks and runs (k8s/cache-pvc.yaml; default: an emptyDir per task)",
+            "across tasks and runs (k8s/base/cache-pvc.yaml; default: an emptyDir per task)",
         )
         cmd.add_argument(
             "--cache-size",

@@ -35,7 +35,7 @@ ARTIFACT_CLASSES = {
     "pseudo_masks": Dataset,
     "seg_model": Model,
 }
-# The Secret's keys (k8s/s3-secret.yaml) -> the environment wsss reads (wsss/artifacts/storage.py)
+# The Secret's keys (k8s/base/s3-secret.yaml) -> the env wsss reads (wsss/artifacts/storage.py)
 SECRET_KEYS = {
     "endpoint": "S3_ENDPOINT_URL",
     "access_key": "AWS_ACCESS_KEY_ID",

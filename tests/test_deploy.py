@@ -5,6 +5,7 @@ the images."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -98,20 +99,27 @@ def test_the_healthcheck_command_works():
 # --- k8s ---------------------------------------------------------------------------------------
 
 
+BASE = K8S / "base"
+VARIANTS = {"standalone": "kubeflow", "multi-user": "kubeflow-user-example-com"}
+
+
 def _resources() -> list[tuple[str, dict]]:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
     docs = []
     for name in kustomization["resources"]:
-        docs += [(name, d) for d in yaml.safe_load_all((K8S / name).read_text()) if d]
+        docs += [(name, d) for d in yaml.safe_load_all((BASE / name).read_text()) if d]
     return docs
 
 
-def test_kustomization_lists_every_manifest():
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+def test_the_base_lists_every_manifest_and_each_variant_builds_on_it():
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    files = {p.name for p in BASE.glob("*.yaml")} - {"kustomization.yaml"}
     assert sorted(kustomization["resources"]) == sorted(files)
-    namespaces = [d for _, d in _resources() if d["kind"] == "Namespace"]
-    assert [n["metadata"]["name"] for n in namespaces] == [kustomization["namespace"]]
+    assert "namespace" not in kustomization  # each variant names its own
+    assert {p.name for p in K8S.iterdir()} == {"base", *VARIANTS}
+    for variant, namespace in VARIANTS.items():
+        overlay = yaml.safe_load((K8S / variant / "kustomization.yaml").read_text())
+        assert overlay["resources"] == ["../base"] and overlay["namespace"] == namespace
 
 
 @pytest.mark.parametrize("resource", _resources(), ids=lambda r: f"{r[0]}:{r[1]['kind']}")
@@ -128,6 +136,32 @@ def test_strict_validation_catches_a_typo():
         kubernetes_validate.validate(broken, "1.37.0", strict=True)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_variant_renders_into_the_namespace_where_kfp_runs_its_pods(variant):
+    """kubectl's kustomize renders the variant: every object in the namespace where that KFP
+    runs a pipeline's pods (so its launcher finds the ConfigMap and its tasks the Secret), none
+    of them that namespace itself (KFP's or the Profile's: never created, never deleted by
+    `kubectl delete -k`), each valid; the container defaults only where they cannot reach KFP's
+    own pods; SeaweedFS and its Job outside Istio's mesh (multi-user Kubeflow injects sidecars)."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("needs kubectl (its built-in kustomize renders the variants)")
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(K8S / variant)], capture_output=True, text=True, check=True
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.37.0", strict=True)
+    assert "Namespace" not in {d["kind"] for d in docs}
+    assert {d["metadata"]["namespace"] for d in docs} == {VARIANTS[variant]}
+    assert {d["kind"] for d in docs} >= {"Secret", "ConfigMap", "Deployment", "Service", "Job"}
+    assert ("LimitRange" in {d["kind"] for d in docs}) == (variant != "standalone")
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "Job"):
+            annotations = doc["spec"]["template"]["metadata"]["annotations"]
+            assert annotations["sidecar.istio.io/inject"] == "false"
+
+
 def test_secret_launcher_and_pipeline_agree():
     docs = {(d["kind"], d["metadata"]["name"]): d for _, d in _resources()}
     secret = docs[("Secret", CLUSTER_DEFAULTS["s3_secret"])]
@@ -139,14 +173,13 @@ def test_secret_launcher_and_pipeline_agree():
     assert ref["secretName"] == CLUSTER_DEFAULTS["s3_secret"]
     assert {ref["accessKeyKey"], ref["secretKeyKey"]} <= set(secret["stringData"])
     service = docs[("Service", "seaweedfs")]
-    namespace = yaml.safe_load((K8S / "kustomization.yaml").read_text())["namespace"]
     port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "s3")
-    host = f"seaweedfs.{namespace}.svc.cluster.local:{port}"
+    host = f"seaweedfs:{port}"  # the Service in the pods' own namespace, whichever it is
     assert s3["endpoint"] == host and secret["stringData"]["endpoint"] == f"http://{host}"
 
 
 def _seaweedfs_docs() -> dict[str, dict]:
-    return {d["kind"]: d for d in yaml.safe_load_all((K8S / "seaweedfs.yaml").read_text())}
+    return {d["kind"]: d for d in yaml.safe_load_all((BASE / "seaweedfs.yaml").read_text())}
 
 
 def test_the_seaweedfs_identity_script_writes_the_secrets_keys(tmp_path):

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import yaml
+
 import wsss
 from pipelines import CACHE_SIZE, DEFAULT_ROOT, MIN_KFP_BACKEND, PLATFORM_FIELDS_SINCE
 from wsss.artifacts.lineage import format_tree, lineage, read_manifest
@@ -93,6 +95,20 @@ def _compile(args: argparse.Namespace, package: Path) -> None:
             )
     arguments = pipeline_arguments(params, args.root)
     compiler.Compiler().compile(pipeline, str(package), pipeline_parameters=arguments)
+    _sort_the_header(package)
+
+
+def _sort_the_header(package: Path) -> None:
+    """KFP writes the spec with sorted keys but its header comment from protobuf maps, whose
+    order changes from run to run (a dict default such as `tolerations`): the header is made
+    again from the sorted spec, so one params file compiles to the same bytes every time."""
+    from kfp.compiler.pipeline_spec_builder import extract_comments_from_pipeline_spec
+
+    text = package.read_text()
+    body = re.sub(r"\A(#[^\n]*\n)*", "", text)
+    spec = next(yaml.safe_load_all(body))
+    header = extract_comments_from_pipeline_spec(spec, spec["pipelineInfo"].get("description"))
+    package.write_text(header + body)
 
 
 def _check_artifact_kinds(args: argparse.Namespace) -> None:

@@ -125,6 +125,21 @@ def test_no_cache_and_cache_size_reach_every_task(tmp_path):
     assert bad.returncode == 2 and "expected a Kubernetes quantity" in bad.stderr
 
 
+def test_one_params_file_compiles_to_the_same_bytes_every_time(tmp_path):
+    """Three processes (protobuf's map order differs between them: the header's `tolerations`
+    default came out in three orders in four compiles before the header was sorted)."""
+    params = _voc_on_s3(tmp_path)
+    outputs = []
+    for run in range(3):
+        out = tmp_path / f"pipeline-{run}.yaml"
+        result = _pipeline("compile", "--out", out, "--params", params, *IMAGES)
+        assert result.returncode == 0, result.stderr
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1] == outputs[2]
+    header = outputs[0].decode().split("\npipelineInfo", 1)[0]
+    assert "#    tolerations: list [Default: [{'effect': 'NoSchedule', 'key'" in header
+
+
 def test_local_weights_with_an_s3_root_are_refused(tmp_path):
     out = tmp_path / "p.yaml"
     refused = _pipeline("compile", "--out", out, "--params", REPO / "params" / "voc.yaml", *IMAGES)

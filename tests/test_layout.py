@@ -13,6 +13,7 @@ import yaml
 
 from tools.cli_reference import reference
 from tools.imports import cycles, function_imports, graph
+from tools.results_table import rewritten
 from wsss.provenance import imports, module_file, stage_sources
 from wsss.stages import PIPELINE, STAGES
 
@@ -234,16 +235,44 @@ def test_loading_a_model_imports_no_training_loop():
     assert out.stdout.strip() == "[]"
 
 
+def _anchors(page: Path) -> set[str]:
+    """The #anchors GitHub gives PAGE's headings: lower case, punctuation dropped, spaces to -."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
 def test_every_relative_link_in_the_docs_resolves():
-    """README.md and docs/*.md link files by relative paths (a moved guide must not leave a dead
-    link behind); web links and anchors are not followed."""
+    """README.md and docs/*.md link files by relative paths, and headings by #anchors (a moved
+    guide or a renamed section must not leave a dead link behind); web links are not followed."""
     dead = []
     for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
         for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
-            path = target.split("#")[0]
-            if path and "://" not in path and not (page.parent / path).exists():
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path) if path else page
+            if "://" in path:
+                continue
+            if not linked.exists() or (anchor and anchor not in _anchors(linked)):
                 dead.append(f"{page.relative_to(REPO)}: {target}")
     assert not dead, dead
+
+
+def test_the_readme_is_short_and_leads_to_every_guide():
+    """A newcomer's page: at most 200 lines, no dates or machine names (those live in
+    benchmarks/RESULTS.md), and every guide in docs/ one link away."""
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    assert not re.findall(r"\b20\d\d-\d\d-\d\d\b|Xeon|EPYC|AVX", readme)
+    linked = set(re.findall(r"\]\(docs/([^)#\s]+)", readme))
+    assert linked == {p.name for p in (REPO / "docs").glob("*.md")}
+    for page in (REPO / "docs").glob("*.md"):  # each says what it is for, under its title
+        title, blank, purpose = page.read_text().splitlines()[:3]
+        assert title.startswith("# ") and not blank and purpose, page.name
+
+
+def test_the_readme_results_are_the_committed_json():
+    """The README's results block is generated (python -m tools.results_table) from metrics/ and
+    benchmarks/results/: a number changed in one place and not the other fails here."""
+    assert (REPO / "README.md").read_text() == rewritten((REPO / "README.md").read_text())
 
 
 def test_the_cli_reference_is_what_the_parsers_print():

@@ -242,10 +242,11 @@ def _anchors(page: Path) -> set[str]:
 
 
 def test_every_relative_link_in_the_docs_resolves():
-    """README.md and docs/*.md link files by relative paths, and headings by #anchors (a moved
-    guide or a renamed section must not leave a dead link behind); web links are not followed."""
+    """README.md, CHANGELOG.md and docs/*.md link files by relative paths, and headings by
+    #anchors (a moved guide or a renamed section must not leave a dead link behind); web links
+    are not followed."""
     dead = []
-    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+    for page in [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]:
         for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
             path, _, anchor = target.partition("#")
             linked = (page.parent / path) if path else page

@@ -102,8 +102,25 @@ class DockerDaemon:
         return self.run("image", "inspect", name, check=False).returncode == 0
 
     def stop(self) -> None:
+        """Stop dockerd and undo the mounts it leaves (its network namespace, the data root's
+        private bind): a left mount keeps the session's directories, and pytest's cleanup, from
+        ever removing them."""
         stop_process(self.process, timeout=30)
         self.process = None
+        for mount in _mounts_under(self.data, self.dir):
+            subprocess.run(["umount", "--lazy", mount], check=False, capture_output=True)
+
+
+def _mounts_under(*dirs: Path) -> list[str]:
+    """Mount points at or below DIRS, deepest first (/proc/mounts; none where it is absent)."""
+    try:
+        lines = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    roots = [str(d.resolve()) for d in dirs]
+    points = [line.split()[1].replace("\\040", " ") for line in lines if len(line.split()) > 1]
+    inside = [p for p in points if any(p == r or p.startswith(r + "/") for r in roots)]
+    return sorted(set(inside), key=len, reverse=True)
 
 
 def import_base_image(daemon: DockerDaemon) -> str:

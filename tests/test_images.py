@@ -50,6 +50,8 @@ def daemon(tmp_path_factory):
     daemon.stop()
     if lock is not None:
         os.close(lock)
+    else:  # this session's own layers (~14 GiB): nobody reuses them
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -80,9 +82,12 @@ def build(daemon):
         print(f"built {tag} from {dockerfile} in {seconds:.0f} s")
         return seconds
 
+    # the layers an earlier build left (its images retagged since), also where that session
+    # was killed before its own prune: the shared cache holds one set of layers, not one a run
+    daemon.run("image", "prune", "--force", check=False)
     yield run
     indexes.close()
-    daemon.run("image", "prune", "--force", check=False)  # the layers earlier builds left
+    daemon.run("image", "prune", "--force", check=False)
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.irn_stage import gt_boundary_cells
 from tests.helpers import seal, tiny_params, write_cams
 from wsss.artifacts.manifest import MANIFEST
 from wsss.artifacts.opening import open_artifact
 from wsss.config.crf import CrfParams
+from wsss.data.classes import IGNORE
 from wsss.data.io import read_mask
 from wsss.kinds.dataset import load_index
 from wsss.losses.irn import affinity_loss, displacement_loss
@@ -351,3 +353,14 @@ def test_bad_irn_inputs(cli, dataset_artifact, gt_cams, irn_model, tmp_path):
         assert result.code == 2 and message in result.err and sample.id in result.err
         assert result.err.count("\n") == 1
         assert not (tmp_path / "o" / MANIFEST).exists()
+
+
+def test_the_irn_stage_benchmark_marks_gt_boundary_cells():
+    """benchmarks.irn_stage scores IRN's boundary map on the stride-4 grid: a cell is a GT
+    boundary where its 4x4 block holds two classes or the ignore band, and the padding past the
+    image's edge counts as ignore."""
+    gt = np.zeros((8, 10), np.uint8)
+    gt[:, 5:] = 3  # a class edge inside the second column of cells
+    gt[0, 0] = IGNORE
+    cells = gt_boundary_cells(gt, (2, 3))
+    assert cells.tolist() == [[True, True, True], [False, True, True]]

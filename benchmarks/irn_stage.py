@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     parser.add_argument("--radius", type=int, help="the walk's radius (default: export_masks')")
     args = parser.parse_args()
+    if args.radius is not None and args.radius < 2:
+        parser.error(f"--radius {args.radius}: at least 2 (a smaller one pairs no cells)")
     art = args.artifacts
     index = load_index(open_artifact(art / "dataset", "dataset").path)
     cams = open_artifact(art / "cams", "cams").path

@@ -186,6 +186,9 @@ def test_unknown_params_key(cli, toy_root, tmp_path):
         ("train_cam:\n  lr: .inf\n", "train_cam.lr"),
         ("train_cam:\n  margin: .nan\n", "train_cam.margin"),
         ("train_cam:\n  tau_bg: 0.5\n", "train_cam: tau_bg (0.5) must be below tau_fg"),
+        # an unhashable method name (Hypothesis found the traceback)
+        ("train_cam:\n  method: []\n", "train_cam.method: Input should be 'baseline'"),
+        ("train_cam:\n  method: {ktse: 1}\n", "train_cam.method: Input should be"),
         # SIE/SSR/MGA would never run: silently the baseline
         ("train_cam:\n  warmup_epochs: 20\n", "train_cam: warmup_epochs (20) must be below"),
         ("train_cam:\n  num_pair: 9\n", "train_cam: num_pair (9) must be at most batch_size"),

@@ -162,7 +162,7 @@ def cam_params(raw: object) -> object:
     if isinstance(raw, TrainCamParams) or not isinstance(raw, dict):
         return raw  # an instance is kept; anything else fails as "a valid dictionary"
     name = raw.get("method", DEFAULT_METHOD)
-    if name not in METHOD_PARAMS:
+    if not isinstance(name, str) or name not in METHOD_PARAMS:  # a list or dict is no name either
         expected = ", ".join(f"'{m}'" for m in METHOD_PARAMS)
         raise ValidationError.from_exception_data(
             "train_cam",

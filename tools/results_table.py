@@ -68,6 +68,10 @@ def ablation_table() -> list[str]:
     return rows
 
 
+def _listed(names: list[str]) -> str:
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names) or "none"
+
+
 def fidelity_line() -> list[str]:
     fidelity = _json("benchmarks/results/fidelity.json")
     average = fidelity["miou_average"]
@@ -81,7 +85,7 @@ def fidelity_line() -> list[str]:
         "Fidelity: run side by side with the official KTSE/IRN code, every rule compared agrees "
         "([docs/method.md](docs/method.md)); of the three differences kept by choice "
         "(`python -m benchmarks.fidelity`, on `make run`'s artifacts), the official mIoU average "
-        f"gives the same {', '.join(same) or 'nothing'}, the peak clamp changes {changed} of "
+        f"gives the same mIoU on the {_listed(same)}, the peak clamp changes {changed} of "
         f"{peak['pairs']} SSR labels, and PAR's input agrees on {100 * par:.3f} % of the pixels."
     ]
 
